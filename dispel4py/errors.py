@@ -1,0 +1,116 @@
+"""The exception hierarchy.
+
+Every error dispel4py raises on purpose is a :class:`Dispel4PyError`. The CLI maps the
+classes to exit codes in one place (``cli.py``): usage and graph problems exit 2, a failed
+workflow or transport exits 1.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "Dispel4PyError",
+    "UsageError",
+    "GraphError",
+    "InputError",
+    "MappingUnavailable",
+    "TransportError",
+    "WorkflowFailed",
+    "WorkerDied",
+    "did_you_mean",
+]
+
+
+class Dispel4PyError(Exception):
+    """Root of every error dispel4py raises deliberately."""
+
+    exit_code = 1
+
+
+class UsageError(Dispel4PyError):
+    """The command line or a library call was given something it cannot use."""
+
+    exit_code = 2
+
+
+class GraphError(UsageError):
+    """The workflow graph cannot run as written (unknown port, bad grouping, cycle...)."""
+
+
+class InputError(UsageError):
+    """The workflow inputs (-i/-d/-f or ``inputs=``) are invalid."""
+
+
+class MappingUnavailable(UsageError):
+    """The mapping is unknown, not built yet, or its optional dependencies are missing."""
+
+
+class TransportError(Dispel4PyError):
+    """Moving messages between workers failed (e.g. an item could not be pickled)."""
+
+
+class WorkflowFailed(Dispel4PyError):
+    """A PE raised while the workflow ran.
+
+    Carries the PE id, instance, phase, input port and a short repr of the item, plus the
+    user's traceback formatted as text (it may have crossed a process boundary). The
+    original exception, when it could travel, is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        pe_id: str,
+        instance: int,
+        phase: str,
+        port: str | None = None,
+        item_repr: str | None = None,
+        error: str = "",
+        user_traceback: str = "",
+        where: str = "",
+    ) -> None:
+        self.pe_id = pe_id
+        self.instance = instance
+        self.phase = phase
+        self.port = port
+        self.item_repr = item_repr
+        self.error = error
+        self.user_traceback = user_traceback
+        self.where = where
+        super().__init__(self._headline())
+
+    def _headline(self) -> str:
+        text = f"PE {self.pe_id} (instance {self.instance}) failed in {self.phase}"
+        if self.port is not None:
+            text += f" on input '{self.port}'"
+        if self.item_repr is not None:
+            text += f" with item {self.item_repr}"
+        if self.where:
+            text += f" [{self.where}]"
+        return f"{text}: {self.error}"
+
+    def __reduce__(self):  # keep all fields when pickled between processes
+        return (
+            WorkflowFailed,
+            (
+                self.pe_id,
+                self.instance,
+                self.phase,
+                self.port,
+                self.item_repr,
+                self.error,
+                self.user_traceback,
+                self.where,
+            ),
+        )
+
+
+class WorkerDied(Dispel4PyError):
+    """A worker process ended without finishing (killed, out of memory, crashed)."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean 'x'?)' for the closest choice, or ''."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

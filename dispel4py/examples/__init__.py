@@ -1,0 +1,1 @@
+"""Example workflows shipped with dispel4py."""

@@ -1,0 +1,15 @@
+"""producer -> c1 (5 instances) -> c2 (5 instances, 'global': instance 0 gets everything)."""
+
+from dispel4py.examples.graph_testing import testing_PEs as t
+from dispel4py.workflow_graph import WorkflowGraph
+
+prod = t.TestProducer()
+cons1 = t.TestOneInOneOut()
+cons2 = t.TestOneInOneOut()
+cons1.numprocesses = 5
+cons2.numprocesses = 5
+cons2.inputconnections["input"]["grouping"] = "global"
+
+graph = WorkflowGraph()
+graph.connect(prod, "output", cons1, "input")
+graph.connect(cons1, "output", cons2, "input")

@@ -1,0 +1,437 @@
+"""THE executor loop: runs the PE instances a plan places on one worker.
+
+Every mapping runs this loop; a mapping only decides placement and supplies the transport.
+
+* ``preprocess`` each hosted instance, feed provided inputs, then process inbox items one
+  input per ``process`` call, routing what is returned or written.
+* **End of stream**: an instance finishes when it has an end-of-stream marker from every
+  (incoming edge, source instance) and its inbox is empty; then ``postprocess`` runs (its
+  writes are delivered) and markers go downstream. No idle timeouts.
+* **Batching**: items for other workers are buffered per destination instance and sent
+  when the buffer is full or the worker is about to wait for input.
+* **Bounded memory without deadlock**: a sender holds at most ``credits`` unacknowledged
+  batches per destination instance. While waiting for credit, the worker keeps receiving:
+  work for instances that are not upstream of what is on its stack is processed at once
+  (and acknowledged), other work is held unacknowledged. Because the graph is acyclic,
+  a chain of waits always moves downstream and ends, so two workers feeding each other
+  cannot lock up. Local inboxes are drained inline when they reach ``local_limit``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import deque
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any, Protocol
+
+from dispel4py.core import WRITER
+from dispel4py.errors import Dispel4PyError
+from dispel4py.failure import wrap_failure
+from dispel4py.plan import Plan
+from dispel4py.result import InstanceStats
+from dispel4py.routing import (
+    ALL,
+    GLOBAL,
+    GROUP_BY,
+    BroadcastRoute,
+    FixedRoute,
+    GroupByRoute,
+    RoundRobinRoute,
+    Route,
+)
+from dispel4py.writers import make_writer
+
+__all__ = ["Executor", "Transport", "Reporter"]
+
+_log = logging.getLogger("dispel4py.engine")
+
+
+class Transport(Protocol):
+    def send(self, worker: int, message: Any) -> None: ...
+    def recv(self) -> Any: ...
+
+
+class Reporter(Protocol):
+    def result_list(self, pe_id: str, output: str) -> list[Any]: ...
+    def flush_results(self) -> None: ...
+
+
+class Executor:
+    def __init__(
+        self,
+        plan: Plan,
+        worker: int,
+        transport: Transport | None,
+        reporter: Reporter,
+        *,
+        batch_size: int = 256,
+        credits: int = 4,
+        local_limit: int = 1024,
+        where: str = "",
+    ) -> None:
+        self.plan = plan
+        self.worker = worker
+        self.transport = transport
+        self.reporter = reporter
+        self.batch_size = batch_size
+        self.local_limit = local_limit
+        self.where = where
+        placement = plan.placement
+        n = len(placement.pe_of)
+        self.hosted = plan.hosted(worker)
+        self.inboxes: list[deque | None] = [None] * n
+        self.eos_left = [0] * n
+        self.finished = [False] * n
+        self.active = [False] * n
+        self.credits = [credits] * n
+        self.outbufs: dict[int, list[tuple[str, Any]]] = {}
+        self.held: dict[int, list[tuple[int, list[tuple[str, Any]]]]] = {}
+        self.stack: list[int] = []
+        self.failure: Dispel4PyError | None = None
+        self._nested_s = 0.0
+        self.pes: dict[int, Any] = {}
+        self.stats: dict[int, InstanceStats] = {}
+        for iid in self.hosted:
+            self.inboxes[iid] = deque()
+            self.eos_left[iid] = plan.eos_expected(iid)
+            self.stats[iid] = InstanceStats(placement.pe_of[iid], iid, worker)
+        self._make_instances()
+        self.writers: dict[int, dict[str, Any]] = {iid: self._make_writers(iid) for iid in self.hosted}
+        self.handlers = {iid: self._make_handler(iid) for iid in self.hosted}
+
+    # -- setup ---------------------------------------------------------------------------
+    def _make_instances(self) -> None:
+        """The first local instance of a PE is the plan's object, the others deep copies."""
+        seen: set[str] = set()
+        for iid in self.hosted:
+            pe_id = self.plan.pe_of(iid)
+            original = self.plan.pes[pe_id]
+            pe = original if pe_id not in seen else copy.deepcopy(original)
+            seen.add(pe_id)
+            pe.rank = iid
+            self.pes[iid] = pe
+
+    def _routes(self, iid: int, output: str) -> list[Route]:
+        plan, placement = self.plan, self.plan.placement
+        pe_id = plan.pe_of(iid)
+        routes: list[Route] = []
+        for e in plan.edges:
+            if e.src != pe_id or e.out != output:
+                continue
+            targets = plan.instances[e.dst]
+            kind = e.grouping.kind
+            if kind == GLOBAL:
+                routes.append(FixedRoute(e.inp, targets[:1]))
+            elif kind == ALL:
+                routes.append(BroadcastRoute(e.inp, targets))
+            elif kind == GROUP_BY:
+                routes.append(GroupByRoute(e.inp, targets, e.grouping.keys, e.dst))
+            else:
+                candidates = self._shuffle_candidates(e.src, targets)
+                if len(candidates) == 1:
+                    routes.append(FixedRoute(e.inp, candidates))
+                else:
+                    routes.append(RoundRobinRoute(e.inp, candidates, placement.index_of[iid]))
+        return routes
+
+    def _shuffle_candidates(self, src: str, targets: list[int]) -> list[int]:
+        """Prefer local destinations when every destination worker has a local source."""
+        worker_of = self.plan.placement.worker_of
+        src_workers = {worker_of[i] for i in self.plan.instances[src]}
+        if {worker_of[t] for t in targets} <= src_workers:
+            local = [t for t in targets if worker_of[t] == self.worker]
+            if local:
+                return local
+        return targets
+
+    def _make_writers(self, iid: int) -> dict[str, Any]:
+        pe = self.pes[iid]
+        pe_id = self.plan.pe_of(iid)
+        writers = {}
+        for output in pe.outputconnections:
+            collected = (pe_id, output) in self.plan.collect
+            writer = make_writer(
+                self._routes(iid, output),
+                self.reporter.result_list(pe_id, output) if collected else None,
+                local_inboxes=self.inboxes,
+                deliver=self.deliver,
+                drain=self.drain,
+                flush_results=self.reporter.flush_results,
+                limit=self.local_limit,
+            )
+            for t in getattr(writer, "routes", ()) or ():
+                for target in t.targets:
+                    if self.inboxes[target] is None:
+                        self.outbufs.setdefault(target, [])
+            pe.outputconnections[output][WRITER] = writer
+            writers[output] = writer
+        return writers
+
+    def _make_handler(self, iid: int) -> Callable[[str, Any], None]:
+        """``handler(port, item)``: one process call, with fast paths for the base classes."""
+        from dispel4py.base import ConsumerPE, IterativePE
+
+        pe = self.pes[iid]
+        only_input = list(pe.inputconnections) == [getattr(pe, "INPUT_NAME", None)]
+        if only_input and type(pe).process is IterativePE.process:
+            fn, writer = pe._process, self.writers[iid].get(pe.OUTPUT_NAME)
+            if writer is not None:
+                write = writer.write
+
+                def iterative(port: str, item: Any) -> None:
+                    result = fn(item)
+                    if result is not None:
+                        write(result)
+
+                return iterative
+        if only_input and type(pe).process is ConsumerPE.process:
+            consume = pe._process
+            return lambda port, item: consume(item)
+        process, emit = pe.process, self._emitter(iid)
+
+        def generic(port: str, item: Any) -> None:
+            out = process({port: item})
+            if out is not None:
+                emit(out)
+
+        return generic
+
+    def _emitter(self, iid: int) -> Callable[[Any], None]:
+        writers, pe_id = self.writers[iid], self.plan.pe_of(iid)
+
+        def emit(out: Any) -> None:
+            if not isinstance(out, dict):
+                raise TypeError(
+                    f"process() of {pe_id} returned {type(out).__name__}; expected None or a "
+                    "dict {output_name: item}"
+                )
+            for name, value in out.items():
+                writer = writers.get(name)
+                if writer is None:
+                    raise KeyError(
+                        f"process() of {pe_id} returned output '{name}', which it does not "
+                        f"declare; outputs are: {', '.join(writers) or '(none)'}"
+                    )
+                writer.write(value)
+
+        return emit
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self) -> list[InstanceStats]:
+        """Run every hosted instance to its end of stream; return their stats."""
+        for iid in self.hosted:
+            self._call(iid, "preprocess", self.pes[iid].preprocess)
+        for iid in self.hosted:
+            pe_id = self.plan.pe_of(iid)
+            if pe_id in self.plan.inputs and self.plan.placement.index_of[iid] == 0:
+                self._feed(iid, self.plan.inputs[pe_id])
+        self._loop()
+        self.flush_all()
+        for iid in self.hosted:
+            self.stats[iid].items_out = sum(w.count for w in self.writers[iid].values())
+        return [self.stats[iid] for iid in self.hosted]
+
+    def _loop(self) -> None:
+        unfinished = list(self.hosted)
+        while unfinished:
+            progressed = False
+            for iid in unfinished:
+                if self.inboxes[iid]:
+                    self.drain(iid)
+                    progressed = True
+                if self.eos_left[iid] <= 0 and not self.inboxes[iid] and iid not in self.held:
+                    self._finish(iid)
+                    progressed = True
+            unfinished = [i for i in unfinished if not self.finished[i]]
+            if unfinished and not progressed:
+                self._wait()
+
+    def _wait(self) -> None:
+        if self.transport is None:
+            waiting = [self.plan.pe_of(i) for i in self.hosted if not self.finished[i]]
+            raise RuntimeError(f"dispel4py internal error: {waiting} wait for input that cannot come")
+        self.flush_all()
+        self.handle(self.transport.recv())
+
+    def _feed(self, iid: int, provided: Any) -> None:
+        """Run the provided inputs of an instance: N ``{}`` calls or one call per dict."""
+        calls = range(provided) if isinstance(provided, int) else provided
+        process, emit = self.pes[iid].process, self._emitter(iid)
+        item: Any = None
+
+        def feed() -> None:
+            nonlocal item
+            for entry in calls:
+                item = {} if isinstance(provided, int) else entry
+                self.stats[iid].calls += 1
+                out = process(item)
+                if out is not None:
+                    emit(out)
+
+        self._call(iid, "process", feed, lambda: item)
+
+    def drain(self, iid: int) -> None:
+        """Process the inbox of ``iid`` (no-op if it is already running on the stack)."""
+        if self.active[iid]:
+            return
+        inbox, handler, stats = self.inboxes[iid], self.handlers[iid], self.stats[iid]
+        assert inbox is not None
+        current: list[Any] = [None, None]
+
+        def run_inbox() -> None:
+            while True:
+                calls = 0
+                try:
+                    while inbox:
+                        current[0], current[1] = pair = inbox.popleft()
+                        calls += 1
+                        handler(*pair)
+                finally:
+                    stats.calls += calls
+                if self.failure is not None:
+                    raise self.failure
+                if iid not in self.held:
+                    return
+                self._release_held(iid)
+
+        self._call(iid, "process", run_inbox, lambda: current[1], lambda: current[0])
+
+    def _call(
+        self,
+        iid: int,
+        phase: str,
+        body: Callable[[], None],
+        item: Callable[[], Any] | None = None,
+        port: Callable[[], Any] | None = None,
+    ) -> None:
+        """Run ``body`` as instance ``iid``: mark it active, time it, wrap user errors."""
+        self.active[iid] = True
+        self.stack.append(iid)
+        outer_nested, self._nested_s = self._nested_s, 0.0
+        start = perf_counter()
+        try:
+            body()
+        except Dispel4PyError:
+            raise
+        except Exception as exc:
+            self.failure = wrap_failure(
+                self.plan.pe_of(iid),
+                iid,
+                phase,
+                port() if port else None,
+                item() if item else None,
+                exc,
+                self.where,
+            )
+            raise self.failure from exc
+        finally:
+            elapsed = perf_counter() - start
+            self.stats[iid].busy_s += elapsed - self._nested_s
+            self._nested_s = outer_nested + elapsed
+            self.stack.pop()
+            self.active[iid] = False
+
+    def _finish(self, iid: int) -> None:
+        self._call(iid, "postprocess", self.pes[iid].postprocess)
+        self.finished[iid] = True
+        stats = self.stats[iid]
+        _log.info(
+            "%s (rank %d): Processed %d iteration%s.",
+            stats.pe_id,
+            iid,
+            stats.calls,
+            "" if stats.calls == 1 else "s",
+        )
+        pe_id = self.plan.pe_of(iid)
+        for e in self.plan.edges:
+            if e.src != pe_id:
+                continue
+            for target in self.plan.instances[e.dst]:
+                if self.inboxes[target] is not None:
+                    self.eos_left[target] -= 1
+                else:
+                    self._send_now(target)
+                    self._send(target, ("E", target, 1))
+
+    # -- moving messages -----------------------------------------------------------------
+    def deliver(self, target: int, port: str, data: Any) -> None:
+        inbox = self.inboxes[target]
+        if inbox is not None:
+            inbox.append((port, data))
+            if len(inbox) >= self.local_limit and not self.active[target]:
+                self.drain(target)
+            return
+        buf = self.outbufs[target]
+        buf.append((port, data))
+        if len(buf) >= self.batch_size:
+            self._send_now(target)
+
+    def _send(self, target: int, message: Any) -> None:
+        assert self.transport is not None
+        self.transport.send(self.plan.placement.worker_of[target], message)
+
+    def _send_now(self, target: int) -> None:
+        """Send the buffer for ``target``, waiting for credit if needed."""
+        if not self.outbufs[target]:
+            return
+        while self.credits[target] <= 0:
+            assert self.transport is not None
+            self.handle(self.transport.recv())
+        buf = self.outbufs[target]
+        self.outbufs[target] = []
+        self.credits[target] -= 1
+        self._send(target, ("D", self.worker, target, buf))
+
+    def flush_all(self) -> None:
+        """Send every buffer that has credit, and pending results (never blocks)."""
+        for target, buf in list(self.outbufs.items()):
+            if buf and self.credits[target] > 0:
+                self._send_now(target)
+        self.reporter.flush_results()
+
+    def handle(self, message: Any) -> None:
+        kind = message[0]
+        if kind == "D":
+            _, src, iid, pairs = message
+            if self._must_hold(iid):
+                self.held.setdefault(iid, []).append((src, pairs))
+                return
+            inbox = self.inboxes[iid]
+            assert inbox is not None
+            inbox.extend(pairs)
+            self._send_credit(src, iid)
+            if self.stack:
+                self.drain(iid)
+        elif kind == "C":
+            self.credits[message[1]] += message[2]
+        elif kind == "E":
+            self.eos_left[message[1]] -= message[2]
+        else:
+            raise RuntimeError(f"dispel4py internal error: unexpected message {kind!r}")
+
+    def _send_credit(self, src: int, iid: int) -> None:
+        assert self.transport is not None
+        self.transport.send(src, ("C", iid, 1))
+
+    def _must_hold(self, iid: int) -> bool:
+        if not self.stack:
+            return False
+        if self.active[iid]:
+            return True
+        pe_of, below = self.plan.placement.pe_of, self.plan.descendants[self.plan.pe_of(iid)]
+        return any(pe_of[a] in below for a in self.stack)
+
+    def _release_held(self, iid: int) -> None:
+        inbox = self.inboxes[iid]
+        assert inbox is not None
+        for src, pairs in self.held.pop(iid):
+            inbox.extend(pairs)
+            self._send_credit(src, iid)
+
+    def close(self) -> None:
+        """Remove the writers installed on the PE objects (they reference this executor)."""
+        for pe in self.pes.values():
+            for output in pe.outputconnections.values():
+                output.pop(WRITER, None)

@@ -1,0 +1,89 @@
+"""The mapping interface: a mapping is only placement (how many workers) + transport."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping as MappingABC
+from typing import Any, ClassVar
+
+from dispel4py.plan import Plan, make_plan
+from dispel4py.result import InstanceStats, RunResult
+from dispel4py.workflow_graph import WorkflowGraph
+
+__all__ = ["Mapping", "ResultCollector"]
+
+
+class ResultCollector:
+    """Driver-side store of collected outputs, ``{(pe_id, output): [items]}``."""
+
+    def __init__(self) -> None:
+        self.lists: dict[tuple[str, str], list[Any]] = {}
+
+    def result_list(self, pe_id: str, output: str) -> list[Any]:
+        return self.lists.setdefault((pe_id, output), [])
+
+    def flush_results(self) -> None:
+        """Results are already where the driver wants them."""
+
+    def extend(self, pe_id: str, output: str, items: list[Any]) -> None:
+        self.result_list(pe_id, output).extend(items)
+
+    def outputs(self, plan: Plan) -> dict[str, dict[str, list[Any]]]:
+        """``{pe_id: {output: items}}`` in graph order, without empty outputs."""
+        result: dict[str, dict[str, list[Any]]] = {}
+        for pe_id, pe in plan.pes.items():
+            for output in pe.outputconnections:
+                items = self.lists.get((pe_id, output))
+                if items:
+                    result.setdefault(pe_id, {})[output] = items
+        return result
+
+
+class Mapping(ABC):
+    """Base class of mappings. Subclasses set ``name``/``summary``, add their CLI options
+    and implement :meth:`execute`."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+
+    def __init__(self, options: MappingABC[str, Any] | None = None) -> None:
+        self.options = dict(options or {})
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser | Any) -> None:
+        """Add this mapping's command-line options (none by default)."""
+
+    @abstractmethod
+    def num_workers(self) -> int:
+        """How many workers to plan for."""
+
+    @abstractmethod
+    def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats]:
+        """Run the plan; collected outputs go to ``collector``; return per-instance stats."""
+
+    def run(
+        self,
+        graph: WorkflowGraph,
+        inputs: MappingABC[Any, Any] | None,
+        *,
+        collect: MappingABC[str, list[str]] | None = None,
+    ) -> RunResult:
+        plan = make_plan(
+            graph,
+            inputs,
+            self.num_workers(),
+            partitioned=bool(self.options.get("simple")),
+            collect=collect,
+        )
+        collector = ResultCollector()
+        start = time.perf_counter()
+        stats = self.execute(plan, collector)
+        return RunResult(
+            outputs=collector.outputs(plan),
+            stats=sorted(stats, key=lambda s: s.instance),
+            mapping=self.name,
+            elapsed_s=time.perf_counter() - start,
+            processes=plan.describe(),
+        )

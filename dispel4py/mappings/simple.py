@@ -1,0 +1,25 @@
+"""``simple``: one worker hosting every instance, in this process, no transport."""
+
+from __future__ import annotations
+
+from dispel4py.executor import Executor
+from dispel4py.mappings.base import Mapping, ResultCollector
+from dispel4py.plan import Plan
+from dispel4py.result import InstanceStats
+
+__all__ = ["SimpleMapping"]
+
+
+class SimpleMapping(Mapping):
+    name = "simple"
+    summary = "sequential, in this process (the reference for results)"
+
+    def num_workers(self) -> int:
+        return 1
+
+    def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats]:
+        executor = Executor(plan, 0, None, collector)
+        try:
+            return executor.run()
+        finally:
+            executor.close()

@@ -1,0 +1,1 @@
+"""Thin shims keeping the original ``dispel4py.new.*`` import paths working."""

@@ -1,0 +1,5 @@
+"""The original ``config`` table: short mapping name -> module path."""
+
+from dispel4py.mappings import ALIASES
+
+config = {name: module for module, name in ALIASES.items()}
