@@ -374,7 +374,7 @@ class Executor:
 
     def _send_now(self, target: int) -> None:
         """Send the buffer for ``target``, waiting for credit if needed."""
-        if not self.outbufs[target]:
+        if not self.outbufs.get(target):
             return
         while self.credits[target] <= 0:
             assert self.transport is not None
