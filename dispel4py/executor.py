@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import copy
 import logging
+import pickle
 from collections import deque
+from itertools import repeat
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any, Protocol
 
 from dispel4py.core import WRITER
-from dispel4py.errors import Dispel4PyError
-from dispel4py.failure import wrap_failure
+from dispel4py.errors import Dispel4PyError, TransportError
+from dispel4py.failure import short_repr, wrap_failure
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
 from dispel4py.routing import (
@@ -66,7 +68,7 @@ class Executor:
         transport: Transport | None,
         reporter: Reporter,
         *,
-        batch_size: int = 256,
+        batch_size: int = 1024,
         credits: int = 4,
         local_limit: int = 1024,
         where: str = "",
@@ -86,8 +88,8 @@ class Executor:
         self.finished = [False] * n
         self.active = [False] * n
         self.credits = [credits] * n
-        self.outbufs: dict[int, list[tuple[str, Any]]] = {}
-        self.held: dict[int, list[tuple[int, list[tuple[str, Any]]]]] = {}
+        self.outbufs: dict[tuple[int, str], list[Any]] = {}  # (target, port) -> items
+        self.held: dict[int, list[tuple[int, str, list[Any]]]] = {}
         self.stack: list[int] = []
         self.failure: Dispel4PyError | None = None
         self._nested_s = 0.0
@@ -161,10 +163,10 @@ class Executor:
                 flush_results=self.reporter.flush_results,
                 limit=self.local_limit,
             )
-            for t in getattr(writer, "routes", ()) or ():
-                for target in t.targets:
+            for route in getattr(writer, "routes", ()) or ():
+                for target in route.targets:
                     if self.inboxes[target] is None:
-                        self.outbufs.setdefault(target, [])
+                        self.outbufs.setdefault((target, route.port), [])
             pe.outputconnections[output][WRITER] = writer
             writers[output] = writer
         return writers
@@ -352,7 +354,7 @@ class Executor:
                 if self.inboxes[target] is not None:
                     self.eos_left[target] -= 1
                 else:
-                    self._send_now(target)
+                    self._send_now(target, e.inp)
                     self._send(target, ("E", target, 1))
 
     # -- moving messages -----------------------------------------------------------------
@@ -363,44 +365,58 @@ class Executor:
             if len(inbox) >= self.local_limit and not self.active[target]:
                 self.drain(target)
             return
-        buf = self.outbufs[target]
-        buf.append((port, data))
+        buf = self.outbufs[(target, port)]
+        buf.append(data)
         if len(buf) >= self.batch_size:
-            self._send_now(target)
+            self._send_now(target, port)
 
     def _send(self, target: int, message: Any) -> None:
         assert self.transport is not None
         self.transport.send(self.plan.placement.worker_of[target], message)
 
-    def _send_now(self, target: int) -> None:
-        """Send the buffer for ``target``, waiting for credit if needed."""
-        if not self.outbufs.get(target):
+    def _send_now(self, target: int, port: str) -> None:
+        """Send the buffer for (``target``, ``port``), waiting for credit if needed."""
+        key = (target, port)
+        if not self.outbufs.get(key):
             return
         while self.credits[target] <= 0:
             assert self.transport is not None
             self.handle(self.transport.recv())
-        buf = self.outbufs[target]
-        self.outbufs[target] = []
+        items = self.outbufs[key]
+        self.outbufs[key] = []
         self.credits[target] -= 1
-        self._send(target, ("D", self.worker, target, buf))
+        try:
+            self._send(target, ("D", self.worker, target, port, items))
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise TransportError(self._unpicklable(target, port, items, exc)) from exc
+
+    def _unpicklable(self, target: int, port: str, items: list[Any], exc: Exception) -> str:
+        dst = self.plan.pe_of(target)
+        sources = ", ".join(f"{e.src}.{e.out}" for e in self.plan.edges if e.dst == dst and e.inp == port)
+        culprit = next((i for i in items if not _picklable(i)), None)
+        return (
+            f"cannot send item {short_repr(culprit)} written by {sources} to {dst} input '{port}' "
+            f"on worker {self.plan.worker_of(target)}: it cannot be pickled "
+            f"({type(exc).__name__}: {exc}); send plain data (numbers, strings, lists, dicts, arrays)"
+        )
 
     def flush_all(self) -> None:
         """Send every buffer that has credit, and pending results (never blocks)."""
-        for target, buf in list(self.outbufs.items()):
-            if buf and self.credits[target] > 0:
-                self._send_now(target)
+        for (target, port), items in list(self.outbufs.items()):
+            if items and self.credits[target] > 0:
+                self._send_now(target, port)
         self.reporter.flush_results()
 
     def handle(self, message: Any) -> None:
         kind = message[0]
         if kind == "D":
-            _, src, iid, pairs = message
+            _, src, iid, port, items = message
             if self._must_hold(iid):
-                self.held.setdefault(iid, []).append((src, pairs))
+                self.held.setdefault(iid, []).append((src, port, items))
                 return
             inbox = self.inboxes[iid]
             assert inbox is not None
-            inbox.extend(pairs)
+            inbox.extend(zip(repeat(port), items))
             self._send_credit(src, iid)
             if self.stack:
                 self.drain(iid)
@@ -426,8 +442,8 @@ class Executor:
     def _release_held(self, iid: int) -> None:
         inbox = self.inboxes[iid]
         assert inbox is not None
-        for src, pairs in self.held.pop(iid):
-            inbox.extend(pairs)
+        for src, port, items in self.held.pop(iid):
+            inbox.extend(zip(repeat(port), items))
             self._send_credit(src, iid)
 
     def close(self) -> None:
@@ -435,3 +451,11 @@ class Executor:
         for pe in self.pes.values():
             for output in pe.outputconnections.values():
                 output.pop(WRITER, None)
+
+
+def _picklable(item: Any) -> bool:
+    try:
+        pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return False
+    return True

@@ -67,6 +67,12 @@ class ProcessMapping(Mapping):
             "(or use graph.partitions)",
         )
         parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=1024,
+            help="items per message between workers (smaller for large items; default 1024)",
+        )
+        parser.add_argument(
             "--start-method",
             choices=("fork", "spawn", "forkserver"),
             default=None,
@@ -89,7 +95,11 @@ class ProcessMapping(Mapping):
 
         ctx = multiprocess.get_context(self.options.get("start_method"))
         channels = self.make_channels(ctx, plan.num_workers)
-        pool = _Pool(ctx, plan, channels)
+        batch = self.options.get("batch_size")
+        batch = 1024 if batch is None else int(batch)
+        if batch < 1:
+            raise UsageError(f"--batch-size must be at least 1 (got {batch})")
+        pool = _Pool(ctx, plan, channels, batch)
         try:
             return pool.run(collector)
         finally:
@@ -98,8 +108,8 @@ class ProcessMapping(Mapping):
 
 
 class _Pool:
-    def __init__(self, ctx: Any, plan: Plan, channels: Channels) -> None:
-        self.ctx, self.plan, self.channels = ctx, plan, channels
+    def __init__(self, ctx: Any, plan: Plan, channels: Channels, batch: int) -> None:
+        self.ctx, self.plan, self.channels, self.batch = ctx, plan, channels, batch
         self.processes: list[Any] = []
         self.readers: list[Any] = []
 
@@ -111,7 +121,7 @@ class _Pool:
             payload = blob if blob is not None else self.plan
             process = self.ctx.Process(
                 target=_worker_main,
-                args=(payload, _module_files(self.plan), worker, self.channels, writer, levels),
+                args=(payload, _module_files(self.plan), worker, self.channels, writer, levels, self.batch),
                 name=f"dispel4py-worker-{worker}",
                 daemon=True,
             )
@@ -267,6 +277,7 @@ def _worker_main(
     channels: Channels,
     conn: Any,
     levels: dict[str, int],
+    batch_size: int,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C for everyone
     _die_with_parent()
@@ -277,7 +288,7 @@ def _worker_main(
         plan = payload if isinstance(payload, Plan) else _load_plan(payload, module_files)
         transport = channels.open(worker)
         where = f"worker {worker}, pid {os.getpid()} on {socket.gethostname()}"
-        executor = Executor(plan, worker, transport, link, where=where)
+        executor = Executor(plan, worker, transport, link, where=where, batch_size=batch_size)
         stats = executor.run()
         link.flush_results()
         link.send(("done", stats))
