@@ -37,13 +37,14 @@ def run(
     *,
     collect: MappingABC[str, list[str]] | None = None,
     **options: Any,
-) -> RunResult:
+) -> RunResult | None:
     """Run ``graph`` on ``mapping`` and return its :class:`RunResult`.
 
     ``inputs`` maps PEs (objects, names or ids) to a number of iterations or a list of input
     dicts; ``None`` runs every source PE once. ``options`` are the mapping's options by
     their long names (``num=4`` for ``multi``). ``collect`` (``{pe_id: [outputs]}``) chooses
-    which outputs are returned; by default, every unconnected output.
+    which outputs are returned; by default, every unconnected output. Under ``mpi`` only
+    rank 0 gets the result; the other ranks get ``None``.
     """
     mapping_cls = get_mapping(mapping)
     return mapping_cls(mapping_options(mapping_cls, options)).run(graph, inputs, collect=collect)

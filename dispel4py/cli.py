@@ -67,19 +67,19 @@ def get_parser() -> argparse.ArgumentParser:
     from dispel4py.mappings import BUILTIN, get_mapping, mapping_status
 
     parser = _common_parser(None)
-    seen: set[str] = set()
+    taken = {s for action in parser._actions for s in action.option_strings}
     for name in BUILTIN:
         if mapping_status(name) != "available":
             continue
         group = parser.add_argument_group(f"options of the {name} mapping")
-        cls = get_mapping(name)
         probe = argparse.ArgumentParser(add_help=False)
-        cls.add_arguments(probe)
+        get_mapping(name).add_arguments(probe)
         for action in probe._actions:
-            key = "/".join(action.option_strings)
-            if key in seen:
+            free = [s for s in action.option_strings if s not in taken]
+            if not free:
                 continue
-            seen.add(key)
+            action.option_strings = free
+            taken.update(free)
             group._add_action(action)
     return parser
 
@@ -160,6 +160,9 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
             "--provenance-config is accepted for compatibility but ignored: provenance is not supported"
         )
     mapping_cls = get_mapping(args.target)
+    mapping = mapping_cls(api.mapping_options(mapping_cls, mapping_options))
+    if not mapping.primary:  # MPI ranks other than 0: only errors and PE logs
+        logging.getLogger("dispel4py.cli").setLevel(logging.ERROR)
     graph = load_workflow(args.module, args.attr)
     inputs = parse_cli_inputs(args.data, args.file)
     if inputs is None:
@@ -167,7 +170,6 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
             raise UsageError(f"-i/--iter must not be negative (got {args.iter})")
         _log.warning("Processing %d iteration%s.", args.iter, "" if args.iter == 1 else "s")
         inputs = {pe.id: args.iter for pe in roots(graph)}
-    mapping = mapping_cls(api.mapping_options(mapping_cls, mapping_options))
     result = mapping.run(graph, inputs)
     if result is None:  # a non-root MPI rank: rank 0 prints
         return 0
@@ -180,6 +182,8 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
 
 
 def _report(exc: BaseException) -> None:
+    if getattr(exc, "quiet", False):
+        return
     if isinstance(exc, WorkflowFailed):
         print(f"dispel4py: error: {exc}", file=sys.stderr)
         if exc.user_traceback:

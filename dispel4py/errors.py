@@ -27,6 +27,7 @@ class Dispel4PyError(Exception):
     """Root of every error dispel4py raises deliberately."""
 
     exit_code = 1
+    quiet = False  # set when another process (MPI rank 0) reports the same error
 
 
 class UsageError(Dispel4PyError):

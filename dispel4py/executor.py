@@ -23,8 +23,8 @@ import copy
 import logging
 import pickle
 from collections import deque
-from itertools import repeat
 from collections.abc import Callable
+from itertools import repeat
 from time import perf_counter
 from typing import Any, Protocol
 

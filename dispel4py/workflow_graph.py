@@ -201,32 +201,45 @@ def _resolve_input(obj: Any, port: str) -> tuple[Any, str]:
 
 # -- drawing --------------------------------------------------------------------------
 def draw(graph: WorkflowGraph) -> str:
-    """Return the graph in Graphviz DOT, one record node per PE with its ports."""
+    """Return the graph in Graphviz DOT, one record node per PE with its ports.
+
+    Composites are drawn as clusters holding their PEs; edges go to the inner PEs' ports.
+    """
     lines = ["digraph request {", "node [shape=Mrecord, style=filled, fillcolor=white];"]
     names: dict[int, str] = {}
-    for index, node in enumerate(graph._nodes):
-        obj = node.obj
-        name = f"{_dot_id(getattr(obj, 'id', 'graph'))}{index}"
-        names[id(obj)] = name
-        if isinstance(obj, WorkflowGraph):
-            lines.append(f'subgraph cluster_{index} {{ label="{_dot_label(repr(obj))}"; {name}; }}')
-            continue
-        ins = "|".join(f"<in_{_dot_id(p)}>{_dot_label(p)}" for p in obj.inputconnections)
-        outs = "|".join(f"<out_{_dot_id(p)}>{_dot_label(p)}" for p in obj.outputconnections)
-        label = (
-            "{"
-            + "|".join(
-                x
-                for x in (f"{{{ins}}}" if ins else "", _dot_label(obj.id), f"{{{outs}}}" if outs else "")
-                if x
-            )
-            + "}"
-        )
-        lines.append(f'{name} [label="{label}"];')
-    for src, out, dst, inp in graph._connections:
-        lines.append(f"{names[id(src)]}:out_{_dot_id(out)}->{names[id(dst)]}:in_{_dot_id(inp)};")
+    counter = [0]
+    _draw_nodes(graph, lines, names, counter)
+    _draw_edges(graph, lines, names)
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _draw_nodes(graph: WorkflowGraph, lines: list[str], names: dict[int, str], counter: list[int]) -> None:
+    for node in graph._nodes:
+        obj = node.obj
+        index = counter[0]
+        counter[0] += 1
+        if isinstance(obj, WorkflowGraph):
+            lines.append(f'subgraph cluster_{index} {{ label="composite {index}";')
+            _draw_nodes(obj, lines, names, counter)
+            lines.append("}")
+            continue
+        name = f"{_dot_id(obj.id)}{index}"
+        names[id(obj)] = name
+        ins = "|".join(f"<in_{_dot_id(p)}>{_dot_label(p)}" for p in obj.inputconnections)
+        outs = "|".join(f"<out_{_dot_id(p)}>{_dot_label(p)}" for p in obj.outputconnections)
+        parts = [f"{{{ins}}}" if ins else "", _dot_label(obj.id), f"{{{outs}}}" if outs else ""]
+        lines.append(f'{name} [label="{{{"|".join(x for x in parts if x)}}}"];')
+
+
+def _draw_edges(graph: WorkflowGraph, lines: list[str], names: dict[int, str]) -> None:
+    for node in graph._nodes:
+        if isinstance(node.obj, WorkflowGraph):
+            _draw_edges(node.obj, lines, names)
+    for src, out, dst, inp in graph._connections:
+        src, out = _resolve_output(src, out)
+        dst, inp = _resolve_input(dst, inp)
+        lines.append(f"{names[id(src)]}:out_{_dot_id(out)}->{names[id(dst)]}:in_{_dot_id(inp)};")
 
 
 def _dot_id(text: str) -> str:

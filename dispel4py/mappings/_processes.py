@@ -259,7 +259,7 @@ class _DriverLink(logging.Handler):
         batch = [(pe, out, items[:]) for (pe, out), items in self.lists.items() if items]
         if not batch:
             return
-        for (pe, out), items in self.lists.items():
+        for items in self.lists.values():
             items.clear()
         try:
             self.send(("results", batch))

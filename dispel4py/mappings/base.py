@@ -47,21 +47,37 @@ class Mapping(ABC):
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    primary = True  # whether this process reports results (False on MPI ranks other than 0)
 
     def __init__(self, options: MappingABC[str, Any] | None = None) -> None:
         self.options = dict(options or {})
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser | Any) -> None:
+    def add_arguments(  # noqa: B027 - an optional hook, not abstractcls, parser: argparse.ArgumentParser | Any) -> None:
         """Add this mapping's command-line options (none by default)."""
 
     @abstractmethod
     def num_workers(self) -> int:
         """How many workers to plan for."""
 
+    def make_plan(
+        self,
+        graph: WorkflowGraph,
+        inputs: MappingABC[Any, Any] | None,
+        collect: MappingABC[str, list[str]] | None,
+    ) -> Plan:
+        return make_plan(
+            graph,
+            inputs,
+            self.num_workers(),
+            partitioned=bool(self.options.get("simple")),
+            collect=collect,
+        )
+
     @abstractmethod
-    def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats]:
-        """Run the plan; collected outputs go to ``collector``; return per-instance stats."""
+    def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats] | None:
+        """Run the plan; collected outputs go to ``collector``; return per-instance stats
+        (``None`` in a process that is not the primary one)."""
 
     def run(
         self,
@@ -69,17 +85,13 @@ class Mapping(ABC):
         inputs: MappingABC[Any, Any] | None,
         *,
         collect: MappingABC[str, list[str]] | None = None,
-    ) -> RunResult:
-        plan = make_plan(
-            graph,
-            inputs,
-            self.num_workers(),
-            partitioned=bool(self.options.get("simple")),
-            collect=collect,
-        )
+    ) -> RunResult | None:
+        plan = self.make_plan(graph, inputs, collect)
         collector = ResultCollector()
         start = time.perf_counter()
         stats = self.execute(plan, collector)
+        if stats is None:  # not the primary process (an MPI rank other than 0)
+            return None
         return RunResult(
             outputs=collector.outputs(plan),
             stats=sorted(stats, key=lambda s: s.instance),

@@ -19,9 +19,12 @@ def process(workflow: WorkflowGraph, inputs: dict[Any, Any], args: Any = None) -
     As in the original, when ``args.results`` is set the collected outputs are returned as a
     queue of ``(pe_id, output, item)`` tuples ending with ``12`` (STATUS_TERMINATED).
     """
-    options = {"num": getattr(args, "num", None), "simple": bool(getattr(args, "simple", False))}
+    options: dict[str, Any] = {
+        "num": getattr(args, "num", None),
+        "simple": bool(getattr(args, "simple", False)),
+    }
     result = run(workflow, inputs, "multi", **options)
-    if not getattr(args, "results", False):
+    if result is None or not getattr(args, "results", False):
         return None
     results: queue.Queue = queue.Queue()
     for pe_id, outputs in result.outputs.items():

@@ -17,7 +17,9 @@ def process_and_return(
     args: Any = None,
 ) -> dict[str, dict[str, list[Any]]]:
     """Run on ``simple``; return ``{pe_id: {output: [items]}}`` of the collected outputs."""
-    return run(workflow, inputs, "simple", collect=resultmappings).outputs
+    result = run(workflow, inputs, "simple", collect=resultmappings)
+    assert result is not None  # simple always returns a result
+    return result.outputs
 
 
 def process(
