@@ -53,7 +53,7 @@ class Mapping(ABC):
         self.options = dict(options or {})
 
     @classmethod
-    def add_arguments(  # noqa: B027 - an optional hook, not abstractcls, parser: argparse.ArgumentParser | Any) -> None:
+    def add_arguments(cls, parser: argparse.ArgumentParser | Any) -> None:  # noqa: B027 - optional hook
         """Add this mapping's command-line options (none by default)."""
 
     @abstractmethod
