@@ -53,7 +53,7 @@ class Mapping(ABC):
         self.options = dict(options or {})
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser | Any) -> None:  # noqa: B027 - optional hook
+    def add_arguments(cls, parser: argparse.ArgumentParser | Any) -> None:
         """Add this mapping's command-line options (none by default)."""
 
     @abstractmethod
