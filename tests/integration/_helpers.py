@@ -1,0 +1,58 @@
+"""Shared helpers for the integration tests (real processes, real mpiexec)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+WORKFLOWS = Path(__file__).parent / "workflows"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dispel4py", *args]
+
+
+def mpiexec() -> str:
+    """The mpiexec of the mpich wheel (next to this Python), else on PATH."""
+    local = Path(sys.executable).parent / "mpiexec"
+    found = str(local) if local.exists() else shutil.which("mpiexec")
+    if found is None:
+        if IN_CI:
+            pytest.fail("mpiexec not found: install the [mpi] extra (mpich wheel)")
+        pytest.skip("mpiexec not found (pip install 'dispel4py[mpi]')")
+    return found
+
+
+def descendants_alive(pid: int) -> list[int]:
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def wait_gone(pids: list[int], within: float = 3.0) -> list[int]:
+    """The pids still alive after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [
+            p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
+        time.sleep(0.05)
+    return alive
+
+
+def run(
+    cmd: list[str], timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)

@@ -1,0 +1,114 @@
+"""multi and zmq_multi end the whole run at once on failure and leave no process behind."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from _helpers import WORKFLOWS, cli, descendants_alive, run, wait_gone
+
+pytestmark = pytest.mark.timeout(60)
+
+MAPPINGS = ["multi", "zmq_multi"]
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_user_exception_ends_run_fast_with_one_message(mapping: str, start_method: str) -> None:
+    done = run(cli(mapping, str(WORKFLOWS / "slow_and_boom.py"), "-n", "3", "--start-method", start_method))
+    ended = time.time()
+    assert done.returncode == 1
+    # the slow PE still has seconds of work queued; the run must end ~at once after the raise
+    raised = float(re.search(r"raised at ([0-9.]+)", done.stderr).group(1))
+    assert ended - raised < 2.5, ended - raised
+    assert done.stderr.count("dispel4py: error:") == 1
+    assert "PE Boom1 (instance" in done.stderr
+    assert "on input 'input' with item 42" in done.stderr
+    assert "ValueError: bad item 42 raised at" in done.stderr
+    assert "slow_and_boom.py" in done.stderr and "_process" in done.stderr
+    assert "executor.py" not in done.stderr and "_processes.py" not in done.stderr
+    assert "Outputs:" not in done.stdout
+
+
+def _start(mapping: str) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        cli(mapping, str(WORKFLOWS / "slow.py"), "-n", "3"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while len(descendants_alive(proc.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the workers are processing items now
+    return proc
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_killed_worker_ends_run_with_clear_message(mapping: str) -> None:
+    proc = _start(mapping)
+    workers = [
+        p for p in psutil.Process(proc.pid).children() if "resource_tracker" not in " ".join(p.cmdline())
+    ]
+    victim = workers[-1]
+    victim.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    out, err = proc.communicate(timeout=15)
+    assert time.monotonic() - killed_at < 5
+    assert proc.returncode == 1
+    assert "died (signal 9) hosting" in err
+    assert "Slow1" in err or "Numbers0" in err
+    assert wait_gone([p.pid for p in workers]) == []
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_ctrl_c_exits_130_and_leaves_no_child(mapping: str) -> None:
+    proc = _start(mapping)
+    children = descendants_alive(proc.pid)
+    assert children
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130
+    assert "interrupted" in err
+    assert wait_gone(children) == []
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_unpicklable_item_names_pe_and_port(mapping: str) -> None:
+    done = run(cli(mapping, str(WORKFLOWS / "unpicklable.py"), "-n", "2", "-i", "3"))
+    assert done.returncode == 1
+    assert "written by Locks0.output to Sink1 input 'input'" in done.stderr
+    assert "cannot be pickled" in done.stderr
+
+
+def test_unpicklable_pe_under_spawn_names_the_pe() -> None:
+    code = (
+        "import dispel4py\n"
+        "from dispel4py.base import ProducerPE, ConsumerPE\n"
+        "from dispel4py.workflow_graph import WorkflowGraph\n"
+        "class Holder(ProducerPE):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.pending = (i for i in range(3))\n"
+        "    def _process(self, inputs): return 1\n"
+        "class Sink(ConsumerPE):\n"
+        "    def _process(self, x): pass\n"
+        "g = WorkflowGraph(); g.connect(Holder(), 'output', Sink(), 'input')\n"
+        "try:\n"
+        "    dispel4py.run(g, None, 'multi', num=2, start_method='spawn')\n"
+        "except dispel4py.TransportError as exc:\n"
+        "    print('ERROR', exc)\n"
+    )
+    done = run([sys.executable, "-c", code])
+    assert "ERROR PE Holder0 cannot be sent to worker processes" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_bad_batch_size_is_a_usage_error(mapping: str) -> None:
+    done = run(cli(mapping, str(WORKFLOWS / "slow.py"), "-n", "2", "--batch-size", "0"))
+    assert done.returncode == 2
+    assert "--batch-size must be at least 1" in done.stderr

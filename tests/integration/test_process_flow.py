@@ -1,0 +1,53 @@
+"""Bounded memory and no deadlock on multi and zmq_multi."""
+
+from __future__ import annotations
+
+import ast
+import resource
+
+import pytest
+from _helpers import WORKFLOWS, cli, run
+
+MAPPINGS = ["multi", "zmq_multi"]
+
+
+def _outputs(stdout: str) -> dict:
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("Outputs: "))
+    return ast.literal_eval(line[len("Outputs: ") :])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_ten_million_items_in_bounded_memory(mapping: str) -> None:
+    items = 10_000_000
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    done = run(
+        cli(mapping, str(WORKFLOWS / "many_items.py"), "-n", "2"), timeout=230, env={"D4PY_ITEMS": str(items)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert _outputs(done.stdout) == {"Sum2": {"total": [items * (items + 1) // 2]}}
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # the largest process of the run (driver or worker); 10 M items held at once would be >400 MB
+    assert max(peak_kib, before) < 150 * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mapping", MAPPINGS)
+@pytest.mark.parametrize("batch", ["1", "7"])
+def test_two_workers_feeding_each_other_do_not_deadlock(mapping: str, batch: str) -> None:
+    """-n 2 replicates Tag and Count on both workers; group-by sends each way.
+
+    Tiny batches exhaust the credits constantly, so both workers block on each other
+    again and again; the run must still finish with every item counted exactly once.
+    """
+    items = 20_000
+    done = run(
+        cli(mapping, str(WORKFLOWS / "crossfeed.py"), "-n", "2", "--batch-size", batch, "-v"),
+        timeout=110,
+        env={"D4PY_ITEMS": str(items)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert sum(_outputs(done.stdout)["Sum3"]["total"]) == items
+    # the placement really is crossed: Tag and Count have an instance on each worker
+    assert "'Tag1': range(1, 3)" in done.stderr and "'Count2': range(3, 5)" in done.stderr
