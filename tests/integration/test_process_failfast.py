@@ -58,7 +58,7 @@ def test_killed_worker_ends_run_with_clear_message(mapping: str) -> None:
     victim = workers[-1]
     victim.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
-    out, err = proc.communicate(timeout=15)
+    _, err = proc.communicate(timeout=15)
     assert time.monotonic() - killed_at < 5
     assert proc.returncode == 1
     assert "died (signal 9) hosting" in err
@@ -72,7 +72,7 @@ def test_ctrl_c_exits_130_and_leaves_no_child(mapping: str) -> None:
     children = descendants_alive(proc.pid)
     assert children
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=15)
+    _, err = proc.communicate(timeout=15)
     assert proc.returncode == 130
     assert "interrupted" in err
     assert wait_gone(children) == []
