@@ -1,0 +1,168 @@
+"""The mpi mapping under a real mpiexec (from the mpich wheel)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import resource
+import time
+from collections import Counter
+
+import pytest
+from _helpers import WORKFLOWS, cli, mpiexec, run
+
+pytestmark = [pytest.mark.mpi, pytest.mark.timeout(90)]
+
+GT = "dispel4py.examples.graph_testing."
+DETERMINISTIC = [
+    "pipeline_test",
+    "parallel_pipeline",
+    "partition_parallel_pipeline",
+    "pipeline_composite",
+    "teecopy",
+    "producer_tee",
+    "split_merge",
+    "unconnected_pipeline",
+    "grouping_onetoall",
+    "grouping_alltoone",
+]
+RANDOM_WORDS = ["word_count", "word_count_filter", "group_by", "group_by_stateful", "grouping_split_merge"]
+
+
+def _outputs(stdout: str) -> dict:
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("Outputs: ")]
+    assert len(lines) == 1, f"expected one Outputs line, got {len(lines)}:\n{stdout}"
+    text = re.sub(r"np\.str_\(('[^']*')\)", r"\1", lines[0][len("Outputs: ") :])
+    return ast.literal_eval(text)
+
+
+def _multisets(outputs: dict) -> dict:
+    return {
+        pe: {port: Counter(map(repr, items)) for port, items in ports.items()}
+        for pe, ports in outputs.items()
+    }
+
+
+def _mpi(ranks: int, *args: str, env: dict[str, str] | None = None, timeout: float = 60):
+    return run([mpiexec(), "-n", str(ranks), *cli("mpi", *args)], timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3, 5])
+@pytest.mark.parametrize("example", DETERMINISTIC)
+def test_examples_match_simple(example: str, ranks: int) -> None:
+    reference = run(cli("simple", GT + example, "-i", "7"))
+    assert reference.returncode == 0, reference.stderr
+    done = _mpi(ranks, GT + example, "-i", "7")
+    assert done.returncode == 0, done.stderr
+    assert _multisets(_outputs(done.stdout)) == _multisets(_outputs(reference.stdout))
+    assert done.stderr.count("Processing 7 iterations.") == 1  # said once, by rank 0
+
+
+def _check_word_counts(outputs: dict, n: int, exact: bool) -> None:
+    (items,) = [items for ports in outputs.values() for items in ports.values()]
+    counts: dict[str, list[int]] = {}
+    for word, count in items:
+        counts.setdefault(word, []).append(count)
+    for word, seen in counts.items():  # one instance per word: its counts are 1..k
+        assert sorted(seen) == list(range(1, len(seen) + 1)), (word, seen)
+    assert len(items) == n if exact else len(items) <= 2 * n
+
+
+@pytest.mark.parametrize("ranks", [2, 3, 5])
+@pytest.mark.parametrize("example", RANDOM_WORDS)
+def test_group_by_is_consistent_across_ranks(example: str, ranks: int) -> None:
+    done = _mpi(ranks, GT + example, "-i", "20")
+    assert done.returncode == 0, done.stderr
+    _check_word_counts(
+        _outputs(done.stdout), 20, exact=example in ("word_count", "group_by", "group_by_stateful")
+    )
+
+
+def test_issue_example_grouping_split_merge_on_three_ranks() -> None:
+    done = _mpi(3, GT + "grouping_split_merge", "-i", "20")
+    assert done.returncode == 0, done.stderr
+    _check_word_counts(_outputs(done.stdout), 20, exact=False)
+
+
+def test_partitioned_mode_with_s_runs() -> None:
+    """The original hung here: partition inputs were keyed by objects lost in bcast (B8)."""
+    done = _mpi(4, GT + "partition_parallel_pipeline", "-i", "5", "-s", "-v")
+    assert done.returncode == 0, done.stderr
+    assert _outputs(done.stdout) == {
+        "TestOneInOneOut2": {"output": [1, 2, 3, 4, 5]},
+        "TestOneInOneOut3": {"output": [1, 2, 3, 4, 5]},
+    } or _multisets(_outputs(done.stdout)) == _multisets(
+        {"TestOneInOneOut2": {"output": [1, 2, 3, 4, 5]}, "TestOneInOneOut3": {"output": [1, 2, 3, 4, 5]}}
+    )
+    assert "'TestOneInOneOut3': range(3, 6)" in done.stderr
+
+
+def test_n_equal_to_world_size_is_accepted() -> None:
+    done = _mpi(2, GT + "pipeline_test", "-i", "3", "-n", "2")
+    assert done.returncode == 0, done.stderr
+
+
+def test_n_different_from_world_size_is_one_clear_error() -> None:
+    done = _mpi(3, GT + "pipeline_test", "-i", "3", "-n", "4")
+    assert done.returncode == 2
+    assert done.stderr.count("-n 4 does not match the MPI world size 3") == 1
+
+
+def test_bad_input_is_reported_once() -> None:
+    done = _mpi(3, GT + "pipeline_test", "-d", '{"Nope": 1}')
+    assert done.returncode == 2
+    assert done.stderr.count("names no PE of this workflow") == 1
+
+
+def test_exception_on_a_rank_ends_every_rank_fast() -> None:
+    started = time.monotonic()
+    done = _mpi(3, str(WORKFLOWS / "slow_and_boom.py"))
+    ended = time.time()
+    assert done.returncode != 0
+    assert time.monotonic() - started < 20
+    raised = float(re.search(r"raised at ([0-9.]+)", done.stderr).group(1))
+    assert ended - raised < 2.5, ended - raised
+    assert done.stderr.count("dispel4py: error: PE Boom1") == 1  # printed once, not per rank
+    assert "on input 'input' with item 42 [rank" in done.stderr
+    assert "slow_and_boom.py" in done.stderr
+    assert "Outputs:" not in done.stdout
+
+
+def test_large_messages_take_the_big_mpi_path() -> None:
+    """Lowering pkl5's block size sends every array through the >2 GiB code path."""
+    expected = {"Collect2": {"sums": [[25_000.0 * i for i in range(20)]]}}
+    for blocksize in (None, "4096"):
+        env = {"DISPEL4PY_MPI_BLOCKSIZE": blocksize} if blocksize else None
+        done = _mpi(3, str(WORKFLOWS / "big_items.py"), env=env)
+        assert done.returncode == 0, done.stderr
+        assert _outputs(done.stdout) == expected
+
+
+def test_idle_ranks_do_not_burn_a_core() -> None:
+    """6 ranks, 2 s of sleeping work on one of them: the others must nap, not spin."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    done = _mpi(6, str(WORKFLOWS / "idle.py"))
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert done.returncode == 0, done.stderr
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # spinning ranks would use ~wall seconds each (5 x 2 s); start-up costs ~0.3 s per rank
+    assert cpu < 0.6 * 6 + 0.5 * wall, (cpu, wall)
+
+
+def test_library_call_under_mpiexec(tmp_path) -> None:
+    script = tmp_path / "lib_mpi.py"
+    script.write_text(
+        "from dispel4py.examples.graph_testing.pipeline_test import graph\n"
+        "from dispel4py.new.mpi_process import process\n"
+        "prod = [n.obj for n in graph.nodes][0]\n"
+        "result = process(graph, {prod: [{}, {}, {}]})\n"
+        "if result is not None:\n"
+        "    print('RESULT', sorted(result['TestOneInOneOut5']['output']))\n"
+    )
+    import sys
+
+    done = run([mpiexec(), "-n", "3", sys.executable, str(script)])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("RESULT [1, 2, 3]") == 1
