@@ -93,6 +93,8 @@ class Executor:
         self.stack: list[int] = []
         self.failure: Dispel4PyError | None = None
         self._nested_s = 0.0
+        self.flush_interval = 0.05  # seconds an item may wait in a part-filled batch
+        self._flush_by = perf_counter() + self.flush_interval
         self.pes: dict[int, Any] = {}
         self.stats: dict[int, InstanceStats] = {}
         for iid in self.hosted:
@@ -239,6 +241,8 @@ class Executor:
         unfinished = list(self.hosted)
         while unfinished:
             progressed = False
+            if self.outbufs:
+                self.flush_all()  # remote workers get their share before a long local drain
             for iid in unfinished:
                 if self.inboxes[iid]:
                     self.drain(iid)
@@ -369,6 +373,8 @@ class Executor:
         buf.append(data)
         if len(buf) >= self.batch_size:
             self._send_now(target, port)
+        elif perf_counter() > self._flush_by:  # a slow producer's items must not wait
+            self.flush_all()
 
     def _send(self, target: int, message: Any) -> None:
         assert self.transport is not None
@@ -402,6 +408,7 @@ class Executor:
 
     def flush_all(self) -> None:
         """Send every buffer that has credit, and pending results (never blocks)."""
+        self._flush_by = perf_counter() + self.flush_interval
         for (target, port), items in list(self.outbufs.items()):
             if items and self.credits[target] > 0:
                 self._send_now(target, port)
