@@ -1,0 +1,84 @@
+"""The conformance suite: every graph on every mapping gives the outputs of ``simple``.
+
+``MAPPINGS`` lists the mapping entries the suite runs on. An entry is ``(name, how)``:
+``how`` is either a dict of options for an in-process ``dispel4py.run(graph, inputs, name,
+**how)``, or a callable ``runner(graph_factory, inputs) -> outputs`` for mappings that run
+out of process (e.g. under ``mpiexec``); see ``conformance_support.run_on``.
+
+A runner gets a picklable graph factory (a module-level function of ``conformance_graphs``
+or a ``functools.partial`` of one, or of ``conformance_support.load_example``) and inputs
+keyed by PE names or ids; it must build the graph once with PE ids numbered from 0 (as a
+fresh interpreter does) and return ``{pe_id: {output: [items]}}``. Runner entries take
+part in every ``mapping_entry`` test; the fixtures for in-process checks (logs, stats,
+exceptions, processes) only ever use the dict entries.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+# Graph modules must be importable by worker processes started with ``spawn`` (and by
+# out-of-process runners): put this folder on sys.path, which spawned children inherit.
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from conformance_support import MappingEntry, entry_id, is_in_process  # noqa: E402
+
+MAPPINGS: list[MappingEntry] = [
+    ("simple", {}),
+    ("multi", {"num": 3}),
+    ("zmq_multi", {"num": 3}),
+    # fewer workers than instances: partitioned placement, several instances per worker
+    ("multi", {"num": 2}),
+    # fresh interpreters: plans and PEs travel pickled, hash seeds differ per worker
+    ("multi", {"num": 3, "start_method": "spawn"}),
+    # -s: partitioned placement even when the workers would suffice
+    ("multi", {"num": 3, "simple": True}),
+    # one item per message: credits and end-of-stream ordering under many small messages
+    ("zmq_multi", {"num": 2, "batch_size": 1}),
+]
+
+# entries that run through dispel4py.run in this process (logs and stats are visible)
+IN_PROCESS: list[MappingEntry] = [e for e in MAPPINGS if is_in_process(e)]
+# in-process parallel entries (fail-fast and process checks run through dispel4py.run)
+PARALLEL: list[MappingEntry] = [e for e in MAPPINGS if is_in_process(e) and e[0] != "simple"]
+# parallel entries that give each PE of a 3-PE graph its own worker
+SPREAD: list[MappingEntry] = [e for e in PARALLEL if (e[1].get("num") or 0) >= 3 and not e[1].get("simple")]
+# in-process entries whose workers are forked (closures need not be importable there)
+FORKED: list[MappingEntry] = [
+    e for e in MAPPINGS if is_in_process(e) and e[1].get("start_method", "fork") == "fork"
+]
+
+
+@pytest.fixture(params=MAPPINGS, ids=[entry_id(e) for e in MAPPINGS])
+def mapping_entry(request) -> MappingEntry:
+    """Every mapping entry of the suite."""
+    return request.param
+
+
+@pytest.fixture(params=IN_PROCESS, ids=[entry_id(e) for e in IN_PROCESS])
+def in_process_entry(request) -> MappingEntry:
+    """Every mapping entry that runs through ``dispel4py.run`` in this process."""
+    return request.param
+
+
+@pytest.fixture(params=PARALLEL, ids=[entry_id(e) for e in PARALLEL])
+def parallel_entry(request) -> MappingEntry:
+    """Every in-process mapping entry with worker processes."""
+    return request.param
+
+
+@pytest.fixture(params=FORKED, ids=[entry_id(e) for e in FORKED])
+def forked_entry(request) -> MappingEntry:
+    """Every in-process entry whose workers (if any) are forked from the test process."""
+    return request.param
+
+
+@pytest.fixture(params=SPREAD, ids=[entry_id(e) for e in SPREAD])
+def spread_entry(request) -> MappingEntry:
+    """Parallel entries where each PE of a 3-PE graph gets a worker of its own."""
+    return request.param
