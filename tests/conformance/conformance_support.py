@@ -62,7 +62,7 @@ def is_in_process(entry: MappingEntry) -> bool:
 def entry_id(entry: MappingEntry) -> str:
     name, how = entry
     if not isinstance(how, dict):
-        return f"{name}-runner"
+        return f"{name}-{getattr(how, 'ranks', 'runner')}"
     return "-".join([name, *(f"{k}={v}" for k, v in how.items())])
 
 

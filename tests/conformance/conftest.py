@@ -26,7 +26,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from conformance_mpi import MPIRunner, mpiexec_path  # noqa: E402
 from conformance_support import MappingEntry, entry_id, is_in_process  # noqa: E402
+
+if mpiexec_path() is None and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+    _MPI: list[MappingEntry] = []  # developers without the [mpi] extra; CI always runs it
+else:
+    _MPI = [("mpi", MPIRunner(3))]
 
 MAPPINGS: list[MappingEntry] = [
     ("simple", {}),
@@ -40,6 +46,8 @@ MAPPINGS: list[MappingEntry] = [
     ("multi", {"num": 3, "simple": True}),
     # one item per message: credits and end-of-stream ordering under many small messages
     ("zmq_multi", {"num": 2, "batch_size": 1}),
+    # MPI ranks under a real mpiexec (a runner: the graph is rebuilt on every rank)
+    *_MPI,
 ]
 
 # entries that run through dispel4py.run in this process (logs and stats are visible)
