@@ -51,8 +51,9 @@ class MPIRunner:
 
 
 def _child(job: str, out: str) -> None:
-    import dispel4py
     from conformance_support import build
+
+    import dispel4py
 
     factory, inputs = pickle.loads(Path(job).read_bytes())
     result = dispel4py.run(build(factory), inputs, "mpi")
