@@ -92,7 +92,10 @@ class GenericPE:
 
     # -- output ----------------------------------------------------------------------
     def write(self, name: str, data: Any, **kwargs: Any) -> None:
-        self._write(name, data, **kwargs)
+        if kwargs:
+            self._write(name, data, **kwargs)
+        else:  # the hot path: forwarding an empty **kwargs costs more than the write itself
+            self._write(name, data)
 
     def _write(self, name: str, data: Any, **kwargs: Any) -> None:
         try:

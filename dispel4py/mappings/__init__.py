@@ -136,4 +136,10 @@ def get_mapping(name: str) -> type[Mapping]:
             f"mapping '{name}' needs {', '.join(missing)}: pip install 'dispel4py[{info.extra or 'all'}]'"
         )
     module_name, _, class_name = info.target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except ImportError as exc:
+        raise MappingUnavailable(
+            f"mapping '{name}' cannot be loaded ({exc}); "
+            f"reinstall with pip install 'dispel4py[{info.extra or 'all'}]'"
+        ) from exc

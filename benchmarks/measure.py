@@ -1,0 +1,114 @@
+"""One measurement in this process: run a benchmark workflow once, print one JSON line.
+
+``run.py`` starts this script in a fresh subprocess per measurement (under ``mpiexec`` for
+``mpi``), so imports and process start-up are never shared between measurements. The
+mapping module is imported before the clock starts; the wall time covers
+``dispel4py.run()`` (planning, starting workers, the run, collecting results).
+
+    python benchmarks/measure.py tiny --mapping simple --items 1000000
+    python benchmarks/measure.py cpu --mapping multi --items 2000 -o num=2
+
+The line is ``{"status": "ok" | "wrong" | "unavailable", ...}``; a failing run raises
+(non-zero exit, traceback on stderr). Under MPI only rank 0 prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+from workflows import expected_total, make_cpu_graph, make_tiny_graph, totals
+
+import dispel4py
+from dispel4py.mappings import get_mapping
+
+__all__ = ["measure", "mapping_unavailable"]
+
+
+def mapping_unavailable(mapping: str) -> str | None:
+    """Why ``mapping`` cannot run now, or ``None`` if it can (its module is imported)."""
+    try:
+        get_mapping(mapping)
+    except dispel4py.MappingUnavailable as exc:
+        return str(exc)
+    except ModuleNotFoundError as exc:
+        # registered in dispel4py.mappings but its module is not written yet
+        if exc.name and exc.name.startswith("dispel4py.mappings"):
+            return f"registered, but {exc.name} does not exist (ModuleNotFoundError)"
+        raise
+    return None
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(kind: str, mapping: str, n_items: int, options: dict[str, Any]) -> dict[str, Any] | None:
+    """Run the ``kind`` workflow once; ``None`` on a non-root MPI rank."""
+    reason = mapping_unavailable(mapping)
+    if reason is not None:
+        return {"status": "unavailable", "reason": reason}
+    if kind == "tiny":
+        graph, inputs = make_tiny_graph(n_items), None
+    else:
+        graph, inputs = make_cpu_graph(), {"CountProducer": n_items}
+    cpu_before = _cpu_seconds()
+    start = time.perf_counter()
+    try:
+        result = dispel4py.run(graph, inputs, mapping, **options)
+    except dispel4py.MappingUnavailable as exc:
+        return {"status": "unavailable", "reason": str(exc)}
+    wall = time.perf_counter() - start
+    if result is None:
+        return None
+    record: dict[str, Any] = {
+        "status": "ok",
+        "kind": kind,
+        "mapping": mapping,
+        "options": options,
+        "items": n_items,
+        "wall_s": wall,
+        "engine_s": result.elapsed_s,
+        "items_per_s": n_items / wall if wall > 0 else None,
+        "cpu_s": _cpu_seconds() - cpu_before,
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+    got = totals(result.outputs)
+    if got != expected_total(n_items):
+        record.update(status="wrong", got=got, expected=expected_total(n_items))
+    return record
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Time one run of a benchmark workflow.")
+    parser.add_argument("kind", choices=["tiny", "cpu"])
+    parser.add_argument("--mapping", default="simple")
+    parser.add_argument("--items", type=int, required=True)
+    parser.add_argument(
+        "-o", "--option", type=_option, action="append", default=[], help="mapping option KEY=VALUE"
+    )
+    args = parser.parse_args(argv)
+    record = measure(args.kind, args.mapping, args.items, dict(args.option))
+    if record is not None:
+        print(json.dumps(record), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
