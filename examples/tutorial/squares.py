@@ -1,6 +1,6 @@
 """Tutorial workflow: numbers -> squares -> a running total.
 
-    dispel4py simple examples/tutorial/squares.py -d '{"Numbers": [{"count": 5}]}'
+dispel4py simple examples/tutorial/squares.py -d '{"Numbers": [{"count": 5}]}'
 """
 
 from dispel4py.base import ConsumerPE, IterativePE, ProducerPE
