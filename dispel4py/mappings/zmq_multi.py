@@ -36,6 +36,8 @@ class _ZmqTransport:
         if sock is None:
             sock = self.context.socket(self.zmq.PUSH)
             sock.setsockopt(self.zmq.SNDHWM, 0)  # the executor's credits bound what is in flight
+            # a peer may not have bound its endpoint yet: retry after 2 ms, not zmq's 100 ms
+            sock.setsockopt(self.zmq.RECONNECT_IVL, 2)
             sock.connect(self.endpoints[worker])
             self.peers[worker] = sock
         return sock
