@@ -203,11 +203,11 @@ def _plan_blob(plan: Plan) -> bytes:
     import dill
 
     try:
-        return dill.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
+        return dill.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL, recurse=True)
     except Exception as exc:
         for pe_id, pe in plan.pes.items():
             try:
-                dill.dumps(pe)
+                dill.dumps(pe, recurse=True)
             except Exception as pe_exc:
                 raise TransportError(
                     f"PE {pe_id} cannot be sent to worker processes: {type(pe_exc).__name__}: "

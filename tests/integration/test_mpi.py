@@ -8,6 +8,7 @@ import resource
 import time
 from collections import Counter
 
+import psutil
 import pytest
 from _helpers import WORKFLOWS, cli, mpiexec, run
 
@@ -114,10 +115,15 @@ def test_bad_input_is_reported_once() -> None:
     assert done.stderr.count("names no PE of this workflow") == 1
 
 
+def _ranks_of(workflow: str) -> list[int]:
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if workflow in " ".join(p.info["cmdline"] or [])]
+
+
 def test_exception_on_a_rank_ends_every_rank_fast() -> None:
     started = time.monotonic()
     done = _mpi(3, str(WORKFLOWS / "slow_and_boom.py"))
     ended = time.time()
+    assert _ranks_of("slow_and_boom.py") == []  # every rank is gone when mpiexec returns
     assert done.returncode != 0
     assert time.monotonic() - started < 20
     raised = float(re.search(r"raised at ([0-9.]+)", done.stderr).group(1))
