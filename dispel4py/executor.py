@@ -30,19 +30,10 @@ from typing import Any, Protocol
 
 from dispel4py.core import WRITER
 from dispel4py.errors import Dispel4PyError, TransportError
-from dispel4py.failure import short_repr, wrap_failure
+from dispel4py.failure import wrap_failure
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
-from dispel4py.routing import (
-    ALL,
-    GLOBAL,
-    GROUP_BY,
-    BroadcastRoute,
-    FixedRoute,
-    GroupByRoute,
-    RoundRobinRoute,
-    Route,
-)
+from dispel4py.wiring import make_emitter, make_handler, make_routes, unpicklable_message
 from dispel4py.writers import make_writer
 
 __all__ = ["Executor", "Transport", "Reporter"]
@@ -103,7 +94,12 @@ class Executor:
             self.stats[iid] = InstanceStats(placement.pe_of[iid], iid, worker)
         self._make_instances()
         self.writers: dict[int, dict[str, Any]] = {iid: self._make_writers(iid) for iid in self.hosted}
-        self.handlers = {iid: self._make_handler(iid) for iid in self.hosted}
+        self.handlers = {
+            iid: make_handler(
+                self.pes[iid], self.writers[iid], make_emitter(self.plan.pe_of(iid), self.writers[iid])
+            )
+            for iid in self.hosted
+        }
 
     # -- setup ---------------------------------------------------------------------------
     def _make_instances(self) -> None:
@@ -117,39 +113,6 @@ class Executor:
             pe.rank = iid
             self.pes[iid] = pe
 
-    def _routes(self, iid: int, output: str) -> list[Route]:
-        plan, placement = self.plan, self.plan.placement
-        pe_id = plan.pe_of(iid)
-        routes: list[Route] = []
-        for e in plan.edges:
-            if e.src != pe_id or e.out != output:
-                continue
-            targets = plan.instances[e.dst]
-            kind = e.grouping.kind
-            if kind == GLOBAL:
-                routes.append(FixedRoute(e.inp, targets[:1]))
-            elif kind == ALL:
-                routes.append(BroadcastRoute(e.inp, targets))
-            elif kind == GROUP_BY:
-                routes.append(GroupByRoute(e.inp, targets, e.grouping.keys, e.dst))
-            else:
-                candidates = self._shuffle_candidates(e.src, targets)
-                if len(candidates) == 1:
-                    routes.append(FixedRoute(e.inp, candidates))
-                else:
-                    routes.append(RoundRobinRoute(e.inp, candidates, placement.index_of[iid]))
-        return routes
-
-    def _shuffle_candidates(self, src: str, targets: list[int]) -> list[int]:
-        """Prefer local destinations when every destination worker has a local source."""
-        worker_of = self.plan.placement.worker_of
-        src_workers = {worker_of[i] for i in self.plan.instances[src]}
-        if {worker_of[t] for t in targets} <= src_workers:
-            local = [t for t in targets if worker_of[t] == self.worker]
-            if local:
-                return local
-        return targets
-
     def _make_writers(self, iid: int) -> dict[str, Any]:
         pe = self.pes[iid]
         pe_id = self.plan.pe_of(iid)
@@ -157,7 +120,7 @@ class Executor:
         for output in pe.outputconnections:
             collected = (pe_id, output) in self.plan.collect
             writer = make_writer(
-                self._routes(iid, output),
+                make_routes(self.plan, self.worker, iid, output),
                 self.reporter.result_list(pe_id, output) if collected else None,
                 local_inboxes=self.inboxes,
                 deliver=self.deliver,
@@ -172,55 +135,6 @@ class Executor:
             pe.outputconnections[output][WRITER] = writer
             writers[output] = writer
         return writers
-
-    def _make_handler(self, iid: int) -> Callable[[str, Any], None]:
-        """``handler(port, item)``: one process call, with fast paths for the base classes."""
-        from dispel4py.base import ConsumerPE, IterativePE
-
-        pe = self.pes[iid]
-        only_input = list(pe.inputconnections) == [getattr(pe, "INPUT_NAME", None)]
-        if only_input and type(pe).process is IterativePE.process:
-            fn, writer = pe._process, self.writers[iid].get(pe.OUTPUT_NAME)
-            if writer is not None:
-                write = writer.write
-
-                def iterative(port: str, item: Any) -> None:
-                    result = fn(item)
-                    if result is not None:
-                        write(result)
-
-                return iterative
-        if only_input and type(pe).process is ConsumerPE.process:
-            consume = pe._process
-            return lambda port, item: consume(item)
-        process, emit = pe.process, self._emitter(iid)
-
-        def generic(port: str, item: Any) -> None:
-            out = process({port: item})
-            if out is not None:
-                emit(out)
-
-        return generic
-
-    def _emitter(self, iid: int) -> Callable[[Any], None]:
-        writers, pe_id = self.writers[iid], self.plan.pe_of(iid)
-
-        def emit(out: Any) -> None:
-            if not isinstance(out, dict):
-                raise TypeError(
-                    f"process() of {pe_id} returned {type(out).__name__}; expected None or a "
-                    "dict {output_name: item}"
-                )
-            for name, value in out.items():
-                writer = writers.get(name)
-                if writer is None:
-                    raise KeyError(
-                        f"process() of {pe_id} returned output '{name}', which it does not "
-                        f"declare; outputs are: {', '.join(writers) or '(none)'}"
-                    )
-                writer.write(value)
-
-        return emit
 
     # -- running ---------------------------------------------------------------------------
     def run(self) -> list[InstanceStats]:
@@ -264,7 +178,8 @@ class Executor:
     def _feed(self, iid: int, provided: Any) -> None:
         """Run the provided inputs of an instance: N ``{}`` calls or one call per dict."""
         calls = range(provided) if isinstance(provided, int) else provided
-        process, emit = self.pes[iid].process, self._emitter(iid)
+        process = self.pes[iid].process
+        emit = make_emitter(self.plan.pe_of(iid), self.writers[iid])
         item: Any = None
 
         def feed() -> None:
@@ -394,17 +309,7 @@ class Executor:
         try:
             self._send(target, ("D", self.worker, target, port, items))
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise TransportError(self._unpicklable(target, port, items, exc)) from exc
-
-    def _unpicklable(self, target: int, port: str, items: list[Any], exc: Exception) -> str:
-        dst = self.plan.pe_of(target)
-        sources = ", ".join(f"{e.src}.{e.out}" for e in self.plan.edges if e.dst == dst and e.inp == port)
-        culprit = next((i for i in items if not _picklable(i)), None)
-        return (
-            f"cannot send item {short_repr(culprit)} written by {sources} to {dst} input '{port}' "
-            f"on worker {self.plan.worker_of(target)}: it cannot be pickled "
-            f"({type(exc).__name__}: {exc}); send plain data (numbers, strings, lists, dicts, arrays)"
-        )
+            raise TransportError(unpicklable_message(self.plan, target, port, items, exc)) from exc
 
     def flush_all(self) -> None:
         """Send every buffer that has credit, and pending results (never blocks)."""
@@ -458,11 +363,3 @@ class Executor:
         for pe in self.pes.values():
             for output in pe.outputconnections.values():
                 output.pop(WRITER, None)
-
-
-def _picklable(item: Any) -> bool:
-    try:
-        pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        return False
-    return True

@@ -27,7 +27,7 @@ from dispel4py.errors import (
     WorkerDied,
 )
 from dispel4py.executor import Executor
-from dispel4py.mappings.base import Mapping, ResultCollector
+from dispel4py.mappings.base import Mapping, ResultBuffer, ResultCollector
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
 
@@ -244,30 +244,15 @@ class _DriverLink(logging.Handler):
     def __init__(self, conn: Any) -> None:
         super().__init__()
         self.conn = conn
-        self.lists: dict[tuple[str, str], list[Any]] = {}
+        self.results = ResultBuffer(lambda batch: self.send(("results", batch)))
+        self.result_list = self.results.result_list
+        self.flush_results = self.results.flush_results
 
     def send(self, message: Any) -> None:
         self.conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     def emit(self, record: logging.LogRecord) -> None:
         self.send(("log", (record.name, record.levelno, record.getMessage())))
-
-    def result_list(self, pe_id: str, output: str) -> list[Any]:
-        return self.lists.setdefault((pe_id, output), [])
-
-    def flush_results(self) -> None:
-        batch = [(pe, out, items[:]) for (pe, out), items in self.lists.items() if items]
-        if not batch:
-            return
-        for items in self.lists.values():
-            items.clear()
-        try:
-            self.send(("results", batch))
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise TransportError(
-                f"outputs of {', '.join(sorted({f'{p}.{o}' for p, o, _ in batch}))} cannot be "
-                f"returned to the driver (not picklable): {exc}"
-            ) from exc
 
 
 def _worker_main(

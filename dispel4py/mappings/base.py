@@ -3,16 +3,49 @@
 from __future__ import annotations
 
 import argparse
+import pickle
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping as MappingABC
 from typing import Any, ClassVar
 
+from dispel4py.errors import TransportError
 from dispel4py.plan import Plan, make_plan
 from dispel4py.result import InstanceStats, RunResult
 from dispel4py.workflow_graph import WorkflowGraph
 
-__all__ = ["Mapping", "ResultCollector"]
+__all__ = ["Mapping", "ResultCollector", "ResultBuffer"]
+
+Batch = list[tuple[str, str, list[Any]]]
+
+
+class ResultBuffer:
+    """A worker's collected outputs, shipped to the driver in batches by ``ship(batch)``.
+
+    The executor flushes it before it waits and when a list grows large, so a worker never
+    holds more than a few thousand result items.
+    """
+
+    def __init__(self, ship: Any) -> None:
+        self.ship = ship
+        self.lists: dict[tuple[str, str], list[Any]] = {}
+
+    def result_list(self, pe_id: str, output: str) -> list[Any]:
+        return self.lists.setdefault((pe_id, output), [])
+
+    def flush_results(self) -> None:
+        batch: Batch = [(pe, out, items[:]) for (pe, out), items in self.lists.items() if items]
+        if not batch:
+            return
+        for items in self.lists.values():
+            items.clear()
+        try:
+            self.ship(batch)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise TransportError(
+                f"outputs of {', '.join(sorted({f'{p}.{o}' for p, o, _ in batch}))} cannot be "
+                f"returned to the driver (not picklable): {exc}"
+            ) from exc
 
 
 class ResultCollector:

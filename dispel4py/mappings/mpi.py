@@ -21,8 +21,8 @@ from typing import Any
 
 from dispel4py.errors import Dispel4PyError, GraphError, UsageError, WorkflowFailed
 from dispel4py.executor import Executor
-from dispel4py.mappings.base import Mapping, ResultCollector
-from dispel4py.plan import Plan, make_plan
+from dispel4py.mappings.base import Mapping, ResultBuffer, ResultCollector
+from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
 from dispel4py.workflow_graph import WorkflowGraph
 
@@ -105,25 +105,11 @@ def _status() -> Any:
     return MPI.Status()
 
 
-class _RankReporter:
-    """Where a rank's collected outputs go: rank 0 keeps them, others send them to it."""
-
-    def __init__(self, transport: _MPITransport, rank: int) -> None:
-        self.transport = transport
-        self.rank = rank
-        self.lists: dict[tuple[str, str], list[Any]] = {}
-
-    def result_list(self, pe_id: str, output: str) -> list[Any]:
-        if self.rank == 0 and self.transport.collector is not None:
-            return self.transport.collector.result_list(pe_id, output)
-        return self.lists.setdefault((pe_id, output), [])
-
-    def flush_results(self) -> None:
-        batch = [(pe, out, items[:]) for (pe, out), items in self.lists.items() if items]
-        if batch:
-            for items in self.lists.values():
-                items.clear()
-            self.transport.send(0, ("results", batch), tag=_CONTROL)
+def _reporter(transport: _MPITransport) -> ResultCollector | ResultBuffer:
+    """Rank 0 keeps collected outputs where the result is built; other ranks ship them to it."""
+    if transport.collector is not None:
+        return transport.collector
+    return ResultBuffer(lambda batch: transport.send(0, ("results", batch), tag=_CONTROL))
 
 
 class MPIMapping(Mapping):
@@ -173,13 +159,7 @@ class MPIMapping(Mapping):
     ) -> Plan:
         """Rank 0 plans; the others adopt its placement and inputs (keyed by PE ids)."""
         try:
-            plan = make_plan(
-                graph,
-                inputs,
-                self.num_workers(),
-                partitioned=bool(self.options.get("simple")),
-                collect=collect,
-            )
+            plan = super().make_plan(graph, inputs, collect)
         except Dispel4PyError as exc:
             exc.quiet = not self.primary  # every rank fails alike; rank 0 says it once
             raise
@@ -196,7 +176,7 @@ class MPIMapping(Mapping):
 
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats] | None:
         transport = _MPITransport(self.comm, collector if self.primary else None)
-        reporter = _RankReporter(transport, self.rank)
+        reporter = _reporter(transport)
         where = f"rank {self.rank} on {socket.gethostname()}"
         try:
             executor = Executor(plan, self.rank, transport, reporter, where=where)

@@ -20,15 +20,23 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "dispel4py", *args]
 
 
-def mpiexec() -> str:
-    """The mpiexec of the mpich wheel (next to this Python), else on PATH."""
-    local = Path(sys.executable).parent / "mpiexec"
-    found = str(local) if local.exists() else shutil.which("mpiexec")
+def tool(name: str, install: str) -> str:
+    """A command installed next to this Python (a wheel's), else on PATH.
+
+    Missing: a failure in CI (CI=true), where every backend must be there; a skip elsewhere.
+    """
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
     if found is None:
         if IN_CI:
-            pytest.fail("mpiexec not found: install the [mpi] extra (mpich wheel)")
-        pytest.skip("mpiexec not found (pip install 'dispel4py[mpi]')")
+            pytest.fail(f"{name} not found: {install}")
+        pytest.skip(f"{name} not found ({install})")
     return found
+
+
+def mpiexec() -> str:
+    """The mpiexec of the mpich wheel."""
+    return tool("mpiexec", "pip install 'dispel4py[mpi]' (the mpich wheel)")
 
 
 def descendants_alive(pid: int) -> list[int]:
