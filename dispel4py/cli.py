@@ -17,7 +17,7 @@ from typing import Any
 from dispel4py import __version__
 from dispel4py.errors import Dispel4PyError, UsageError, WorkflowFailed
 
-__all__ = ["main", "get_parser", "render_outputs", "format_stats"]
+__all__ = ["main", "get_parser", "render_outputs", "print_outputs", "format_stats"]
 
 _log = logging.getLogger("dispel4py.cli")
 
@@ -117,6 +117,11 @@ def render_outputs(outputs: dict[str, Any]) -> str:
     return f"Outputs: {outputs}"
 
 
+def print_outputs(outputs: dict[str, Any]) -> None:
+    """The results line on stdout (also used by the original ``simple_process.process``)."""
+    print(render_outputs(outputs), flush=True)
+
+
 def format_stats(result: Any) -> str:
     rows = [("PE", "instances", "items in", "items out", "busy s")]
     for pe_id, row in result.per_pe().items():
@@ -174,7 +179,7 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
     if result is None:  # a non-root MPI rank: rank 0 prints
         return 0
     _log.info(result.processes)
-    print(render_outputs(result.outputs), flush=True)
+    print_outputs(result.outputs)
     if args.stats:
         print(format_stats(result), file=sys.stderr)
     _log.info("ELAPSED TIME: %s", result.elapsed_s)

@@ -29,7 +29,6 @@ def process(
     resultmappings: dict[str, list[str]] | None = None,
 ) -> None:
     """Run on ``simple`` and print ``Outputs: {...}`` as the original did."""
-    from dispel4py.cli import render_outputs
+    from dispel4py.cli import print_outputs
 
-    outputs = process_and_return(workflow, inputs, resultmappings, args)
-    print(render_outputs(outputs))  # noqa: T201 - the original API prints its result
+    print_outputs(process_and_return(workflow, inputs, resultmappings, args))
