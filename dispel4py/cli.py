@@ -168,13 +168,14 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
     mapping = mapping_cls(api.mapping_options(mapping_cls, mapping_options))
     if not mapping.primary:  # MPI ranks other than 0: only errors and PE logs
         logging.getLogger("dispel4py.cli").setLevel(logging.ERROR)
-    graph = load_workflow(args.module, args.attr)
-    inputs = parse_cli_inputs(args.data, args.file)
-    if inputs is None:
-        if args.iter < 0:
-            raise UsageError(f"-i/--iter must not be negative (got {args.iter})")
-        _log.warning("Processing %d iteration%s.", args.iter, "" if args.iter == 1 else "s")
-        inputs = {pe.id: args.iter for pe in roots(graph)}
+    with mapping.setting_up():
+        graph = load_workflow(args.module, args.attr)
+        inputs = parse_cli_inputs(args.data, args.file)
+        if inputs is None:
+            if args.iter < 0:
+                raise UsageError(f"-i/--iter must not be negative (got {args.iter})")
+            _log.warning("Processing %d iteration%s.", args.iter, "" if args.iter == 1 else "s")
+            inputs = {pe.id: args.iter for pe in roots(graph)}
     result = mapping.run(graph, inputs)
     if result is None:  # a non-root MPI rank: rank 0 prints
         return 0

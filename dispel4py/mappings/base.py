@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import pickle
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from collections.abc import Mapping as MappingABC
 from typing import Any, ClassVar
 
@@ -92,6 +94,11 @@ class Mapping(ABC):
     @abstractmethod
     def num_workers(self) -> int:
         """How many workers to plan for."""
+
+    @contextlib.contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Wraps loading and input parsing; MPI ranks agree there on failures (see mpi.py)."""
+        yield
 
     def make_plan(
         self,

@@ -12,10 +12,12 @@ MPI is initialised when this mapping is instantiated, never at import.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
 from collections.abc import Mapping as MappingABC
 from typing import Any
 
@@ -158,11 +160,8 @@ class MPIMapping(Mapping):
         collect: MappingABC[str, list[str]] | None,
     ) -> Plan:
         """Rank 0 plans; the others adopt its placement and inputs (keyed by PE ids)."""
-        try:
+        with self.setting_up():
             plan = super().make_plan(graph, inputs, collect)
-        except Dispel4PyError as exc:
-            exc.quiet = not self.primary  # every rank fails alike; rank 0 says it once
-            raise
         shared = self.comm.bcast(
             (sorted(plan.pes), plan.placement, plan.inputs, plan.collect) if self.primary else None, root=0
         )
@@ -173,6 +172,29 @@ class MPIMapping(Mapping):
                 f"{ids}); every rank must build the same graph"
             )
         return plan
+
+    @contextlib.contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Every rank learns whether any rank failed, before anything collective.
+
+        A failure on one rank only (a file missing on one node) must not leave the others
+        waiting in a broadcast: all ranks raise, rank 0 reports the first failure once.
+        """
+        error: Dispel4PyError | None = None
+        try:
+            yield
+        except Dispel4PyError as exc:
+            error = exc
+        outcomes = self.comm.allgather(None if error is None else (str(error), error.exit_code))
+        failed = [(rank, outcome) for rank, outcome in enumerate(outcomes) if outcome is not None]
+        if not failed:
+            return
+        rank, (message, code) = failed[0]
+        if error is None or rank != self.rank:
+            error = Dispel4PyError(message if rank == 0 else f"on rank {rank}: {message}")
+            error.exit_code = code
+        error.quiet = not self.primary
+        raise error
 
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats] | None:
         transport = _MPITransport(self.comm, collector if self.primary else None)

@@ -173,3 +173,19 @@ def test_library_call_under_mpiexec(tmp_path) -> None:
     done = run([mpiexec(), "-n", "3", sys.executable, str(script)])
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("RESULT [1, 2, 3]") == 1
+
+
+def test_a_failure_on_one_rank_only_ends_every_rank() -> None:
+    """Other ranks must not wait forever for the rank that could not load the workflow."""
+    started = time.monotonic()
+    done = _mpi(3, str(WORKFLOWS / "fails_on_rank_1.py"), "-i", "3", timeout=30)
+    assert time.monotonic() - started < 15
+    assert done.returncode == 2
+    assert done.stderr.count("dispel4py: error: on rank 1: failed to load workflow") == 1
+    assert "data file missing on this node" in done.stderr
+
+
+def test_invalid_json_is_reported_once() -> None:
+    done = _mpi(3, GT + "pipeline_test", "-d", "{bad")
+    assert done.returncode == 2
+    assert done.stderr.count("-d is not valid JSON") == 1
