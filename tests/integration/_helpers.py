@@ -52,11 +52,27 @@ def wait_gone(pids: list[int], within: float = 3.0) -> list[int]:
     deadline = time.monotonic() + within
     alive = pids
     while alive and time.monotonic() < deadline:
-        alive = [
-            p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-        ]
-        time.sleep(0.05)
+        alive = [p for p in alive if _alive(p)]
+        if alive:
+            time.sleep(0.05)
     return alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def engine_processes() -> set[int]:
+    """Processes of dispel4py runs (drivers, forked or spawned workers) on this machine."""
+    found = set()
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "dispel4py" in cmdline or "multiprocess" in cmdline:
+            found.add(proc.pid)
+    return found - {os.getpid()}
 
 
 def run(
