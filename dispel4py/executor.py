@@ -10,11 +10,21 @@ Every mapping runs this loop; a mapping only decides placement and supplies the 
 * **Batching**: items for other workers are buffered per destination instance and sent
   when the buffer is full or the worker is about to wait for input.
 * **Bounded memory without deadlock**: a sender holds at most ``credits`` unacknowledged
-  batches per destination instance. While waiting for credit, the worker keeps receiving:
-  work for instances that are not upstream of what is on its stack is processed at once
-  (and acknowledged), other work is held unacknowledged. Because the graph is acyclic,
-  a chain of waits always moves downstream and ends, so two workers feeding each other
-  cannot lock up. Local inboxes are drained inline when they reach ``local_limit``.
+  batches per destination instance, and a receiver acknowledges a batch when it takes it
+  into an inbox. A worker that waits for credit keeps receiving, so it never blocks its
+  peers for long; what it receives is either processed at once (nested on its stack) or
+  *held* unacknowledged. The rule that makes this deadlock-free: every instance has a
+  *level*, its PE's position in the topological order, and the stack of running
+  instances is kept strictly increasing in level (writes only go downstream, and a
+  received batch is processed nested only if its instance's level is above the top of
+  the stack). A batch is held only if its level is at or below the top. Then, if W waits
+  for credit from instance T on W' and W' holds T's batch, W' itself is waiting for an
+  instance whose level is above T's (the target of its top, whose level is above
+  everything on its stack, including T). A chain of waits therefore climbs strictly in
+  level and ends at a worker that acknowledges: no cycle, no deadlock. Before a worker
+  blocks (for credit or for input) it releases every held batch whose level is now above
+  its top, so the invariant holds at every blocking point. Local inboxes are drained
+  inline when they reach ``local_limit``.
 """
 
 from __future__ import annotations
@@ -24,21 +34,48 @@ import logging
 import pickle
 from collections import deque
 from collections.abc import Callable
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass
 from itertools import repeat
 from time import perf_counter
 from typing import Any, Protocol
 
 from dispel4py.core import WRITER
-from dispel4py.errors import Dispel4PyError, TransportError
+from dispel4py.errors import Dispel4PyError, TransportError, UsageError
 from dispel4py.failure import wrap_failure
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
 from dispel4py.wiring import make_emitter, make_handler, make_routes, unpicklable_message
-from dispel4py.writers import make_writer
+from dispel4py.writers import SAMPLE_MASK, make_writer, sized_limit
 
-__all__ = ["Executor", "Transport", "Reporter"]
+__all__ = ["Executor", "Transport", "Reporter", "Tuning"]
 
 _log = logging.getLogger("dispel4py.engine")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How much the executor buffers: items and bytes per batch, credits per destination
+    instance, items and bytes a local inbox takes before it is drained inline."""
+
+    batch_size: int = 1024
+    credits: int = 4
+    local_limit: int = 1024
+    batch_bytes: int = 4 << 20
+    local_bytes: int = 16 << 20
+
+    @classmethod
+    def from_options(cls, options: MappingABC[str, Any]) -> Tuning:
+        """From the ``--batch-size``/``--credits`` options; a value below 1 is a usage error."""
+        values = {}
+        for name, flag in (("batch_size", "--batch-size"), ("credits", "--credits")):
+            value = options.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"{flag} must be a whole number of at least 1 (got {value!r})")
+            values[name] = value
+        return cls(**values)
 
 
 class Transport(Protocol):
@@ -59,17 +96,18 @@ class Executor:
         transport: Transport | None,
         reporter: Reporter,
         *,
-        batch_size: int = 1024,
-        credits: int = 4,
-        local_limit: int = 1024,
+        tuning: Tuning | None = None,
         where: str = "",
     ) -> None:
+        tuning = tuning or Tuning()
         self.plan = plan
         self.worker = worker
         self.transport = transport
         self.reporter = reporter
-        self.batch_size = batch_size
-        self.local_limit = local_limit
+        self.batch_size = tuning.batch_size
+        self.local_limit = local_limit = tuning.local_limit
+        self.batch_bytes = tuning.batch_bytes
+        self.local_bytes = tuning.local_bytes
         self.where = where
         placement = plan.placement
         n = len(placement.pe_of)
@@ -78,10 +116,14 @@ class Executor:
         self.eos_left = [0] * n
         self.finished = [False] * n
         self.active = [False] * n
-        self.credits = [credits] * n
+        self.credits = [tuning.credits] * n
         self.outbufs: dict[tuple[int, str], list[Any]] = {}  # (target, port) -> items
+        self.outlimits: dict[tuple[int, str], int] = {}  # (target, port) -> items per batch now
+        self.local_limits = [local_limit] * n
         self.held: dict[int, list[tuple[int, str, list[Any]]]] = {}
-        self.stack: list[int] = []
+        self.stack: list[int] = []  # running instances, strictly increasing in level
+        order = {pe: i for i, pe in enumerate(plan.order)}
+        self.level = [order[pe] for pe in placement.pe_of]
         self.failure: Dispel4PyError | None = None
         self._nested_s = 0.0
         self.flush_interval = 0.05  # seconds an item may wait in a part-filled batch
@@ -127,11 +169,13 @@ class Executor:
                 drain=self.drain,
                 flush_results=self.reporter.flush_results,
                 limit=self.local_limit,
+                byte_limit=self.local_bytes,
             )
             for route in getattr(writer, "routes", ()) or ():
                 for target in route.targets:
                     if self.inboxes[target] is None:
                         self.outbufs.setdefault((target, route.port), [])
+                        self.outlimits[(target, route.port)] = self.batch_size
             pe.outputconnections[output][WRITER] = writer
             writers[output] = writer
         return writers
@@ -158,7 +202,7 @@ class Executor:
             if self.outbufs:
                 self.flush_all()  # remote workers get their share before a long local drain
             for iid in unfinished:
-                if self.inboxes[iid]:
+                if self.inboxes[iid] or iid in self.held:
                     self.drain(iid)
                     progressed = True
                 if self.eos_left[iid] <= 0 and not self.inboxes[iid] and iid not in self.held:
@@ -234,9 +278,9 @@ class Executor:
         start = perf_counter()
         try:
             body()
-        except Dispel4PyError:
-            raise
-        except Exception as exc:
+        except (Dispel4PyError, KeyboardInterrupt):
+            raise  # already reported, or Ctrl-C, which keeps its meaning
+        except BaseException as exc:  # sys.exit() and other BaseExceptions from PE code too
             self.failure = wrap_failure(
                 self.plan.pe_of(iid),
                 iid,
@@ -255,7 +299,15 @@ class Executor:
             self.active[iid] = False
 
     def _finish(self, iid: int) -> None:
-        self._call(iid, "postprocess", self.pes[iid].postprocess)
+        """``postprocess``, then end of stream downstream, as the instance (so that a
+        wait for credit on the way follows the level rule)."""
+        postprocess = self.pes[iid].postprocess
+
+        def body() -> None:
+            postprocess()
+            self._send_end_of_stream(iid)
+
+        self._call(iid, "postprocess", body)
         self.finished[iid] = True
         stats = self.stats[iid]
         _log.info(
@@ -265,6 +317,8 @@ class Executor:
             stats.calls,
             "" if stats.calls == 1 else "s",
         )
+
+    def _send_end_of_stream(self, iid: int) -> None:
         pe_id = self.plan.pe_of(iid)
         for e in self.plan.edges:
             if e.src != pe_id:
@@ -281,12 +335,19 @@ class Executor:
         inbox = self.inboxes[target]
         if inbox is not None:
             inbox.append((port, data))
-            if len(inbox) >= self.local_limit and not self.active[target]:
+            n = len(inbox)
+            if n & SAMPLE_MASK == 1:
+                self.local_limits[target] = sized_limit(data, n, self.local_limit, self.local_bytes)
+            if n >= self.local_limits[target] and not self.active[target]:
                 self.drain(target)
             return
-        buf = self.outbufs[(target, port)]
+        key = (target, port)
+        buf = self.outbufs[key]
         buf.append(data)
-        if len(buf) >= self.batch_size:
+        n = len(buf)
+        if n & SAMPLE_MASK == 1:
+            self.outlimits[key] = sized_limit(data, n, self.batch_size, self.batch_bytes)
+        if n >= self.outlimits[key]:
             self._send_now(target, port)
         elif perf_counter() > self._flush_by:  # a slow producer's items must not wait
             self.flush_all()
@@ -302,7 +363,9 @@ class Executor:
             return
         while self.credits[target] <= 0:
             assert self.transport is not None
-            self.handle(self.transport.recv())
+            self._release_processable()
+            if self.credits[target] <= 0:
+                self.handle(self.transport.recv())
         items = self.outbufs[key]
         self.outbufs[key] = []
         self.credits[target] -= 1
@@ -344,12 +407,19 @@ class Executor:
         self.transport.send(src, ("C", iid, 1))
 
     def _must_hold(self, iid: int) -> bool:
-        if not self.stack:
-            return False
-        if self.active[iid]:
-            return True
-        pe_of, below = self.plan.placement.pe_of, self.plan.descendants[self.plan.pe_of(iid)]
-        return any(pe_of[a] in below for a in self.stack)
+        """Whether a batch for ``iid`` must wait: processing it now would break the
+        increasing levels of the stack (see the module docstring)."""
+        return bool(self.stack) and self.level[iid] <= self.level[self.stack[-1]]
+
+    def _release_processable(self) -> None:
+        """Take in (and acknowledge) held batches that may now be processed, then process them."""
+        if not self.held:
+            return
+        for iid in [i for i in self.held if not self._must_hold(i)]:
+            if iid in self.held and not self._must_hold(iid):
+                self._release_held(iid)
+                if self.stack:
+                    self.drain(iid)
 
     def _release_held(self, iid: int) -> None:
         inbox = self.inboxes[iid]

@@ -59,7 +59,13 @@ def wrap_failure(
         phase,
         port=port,
         item_repr=short_repr(item) if has_item else None,
-        error=f"{type(exc).__name__}: {exc}",
+        error=_describe(exc),
         user_traceback=user_traceback(exc),
         where=where,
     )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}); a PE must raise an exception or return, not exit"
+    return f"{type(exc).__name__}: {exc}"

@@ -91,6 +91,22 @@ class Mapping(ABC):
     def add_arguments(cls, parser: argparse.ArgumentParser | Any) -> None:
         """Add this mapping's command-line options (none by default)."""
 
+    @staticmethod
+    def add_tuning_arguments(parser: argparse.ArgumentParser | Any) -> None:
+        """``--batch-size`` and ``--credits``, for mappings with several workers."""
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="items per message between workers (default 1024; batches also stop at ~4 MB)",
+        )
+        parser.add_argument(
+            "--credits",
+            type=int,
+            default=None,
+            help="unacknowledged batches a worker may send to one PE instance (default 4)",
+        )
+
     @abstractmethod
     def num_workers(self) -> int:
         """How many workers to plan for."""
