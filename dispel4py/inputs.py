@@ -4,6 +4,13 @@ Keys may be PE objects, PE names or PE ids; values are a number of ``{}`` invoca
 (int >= 0) or a list of input dicts, each passed verbatim to ``process``. Everything is
 normalised to ``{pe_id: int | list}`` before planning, so that plans can be sent to other
 processes (the original lost object keys in MPI broadcasts).
+
+A PE that is the destination of a connection may be fed too (the original's bug B11 made
+that a TypeError): its dicts are processed like items arriving on its inputs, so each dict
+must name one or more of its declared inputs, and it cannot take a number of ``{}``
+iterations (``process({})`` is not an item on any input). Source PEs get their dicts
+verbatim, whatever the keys, as they always have. All of this is checked here, before
+anything runs, so a mistake is a usage error (exit 2) and never a PE failure.
 """
 
 from __future__ import annotations
@@ -52,12 +59,13 @@ def roots(graph: WorkflowGraph) -> list[GenericPE]:
 
 
 def normalise_inputs(graph: WorkflowGraph, inputs: Mapping[Any, Any] | None) -> dict[str, InputValue]:
-    """Map keys to PE ids and check the values."""
+    """Map keys to PE ids and check the values (``graph`` already flattened)."""
     pes = [n.obj for n in graph.nodes]
     by_id = {pe.id: pe for pe in pes}
     by_name: dict[str, GenericPE] = {}
     for pe in pes:
         by_name.setdefault(pe.name, pe)
+    fed = {id(dst) for _, _, dst, _ in graph.connections}
     result: dict[str, InputValue] = {}
     for key, value in (inputs or {}).items():
         if isinstance(key, GenericPE):
@@ -73,16 +81,65 @@ def normalise_inputs(graph: WorkflowGraph, inputs: Mapping[Any, Any] | None) -> 
                 f"{did_you_mean(str(getattr(key, 'id', key)), choices)}; "
                 f"PEs are: {', '.join(by_id)}"
             )
-        result[pe.id] = _check_value(pe.id, value)
+        checked = _check_value(pe, value)
+        if id(pe) in fed:
+            _check_non_source(pe, checked, [p.id for p in pes if id(p) not in fed])
+        result[pe.id] = checked
     return result
 
 
-def _check_value(pe_id: str, value: Any) -> InputValue:
+def _example(pe: GenericPE) -> str:
+    """A list of input dicts for ``pe``, as it would be written in ``-d``."""
+    port = next(iter(pe.inputconnections), "input")
+    return f'{{"{pe.id}": [{{"{port}": 5}}]}}'
+
+
+def _forms(pe: GenericPE) -> str:
+    """The two accepted forms of an input value, spelled for ``pe``."""
+    return f'a number of iterations ({{"{pe.id}": 3}}) or a list of input dicts ({_example(pe)})'
+
+
+def _check_value(pe: GenericPE, value: Any) -> InputValue:
     if isinstance(value, bool) or not isinstance(value, (int, list, tuple)):
-        raise InputError(
-            f"input for {pe_id} must be a number of iterations or a list of input dicts, "
-            f"not {type(value).__name__} {value!r}"
-        )
-    if isinstance(value, int) and value < 0:
-        raise InputError(f"input for {pe_id} must not be negative (got {value})")
-    return list(value) if isinstance(value, tuple) else value
+        raise InputError(f"input for {pe.id} must be {_forms(pe)}, not {type(value).__name__} {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise InputError(f"input for {pe.id} must not be negative (got {value})")
+        return value
+    for position, entry in enumerate(value):
+        if not isinstance(entry, Mapping):
+            raise InputError(
+                f"input for {pe.id} has {type(entry).__name__} {entry!r} at position {position} of "
+                f"its list, not a dict; give {_forms(pe)}"
+            )
+    return list(value)
+
+
+def _check_non_source(pe: GenericPE, value: InputValue, sources: list[str]) -> None:
+    """``pe`` has connected inputs: its dicts must be items on those inputs."""
+    ports = list(pe.inputconnections)
+    listed = ", ".join(ports)
+    example = _example(pe)
+    if isinstance(value, int):
+        if value:
+            raise InputError(
+                f"{pe.id} has connected inputs ({listed}), so it cannot run {value} iteration"
+                f"{'' if value == 1 else 's'}: give it a list of input dicts naming its inputs, "
+                f"e.g. {example}, or give the iterations to a source PE "
+                f"({', '.join(sources) or 'none'})"
+            )
+        return
+    for position, entry in enumerate(value):
+        if not entry:
+            raise InputError(
+                f"input for {pe.id} has an empty dict at position {position} of its list: "
+                f"{pe.id} has connected inputs, so each dict must name one or more of its "
+                f"inputs ({listed}), e.g. {example}"
+            )
+        for port in entry:
+            if port not in pe.inputconnections:
+                raise InputError(
+                    f"input dict {position} for {pe.id} names '{port}', which is not an input of "
+                    f"{pe.id}{did_you_mean(str(port), ports)}; inputs of {pe.id} are: {listed} "
+                    f"(e.g. {example})"
+                )

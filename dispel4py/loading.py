@@ -40,7 +40,9 @@ def load_module(source: str) -> ModuleType:
                 "module; give a path to a .py file or a module name on PYTHONPATH"
             ) from None
         raise GraphError(_failure(source, exc)) from exc
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise  # Ctrl-C while importing is still Ctrl-C (exit 130)
+    except BaseException as exc:  # SystemExit too: a workflow must not end the command silently
         raise GraphError(_failure(source, exc)) from exc
 
 
@@ -58,7 +60,10 @@ def _load_file(path: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        sys.modules.pop(name, None)
+        raise  # Ctrl-C while importing is still Ctrl-C (exit 130)
+    except BaseException as exc:  # SystemExit too: a workflow must not end the command silently
         sys.modules.pop(name, None)
         raise GraphError(_failure(path, exc)) from exc
     return module
@@ -68,6 +73,13 @@ def _failure(source: str, exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     user = [f for f in frames if "importlib" not in f.filename and "dispel4py/loading" not in f.filename]
     lines = "".join(traceback.format_list(user[-5:]))
+    if isinstance(exc, SystemExit):
+        call = "sys.exit()" if exc.code is None else f"sys.exit({exc.code!r})"
+        return (
+            f"workflow module '{source}' called {call} while being imported: dispel4py imports "
+            "it to find the graph, so put script code under 'if __name__ == \"__main__\":'"
+            f"\n{lines}"
+        ).rstrip()
     return f"failed to load workflow '{source}': {type(exc).__name__}: {exc}\n{lines}".rstrip()
 
 
