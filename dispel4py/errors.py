@@ -17,6 +17,7 @@ __all__ = [
     "InputError",
     "MappingUnavailable",
     "TransportError",
+    "GroupingError",
     "WorkflowFailed",
     "WorkerDied",
     "did_you_mean",
@@ -50,6 +51,22 @@ class MappingUnavailable(UsageError):
 
 class TransportError(Dispel4PyError):
     """Moving messages between workers failed (e.g. an item could not be pickled)."""
+
+
+class GroupingError(Dispel4PyError):
+    """An item's group-by key has a type that no hash can route the same in every process.
+
+    It names the destination PE and input whose grouping refused the key. It is not a
+    failure of the PE that wrote the item, so it is not wrapped as one: the fix is the key.
+    """
+
+    def __init__(self, pe_id: str, port: str, message: str) -> None:
+        self.pe_id = pe_id
+        self.port = port
+        super().__init__(message)
+
+    def __reduce__(self):  # keep the fields when sent from a worker to the driver
+        return (GroupingError, (self.pe_id, self.port, self.args[0]))
 
 
 class WorkflowFailed(Dispel4PyError):

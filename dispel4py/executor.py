@@ -33,16 +33,15 @@ import copy
 import logging
 import pickle
 from collections import deque
-from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from itertools import repeat
 from time import perf_counter
 from typing import Any, Protocol
 
+from dispel4py.calls import InstanceCalls
 from dispel4py.core import WRITER
-from dispel4py.errors import Dispel4PyError, TransportError, UsageError
-from dispel4py.failure import wrap_failure
+from dispel4py.errors import TransportError, UsageError
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
 from dispel4py.wiring import make_emitter, make_handler, make_routes, unpicklable_message
@@ -115,25 +114,24 @@ class Executor:
         self.inboxes: list[deque | None] = [None] * n
         self.eos_left = [0] * n
         self.finished = [False] * n
-        self.active = [False] * n
+        self.calls = calls = InstanceCalls(plan, worker, where)
+        self.active = calls.active
+        self.stack = calls.stack
+        self.level = calls.level
+        self.stats = calls.stats
+        self._call = calls.call
         self.credits = [tuning.credits] * n
         self.outbufs: dict[tuple[int, str], list[Any]] = {}  # (target, port) -> items
         self.outlimits: dict[tuple[int, str], int] = {}  # (target, port) -> items per batch now
         self.local_limits = [local_limit] * n
         self.held: dict[int, list[tuple[int, str, list[Any]]]] = {}
-        self.stack: list[int] = []  # running instances, strictly increasing in level
-        order = {pe: i for i, pe in enumerate(plan.order)}
-        self.level = [order[pe] for pe in placement.pe_of]
-        self.failure: Dispel4PyError | None = None
-        self._nested_s = 0.0
         self.flush_interval = 0.05  # seconds an item may wait in a part-filled batch
         self._flush_by = perf_counter() + self.flush_interval
         self.pes: dict[int, Any] = {}
-        self.stats: dict[int, InstanceStats] = {}
         for iid in self.hosted:
             self.inboxes[iid] = deque()
             self.eos_left[iid] = plan.eos_expected(iid)
-            self.stats[iid] = InstanceStats(placement.pe_of[iid], iid, worker)
+            calls.add(iid)
         self._make_instances()
         self.writers: dict[int, dict[str, Any]] = {iid: self._make_writers(iid) for iid in self.hosted}
         self.handlers = {
@@ -220,22 +218,8 @@ class Executor:
         self.handle(self.transport.recv())
 
     def _feed(self, iid: int, provided: Any) -> None:
-        """Run the provided inputs of an instance: N ``{}`` calls or one call per dict."""
-        calls = range(provided) if isinstance(provided, int) else provided
-        process = self.pes[iid].process
         emit = make_emitter(self.plan.pe_of(iid), self.writers[iid])
-        item: Any = None
-
-        def feed() -> None:
-            nonlocal item
-            for entry in calls:
-                item = {} if isinstance(provided, int) else entry
-                self.stats[iid].calls += 1
-                out = process(item)
-                if out is not None:
-                    emit(out)
-
-        self._call(iid, "process", feed, lambda: item)
+        self.calls.feed(iid, self.pes[iid], emit, provided)
 
     def drain(self, iid: int) -> None:
         """Process the inbox of ``iid`` (no-op if it is already running on the stack)."""
@@ -255,48 +239,13 @@ class Executor:
                         handler(*pair)
                 finally:
                     stats.calls += calls
-                if self.failure is not None:
-                    raise self.failure
+                if self.calls.failure is not None:
+                    raise self.calls.failure
                 if iid not in self.held:
                     return
                 self._release_held(iid)
 
         self._call(iid, "process", run_inbox, lambda: current[1], lambda: current[0])
-
-    def _call(
-        self,
-        iid: int,
-        phase: str,
-        body: Callable[[], None],
-        item: Callable[[], Any] | None = None,
-        port: Callable[[], Any] | None = None,
-    ) -> None:
-        """Run ``body`` as instance ``iid``: mark it active, time it, wrap user errors."""
-        self.active[iid] = True
-        self.stack.append(iid)
-        outer_nested, self._nested_s = self._nested_s, 0.0
-        start = perf_counter()
-        try:
-            body()
-        except (Dispel4PyError, KeyboardInterrupt):
-            raise  # already reported, or Ctrl-C, which keeps its meaning
-        except BaseException as exc:  # sys.exit() and other BaseExceptions from PE code too
-            self.failure = wrap_failure(
-                self.plan.pe_of(iid),
-                iid,
-                phase,
-                port() if port else None,
-                item() if item else None,
-                exc,
-                self.where,
-            )
-            raise self.failure from exc
-        finally:
-            elapsed = perf_counter() - start
-            self.stats[iid].busy_s += elapsed - self._nested_s
-            self._nested_s = outer_nested + elapsed
-            self.stack.pop()
-            self.active[iid] = False
 
     def _finish(self, iid: int) -> None:
         """``postprocess``, then end of stream downstream, as the instance (so that a

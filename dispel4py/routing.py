@@ -5,17 +5,19 @@
   processes and hosts (CRC-32 of a canonical encoding; never Python's salted ``hash()``),
 * ``'all'``: a copy to every instance,
 * ``'global'``: instance 0 only.
+
+The group-by rule (keys that are ``==`` reach the same instance) and its hash live in
+``keys.py``.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from dispel4py.errors import GraphError
+from dispel4py.errors import GraphError, GroupingError
+from dispel4py.keys import UnencodableKey, stable_hash
 
 __all__ = [
     "Grouping",
@@ -34,7 +36,7 @@ ALL = "all"
 GLOBAL = "global"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Grouping:
     kind: str
     keys: tuple[Any, ...] = ()
@@ -56,56 +58,6 @@ def parse_grouping(value: Any, pe_id: str, port: str) -> Grouping:
         "use a list of item keys/indexes (group-by, e.g. [0]), 'all' or 'global', "
         "or no grouping (shuffle)"
     )
-
-
-# -- stable hashing ---------------------------------------------------------------------
-def stable_hash(value: Any) -> int:
-    """A hash of ``value`` that is the same in every interpreter and on every host."""
-    parts: list[bytes] = []
-    _encode(value, parts)
-    return zlib.crc32(b"".join(parts))
-
-
-_pack_double = struct.Struct("<d").pack
-
-
-def _encode(value: Any, out: list[bytes]) -> None:
-    if isinstance(value, str):
-        data = value.encode("utf-8", "surrogatepass")
-        out.append(b"s%d:" % len(data))
-        out.append(data)
-    elif isinstance(value, bool) or value is None:
-        out.append(b"c" + repr(value).encode())
-    elif isinstance(value, int):
-        out.append(b"i%d;" % value)
-    elif isinstance(value, float):
-        if value.is_integer():  # 2.0 and 2 group together, as they compare equal
-            out.append(b"i%d;" % int(value))
-        else:
-            out.append(b"f" + _pack_double(value))
-    elif isinstance(value, (bytes, bytearray)):
-        out.append(b"b%d:" % len(value))
-        out.append(bytes(value))
-    elif isinstance(value, (tuple, list)):
-        out.append(b"t%d(" % len(value))
-        for element in value:
-            _encode(element, out)
-    elif isinstance(value, (frozenset, set)):
-        encoded = sorted(stable_hash(e).to_bytes(4, "little") for e in value)
-        out.append(b"S%d(" % len(encoded))
-        out.extend(encoded)
-    elif isinstance(value, dict):
-        encoded = sorted(stable_hash(kv).to_bytes(4, "little") for kv in value.items())
-        out.append(b"d%d(" % len(encoded))
-        out.extend(encoded)
-    else:
-        item = getattr(value, "item", None)  # numpy scalars
-        if callable(item) and type(value).__module__ == "numpy":
-            _encode(item(), out)
-        else:
-            text = repr(value).encode("utf-8", "surrogatepass")
-            out.append(b"r%d:" % len(text))
-            out.append(text)
 
 
 # -- routes -----------------------------------------------------------------------------
@@ -151,13 +103,27 @@ class GroupByRoute(Route):
 
     def targets_for(self, data: Any) -> Sequence[int]:
         try:
-            key = tuple(data[k] for k in self.keys)
+            key = tuple([data[k] for k in self.keys])
         except (KeyError, IndexError, TypeError) as exc:
             raise ValueError(
                 f"cannot group item {_short(data)} for input '{self.port}' of {self.dest} by "
                 f"{list(self.keys)}: {type(exc).__name__}: {exc}"
             ) from exc
-        return (self.targets[stable_hash(key) % len(self.targets)],)
+        try:
+            return (self.targets[stable_hash(key) % len(self.targets)],)
+        except UnencodableKey as exc:
+            raise GroupingError(self.dest, self.port, self._refusal(data, key, exc)) from exc
+
+    def _refusal(self, data: Any, key: tuple, exc: UnencodableKey) -> str:
+        value = key[0] if len(key) == 1 else key
+        part = "has" if exc.culprit is value else f"contains {_short(exc.culprit)} of"
+        return (
+            f"cannot group item {_short(data)} for input '{self.port}' of {self.dest} "
+            f"(grouping group-by {list(self.keys)}): its key {_short(value)} {part} type "
+            f"{exc.type_name}, which {exc.reason}. Group by a str, int, float, bytes, tuple, "
+            "frozenset or another plain value: write e.g. str(key), tuple(array.tolist()) "
+            "or a tuple of the object's fields into the item"
+        )
 
 
 def _short(data: Any) -> str:

@@ -217,25 +217,48 @@ def test_global_sends_everything_to_the_first_instance():
 
 # -- stable hash ----------------------------------------------------------------------------
 _KEYS_SCRIPT = r"""
-import json, numpy as np
+import dataclasses, enum, json, numpy as np
+from decimal import Decimal
+from fractions import Fraction
 from dispel4py.routing import stable_hash
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    name: str
+    tags: frozenset
+
+class Color(enum.Enum):
+    RED = "red"
+
+words = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"}
 keys = ["alpha", "", "Dispel4Py", "ünïcode", b"bytes", b"", 0, 1, -7, 2**70, 2.0, 2.5, -0.1,
         ("alpha", 1), ("a", ("b", b"c")), [1, 2], np.str_("Lecture"), (np.str_("x"), 3),
-        None]
-print(json.dumps([stable_hash(k) for k in keys]))
+        None,
+        # sets, frozensets and dicts: their iteration order follows the hash seed
+        set(words), frozenset(words | {"iota"}), {"b": 2, "a": 1}, {"k": words, "j": ("x", "y")},
+        Decimal("0.1"), Decimal("12.5"), Decimal("-3"), Fraction(1, 3), 3 + 4j,
+        ("k", frozenset({("x", 1), ("y", 2)}), {"d": frozenset(words)}, [Decimal("0.5")]),
+        Cell("c", frozenset(words)), Color.RED]
+print(json.dumps([[stable_hash(k) for k in keys], list(words)]))
 """
 
 
-def _hashes_with_seed(seed: str) -> list[int]:
+def _run_keys_script(seed: str) -> tuple[list[int], list[str]]:
     env = dict(os.environ, PYTHONHASHSEED=seed)
     done = subprocess.run(
         [sys.executable, "-c", _KEYS_SCRIPT], capture_output=True, text=True, env=env, timeout=30, check=True
     )
-    return json.loads(done.stdout)
+    hashes, set_order = json.loads(done.stdout)
+    return hashes, set_order
+
+
+def _hashes_with_seed(seed: str) -> list[int]:
+    return _run_keys_script(seed)[0]
 
 
 def test_stable_hash_equal_across_interpreters_with_different_hash_seeds():
-    first, second = _hashes_with_seed("1"), _hashes_with_seed("2")
+    (first, first_order), (second, second_order) = _run_keys_script("1"), _run_keys_script("2")
+    assert first_order != second_order  # meaningful: the seeds order the sets differently
     assert first == second
     assert len(set(first)) == len(first)  # distinct keys hash differently here
 
