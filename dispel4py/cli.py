@@ -3,7 +3,8 @@
     dispel4py <mapping> <workflow> [-i N | -d JSON | -f FILE] [-a GRAPH] [mapping options]
 
 Results (``Outputs: {...}``) go to stdout, diagnostics to stderr. Exit codes: 0 success,
-1 workflow/transport failure, 2 usage or graph error, 130 interrupted.
+1 workflow/transport failure, 2 usage or graph error, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM), 129 hangup (SIGHUP).
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from dispel4py.errors import Dispel4PyError, UsageError, WorkflowFailed
 __all__ = ["main", "get_parser", "render_outputs", "print_outputs", "format_stats"]
 
 _log = logging.getLogger("dispel4py.cli")
-
-# common options that take a value (so their value is not mistaken for the mapping name)
-_VALUE_OPTIONS = {"-a", "--attr", "-f", "--file", "-d", "--data", "-i", "--iter"}
 
 
 def _common_parser(mapping: str | None) -> argparse.ArgumentParser:
@@ -84,16 +82,156 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _find_mapping(argv: Sequence[str]) -> str | None:
-    skip = False
-    for token in argv:
-        if skip:
-            skip = False
-        elif token in _VALUE_OPTIONS:
-            skip = True
-        elif not token.startswith("-"):
-            return token
+# How options take values, so that an option's value before the mapping name is not taken for
+# the mapping (``dispel4py -n 2 multi wf.py``). Read from the parsers themselves: the common
+# one and every mapping's ``add_arguments``, never from a hand-written list.
+_FLAG, _VALUE, _OPTIONAL, _AMBIGUOUS = "flag", "value", "optional value", "ambiguous"
+_MAPPING_OPTIONS: dict[str, dict[str, dict[str, str]]] = {}  # "builtin"/"plugin" -> name -> kinds
+
+
+def _option_kinds(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each option string of ``parser`` -> _FLAG, _VALUE or _OPTIONAL (``nargs="?"``)."""
+    kinds: dict[str, str] = {}
+    for action in parser._actions:
+        kind = _FLAG if action.nargs == 0 else _OPTIONAL if action.nargs == "?" else _VALUE
+        kinds.update(dict.fromkeys(action.option_strings, kind))
+    return kinds
+
+
+def _class_option_kinds(mapping_cls: Any) -> dict[str, str]:
+    probe = argparse.ArgumentParser(add_help=False)
+    mapping_cls.add_arguments(probe)
+    return _option_kinds(probe)
+
+
+def _mapping_options(family: str) -> dict[str, dict[str, str]]:
+    """Option kinds per mapping name, built-ins or plug-ins, computed once.
+
+    Built-in mapping modules are imported directly (not through ``get_mapping``): they import
+    their optional dependencies (mpi4py, zmq, multiprocess) only when a run starts, so this
+    works, and stays cheap, whether or not those are installed.
+    """
+    if family not in _MAPPING_OPTIONS:
+        import importlib
+
+        from dispel4py.mappings import BUILTIN, _plugins
+
+        found: dict[str, dict[str, str]] = {}
+        if family == "builtin":
+            for name, info in BUILTIN.items():
+                if info.target is None:
+                    continue
+                module_name, _, class_name = info.target.partition(":")
+                try:
+                    mapping_cls = getattr(importlib.import_module(module_name), class_name)
+                except ImportError:  # get_mapping reports it if this mapping is the one asked for
+                    continue
+                found[name] = _class_option_kinds(mapping_cls)
+        else:
+            for name, entry_point in _plugins().items():
+                try:
+                    found[name] = _class_option_kinds(entry_point.load())
+                except Exception as exc:  # get_mapping reports it if this plug-in is the one asked for
+                    _log.debug("cannot read the options of mapping plug-in %s: %s", name, exc)
+        _MAPPING_OPTIONS[family] = found
+    return _MAPPING_OPTIONS[family]
+
+
+def _mapping_option_kind(option: str) -> str | None:
+    """How the mappings that define ``option`` take its value (plug-ins only if no built-in does)."""
+    for family in ("builtin", "plugin"):
+        kinds = {k[option] for k in _mapping_options(family).values() if option in k}
+        if kinds:
+            return kinds.pop() if len(kinds) == 1 else _AMBIGUOUS
     return None
+
+
+def _classify(token: str, common: dict[str, str]) -> tuple[str | None, list[str]]:
+    """(kind, mapping options used) for an argument starting with '-'; kind None: unknown.
+
+    Mirrors argparse: ``--opt=value``, ``-n4`` and ``-sn 4`` (flags and a last short option
+    that takes the next argument).
+    """
+    name = token.split("=", 1)[0] if token.startswith("--") else token
+    kind = common.get(name) or _mapping_option_kind(name)
+    if kind is not None or token.startswith("--") or len(token) <= 2:
+        mapping_option = [name] if kind is not None and name not in common else []
+        return (_FLAG if name != token and kind is not None else kind), mapping_option
+    used: list[str] = []
+    for position, char in enumerate(token[1:], start=2):
+        option = "-" + char
+        kind = common.get(option) or _mapping_option_kind(option)
+        if kind is None:
+            return None, used
+        if kind == _AMBIGUOUS:
+            return kind, [*used, option]
+        if option not in common:
+            used.append(option)
+        if kind != _FLAG:
+            return (_FLAG if position < len(token) else kind), used  # -n4: the value is attached
+    return _FLAG, used
+
+
+def _find_mapping(argv: Sequence[str]) -> str | None:
+    """The mapping name: the first positional argument, skipping the values of options.
+
+    Options may come before the mapping name (``dispel4py -n 2 multi wf.py``); argparse,
+    given that mapping's parser, then reads them wherever they are.
+    """
+    common = _option_kinds(_common_parser(None))
+    before: list[str] = []  # mapping options given before the mapping name
+    unknown: str | None = None
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            return argv[index + 1] if index + 1 < len(argv) else None
+        if token == "-" or not token.startswith("-"):
+            _check_options_before(token, before, unknown)
+            return token
+        kind, used = _classify(token, common)
+        before += used
+        if kind == _AMBIGUOUS:
+            raise UsageError(
+                f"option '{token}' before the mapping name takes a value in some mappings and not "
+                "in others; put mapping options after the mapping name and the workflow: "
+                f"dispel4py <mapping> <workflow> {token} ..."
+            )
+        if kind is None:
+            unknown = unknown or token
+        nxt = argv[index + 1] if index + 1 < len(argv) else None
+        skip = kind == _VALUE or (kind == _OPTIONAL and nxt is not None and not nxt.startswith("-"))
+        index += 2 if skip else 1
+    return None
+
+
+def _check_options_before(name: str, before: list[str], unknown: str | None) -> None:
+    """Options given before the mapping name must be options of that mapping."""
+    if not before and unknown is None:
+        return
+    from dispel4py.errors import did_you_mean
+    from dispel4py.mappings import available_mappings, resolve_name
+
+    names = [row[0] for row in available_mappings()]
+    mapping = resolve_name(name)
+    if mapping not in names:
+        if unknown is None:
+            return  # get_mapping reports the unknown name, with a did-you-mean
+        raise UsageError(
+            f"'{name}' is not a mapping{did_you_mean(name, names)} and '{unknown}' is not an option "
+            "of dispel4py or of any mapping; write dispel4py <mapping> <workflow> [options], e.g. "
+            f"dispel4py multi workflow.py -n 4 (mappings: {', '.join(names)})"
+        )
+    builtin = _mapping_options("builtin")
+    kinds = builtin[mapping] if mapping in builtin else _mapping_options("plugin").get(mapping)
+    if kinds is None:
+        return  # not available: get_mapping says why
+    foreign = [option for option in before if option not in kinds]
+    if foreign:
+        raise UsageError(
+            f"option '{foreign[0]}' is not an option of the {mapping} mapping; its options are: "
+            f"{', '.join(sorted(kinds)) or '(none)'} (see dispel4py {mapping} --help)"
+        )
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
@@ -160,14 +298,14 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
     from dispel4py.loading import load_workflow
     from dispel4py.mappings import get_mapping
 
-    if args.provenance is not None:
-        _log.warning(
-            "--provenance-config is accepted for compatibility but ignored: provenance is not supported"
-        )
     mapping_cls = get_mapping(args.target)
     mapping = mapping_cls(api.mapping_options(mapping_cls, mapping_options))
     if not mapping.primary:  # MPI ranks other than 0: only errors and PE logs
         logging.getLogger("dispel4py.cli").setLevel(logging.ERROR)
+    if args.provenance is not None:  # after the line above: said once, not once per MPI rank
+        _log.warning(
+            "--provenance-config is accepted for compatibility but ignored: provenance is not supported"
+        )
     with mapping.setting_up():
         graph = load_workflow(args.module, args.attr)
         inputs = parse_cli_inputs(args.data, args.file)
@@ -198,8 +336,24 @@ def _report(exc: BaseException) -> None:
         print(f"dispel4py: error: {exc}", file=sys.stderr)
 
 
+def _stop_signals(target: str) -> Any:
+    """For the length of a run: SIGTERM/SIGHUP stop it like Ctrl-C (one line, exit 143/129,
+    workers stopped on the way out) if the mapping asks for it (``stops_on_signals``: the
+    worker pools do); other mappings keep the default action (mpiexec owns its ranks)."""
+    import contextlib
+
+    from dispel4py.mappings import get_mapping
+    from dispel4py.signals import stop_on_signals
+
+    if getattr(get_mapping(target), "stops_on_signals", False):
+        return stop_on_signals()
+    return contextlib.nullcontext()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dispel4py`` console script; returns the exit code."""
+    from dispel4py.signals import Terminated
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--list-mappings" in argv or argv[:1] == ["mappings"]:
         return _list_mappings()
@@ -217,7 +371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = set(vars(_common_parser(None).parse_args([args.target, args.module])))
     mapping_options = {k: v for k, v in vars(args).items() if k not in common}
     try:
-        return _run(args, mapping_options)
+        with _stop_signals(args.target):
+            return _run(args, mapping_options)
+    except Terminated as exc:
+        print(f"dispel4py: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("dispel4py: interrupted", file=sys.stderr)
         return 130

@@ -2,22 +2,33 @@
 
 The driver (this process) starts one process per worker of the plan; each runs THE
 executor loop over its instances, with the mapping's transport between workers. Workers
-report to the driver over a private pipe: collected outputs, log records, stats, and
-errors (as data). The driver waits on those pipes *and* the process sentinels, so a user
-exception, a worker killed by a signal, or Ctrl-C ends the whole run at once and leaves no
-child behind.
+report to the driver over a private pipe (``_link.py``): collected outputs, log records,
+stats, and errors (as data).
+
+* **Failure ends the run at once.** The driver waits on those pipes *and* on the process
+  sentinels, so a user exception, a worker killed by a signal (reported as soon as the
+  process is gone, even if something it forked still holds its pipe), or Ctrl-C ends the
+  whole run at once. The first error is raised, once, in the driver.
+* **No process outlives the run.** Leaving ``execute`` (by return or any exception) stops
+  every worker: SIGTERM, a short grace, SIGKILL. A worker also ends on its own when the
+  driver dies, even by SIGKILL and under any start method (``_lifetime.py``).
+* **Signals are the application's.** This module installs no handler in the driver: the
+  CLI turns SIGTERM/SIGHUP into an exception for the length of a run (``signals.py``);
+  a library user may do the same with :func:`dispel4py.signals.stop_on_signals`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import pickle
-import signal
 import socket
 import sys
+import time
 from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 from dispel4py.errors import (
@@ -26,7 +37,15 @@ from dispel4py.errors import (
     UsageError,
     WorkerDied,
 )
-from dispel4py.executor import Executor
+from dispel4py.executor import Executor, Tuning
+from dispel4py.mappings._lifetime import (
+    bind_to_driver,
+    death_watch,
+    driver_gone,
+    driver_leftovers,
+    driver_lifeline,
+)
+from dispel4py.mappings._link import FdHandle, LinkReader, LinkWriter, make_link
 from dispel4py.mappings.base import Mapping, ResultBuffer, ResultCollector
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
@@ -35,6 +54,9 @@ __all__ = ["ProcessMapping", "Channels"]
 
 _log = logging.getLogger(__name__)
 _QUIT = ("Q",)
+_GRACE = 0.25  # seconds a worker has to end on SIGTERM before SIGKILL
+_KILL_WAIT = 5.0  # safety net: seconds to reap a worker after SIGKILL
+_QUIT_WAIT = 10.0  # safety net: seconds a finished worker has to exit after the quit
 
 
 class Channels:
@@ -50,9 +72,16 @@ class Channels:
     def close(self) -> None:
         """Release what the driver created."""
 
+    def leftover_paths(self) -> list[str]:
+        """Files or folders the driver created for these channels; a worker that outlives
+        a killed driver removes them, since the driver cannot."""
+        return []
+
 
 class ProcessMapping(Mapping):
     """Placement on N local processes; subclasses choose the transport (``make_channels``)."""
+
+    stops_on_signals = True  # the CLI turns SIGTERM/SIGHUP into an exception during a run
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser | Any) -> None:
@@ -66,12 +95,7 @@ class ProcessMapping(Mapping):
             help="partitioned placement: replicate the non-source PEs on every worker "
             "(or use graph.partitions)",
         )
-        parser.add_argument(
-            "--batch-size",
-            type=int,
-            default=1024,
-            help="items per message between workers (smaller for large items; default 1024)",
-        )
+        cls.add_tuning_arguments(parser)
         parser.add_argument(
             "--start-method",
             choices=("fork", "spawn", "forkserver"),
@@ -93,108 +117,174 @@ class ProcessMapping(Mapping):
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats]:
         import multiprocess
 
+        tuning = Tuning.from_options(self.options)  # checked before anything is created
         ctx = multiprocess.get_context(self.options.get("start_method"))
-        channels = self.make_channels(ctx, plan.num_workers)
-        batch = self.options.get("batch_size")
-        batch = 1024 if batch is None else int(batch)
-        if batch < 1:
-            raise UsageError(f"--batch-size must be at least 1 (got {batch})")
-        pool = _Pool(ctx, plan, channels, batch)
-        try:
-            return pool.run(collector)
-        finally:
-            pool.shutdown()
-            channels.close()
+        with (
+            contextlib.closing(self.make_channels(ctx, plan.num_workers)) as channels,
+            _Pool(ctx, plan, channels, tuning) as pool,
+        ):
+            pool.start()
+            return pool.collect(collector)
+
+
+@dataclass(frozen=True)
+class _WorkerStart:
+    """What every worker is given besides the plan and its own pipe."""
+
+    driver_pid: int
+    lifeline: FdHandle | None
+    leftovers: list[str]
+    module_files: list[tuple[str, str]]
+    levels: dict[str, int]
+    tuning: Tuning
+
+
+@dataclass
+class _Worker:
+    """The driver's view of one worker process."""
+
+    process: Any
+    link: LinkReader
+    ended: int  # readable once the process has ended (see death_watch)
+    pidfd: FdHandle | None  # ours to close, when ``ended`` is a pidfd
 
 
 class _Pool:
-    def __init__(self, ctx: Any, plan: Plan, channels: Channels, batch: int) -> None:
-        self.ctx, self.plan, self.channels, self.batch = ctx, plan, channels, batch
-        self.processes: list[Any] = []
-        self.readers: list[Any] = []
+    """The driver's side: starts the workers, listens to them, stops them (``close``)."""
 
-    def run(self, collector: ResultCollector) -> list[InstanceStats]:
+    def __init__(self, ctx: Any, plan: Plan, channels: Channels, tuning: Tuning) -> None:
+        self.ctx, self.plan, self.channels, self.tuning = ctx, plan, channels, tuning
+        self.workers: list[_Worker] = []
+        self.lifeline: FdHandle | None = None
+        self.stats: list[InstanceStats] = []
+        self.done: set[int] = set()
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
         blob = _plan_blob(self.plan) if self.ctx.get_start_method() != "fork" else None
-        levels = _log_levels()
+        self.lifeline = driver_lifeline()
+        start = _WorkerStart(
+            driver_pid=os.getpid(),
+            lifeline=self.lifeline,
+            leftovers=driver_leftovers(self.ctx) + self.channels.leftover_paths(),
+            module_files=_module_files(self.plan),
+            levels=_log_levels(),
+            tuning=self.tuning,
+        )
         for worker in range(self.plan.num_workers):
-            reader, writer = self.ctx.Pipe(duplex=False)
-            payload = blob if blob is not None else self.plan
-            process = self.ctx.Process(
-                target=_worker_main,
-                args=(payload, _module_files(self.plan), worker, self.channels, writer, levels, self.batch),
-                name=f"dispel4py-worker-{worker}",
-                daemon=True,
-            )
-            process.start()
-            writer.close()
-            self.processes.append(process)
-            self.readers.append(reader)
-        return self._collect(collector)
+            reader, writer = make_link()
+            try:
+                process = self.ctx.Process(
+                    target=_worker_main,
+                    args=(self.plan if blob is None else blob, start, worker, writer, self.channels),
+                    name=f"dispel4py-worker-{worker}",
+                    daemon=True,
+                )
+                process.start()
+            except BaseException:
+                reader.close()
+                raise
+            finally:
+                writer.close()  # the worker's copy is the only one: EOF when it is gone
+            ended, pidfd = death_watch(process, self.ctx.get_start_method())
+            self.workers.append(_Worker(process, reader, ended, pidfd))
 
-    def _collect(self, collector: ResultCollector) -> list[InstanceStats]:
+    def collect(self, collector: ResultCollector) -> list[InstanceStats]:
+        """Relay what workers say until all are done; the first error or death is raised.
+
+        A death is noticed on the process itself, not on a pipe, which a process forked by
+        a PE may keep open: what the worker said before dying is read at once, then the
+        death is reported, unless the worker had finished.
+        """
         from multiprocess.connection import wait
 
-        stats: list[InstanceStats] = []
-        open_readers = dict(enumerate(self.readers))
-        done: set[int] = set()
-        sentinels = {p.sentinel: w for w, p in enumerate(self.processes)}
-        while len(done) < len(self.processes):
-            ready = wait(list(open_readers.values()) + list(sentinels))
-            for obj in ready:
-                if obj in sentinels:
-                    worker = sentinels[obj]
-                    if worker in open_readers:  # drain what it said before dying
-                        continue
-                    del sentinels[obj]
-                    if worker not in done:
+        listening = {w.link: i for i, w in enumerate(self.workers)}
+        watching = {w.ended: i for i, w in enumerate(self.workers)}
+        while len(self.done) < len(self.workers):
+            for ready in wait([*listening, *watching]):
+                if ready in watching:
+                    worker = watching.pop(ready)
+                    link = self.workers[worker].link
+                    listening.pop(link, None)
+                    self._relay(worker, link.read(drain=True), collector)
+                    if worker not in self.done:
                         raise self._died(worker)
-                    continue
-                worker = next(w for w, r in open_readers.items() if r is obj)
-                try:
-                    message = pickle.loads(obj.recv_bytes())
-                except (EOFError, OSError):
-                    del open_readers[worker]
-                    continue
-                kind = message[0]
-                if kind == "results":
-                    for pe_id, output, items in message[1]:
-                        collector.extend(pe_id, output, items)
-                elif kind == "log":
-                    _emit_log(*message[1])
-                elif kind == "done":
-                    stats.extend(message[1])
-                    done.add(worker)
-                elif kind == "error":
-                    raise message[1]
-        for worker in range(len(self.processes)):
+                elif ready in listening:
+                    self._relay(listening[ready], ready.read(), collector)
+                    if ready.at_eof:
+                        del listening[ready]
+        self._quit()
+        return self.stats
+
+    def _relay(self, worker: int, messages: list[Any], collector: ResultCollector) -> None:
+        for kind, body in messages:
+            if kind == "results":
+                for pe_id, output, items in body:
+                    collector.extend(pe_id, output, items)
+            elif kind == "log":
+                _emit_log(*body)
+            elif kind == "done":
+                self.stats.extend(body)
+                self.done.add(worker)
+            elif kind == "error":
+                raise body
+
+    def _quit(self) -> None:
+        """Every worker is done: tell them to quit and let them exit on their own."""
+        for worker in range(len(self.workers)):
             self.channels.send_from_driver(worker, _QUIT)
-        for process in self.processes:
-            process.join(timeout=10)
-        return stats
+        late = _wait_all([w.ended for w in self.workers], _QUIT_WAIT)
+        if late:
+            _log.warning("%d worker(s) still running %gs after the run; stopping them", len(late), _QUIT_WAIT)
 
     def _died(self, worker: int) -> WorkerDied:
-        process = self.processes[worker]
-        process.join(timeout=1)
-        code = process.exitcode
+        code = self.workers[worker].process.exitcode  # it has ended: this reaps it
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         hosted = ", ".join(
             f"{self.plan.pe_of(i)}[{self.plan.placement.index_of[i]}]" for i in self.plan.hosted(worker)
         )
         return WorkerDied(f"worker {worker} died ({how}) hosting {hosted}")
 
-    def shutdown(self) -> None:
-        """Stop every worker still running (idempotent)."""
-        for process in self.processes:
-            if process.is_alive():
-                process.terminate()
-        for process in self.processes:
-            process.join(timeout=2)
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=2)
-        for reader in self.readers:
-            reader.close()
-        self.processes, self.readers = [], []
+    def close(self) -> None:
+        """Stop every worker still running, release the pipes (idempotent).
+
+        SIGTERM, at most ``_GRACE`` for the PE's own handlers, then SIGKILL: a worker that
+        ignores SIGTERM cannot hold the driver up.
+        """
+        running = [w for w in self.workers if w.process.exitcode is None]
+        for w in running:
+            w.process.terminate()
+        stubborn = set(_wait_all([w.ended for w in running], _GRACE))
+        for w in running:
+            if w.ended in stubborn:
+                w.process.kill()
+        if _wait_all([w.ended for w in running if w.ended in stubborn], _KILL_WAIT):
+            _log.warning("a worker process did not end %gs after SIGKILL", _KILL_WAIT)
+        for w in self.workers:
+            _ = w.process.exitcode  # reaps the process (a zombie otherwise)
+            w.link.close()
+            if w.pidfd is not None:
+                w.pidfd.close()
+        if self.lifeline is not None:
+            self.lifeline.close()
+        self.workers, self.lifeline = [], None
+
+
+def _wait_all(fds: list[int], timeout: float) -> list[int]:
+    """Wait until every fd is readable, for at most ``timeout`` s; the ones that are not."""
+    from multiprocess.connection import wait
+
+    deadline = time.monotonic() + timeout
+    pending = list(fds)
+    while pending and (left := deadline - time.monotonic()) > 0:
+        ready = wait(pending, left)
+        pending = [fd for fd in pending if fd not in ready]
+    return pending
 
 
 # -- helpers for the driver ------------------------------------------------------------------
@@ -241,39 +331,43 @@ def _emit_log(name: str, level: int, text: str) -> None:
 class _DriverLink(logging.Handler):
     """Everything a worker tells the driver: results, logs, stats, errors."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, writer: FdHandle) -> None:
         super().__init__()
-        self.conn = conn
+        self.writer = LinkWriter(writer)
+        self.pid = os.getpid()
         self.results = ResultBuffer(lambda batch: self.send(("results", batch)))
         self.result_list = self.results.result_list
         self.flush_results = self.results.flush_results
 
     def send(self, message: Any) -> None:
-        self.conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.writer.send_bytes(data)
+        except OSError:
+            if os.getpid() != self.pid:  # a process the PE forked: its own business
+                raise
+            driver_gone()
 
     def emit(self, record: logging.LogRecord) -> None:
         self.send(("log", (record.name, record.levelno, record.getMessage())))
 
+    def close(self) -> None:
+        self.writer.close()
+        super().close()
+
 
 def _worker_main(
-    payload: Any,
-    module_files: list[tuple[str, str]],
-    worker: int,
-    channels: Channels,
-    conn: Any,
-    levels: dict[str, int],
-    batch_size: int,
+    payload: Any, start: _WorkerStart, worker: int, writer: FdHandle, channels: Channels
 ) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C for everyone
-    _die_with_parent()
-    link = _DriverLink(conn)
-    _route_logging(link, levels)
+    bind_to_driver(start.driver_pid, start.lifeline, start.leftovers)
+    link = _DriverLink(writer)
+    _route_logging(link, start.levels)
     transport = None
     try:
-        plan = payload if isinstance(payload, Plan) else _load_plan(payload, module_files)
+        plan = payload if isinstance(payload, Plan) else _load_plan(payload, start.module_files)
         transport = channels.open(worker)
         where = f"worker {worker}, pid {os.getpid()} on {socket.gethostname()}"
-        executor = Executor(plan, worker, transport, link, where=where, batch_size=batch_size)
+        executor = Executor(plan, worker, transport, link, where=where, tuning=start.tuning)
         stats = executor.run()
         link.flush_results()
         link.send(("done", stats))
@@ -286,7 +380,7 @@ def _worker_main(
     finally:
         if transport is not None:
             transport.close()
-        conn.close()
+        link.close()
 
 
 def _send_error(link: _DriverLink, exc: Dispel4PyError) -> None:
@@ -323,16 +417,3 @@ def _route_logging(link: _DriverLink, levels: dict[str, int]) -> None:
     root.propagate = False
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
-
-
-def _die_with_parent() -> None:
-    """Linux: get SIGKILL when the driver dies, so no worker outlives a killed run."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass

@@ -1,0 +1,250 @@
+"""multi and zmq_multi: no process outlives its driver, signals stop a run like Ctrl-C, a
+dead worker is reported at once, and stopping workers never waits on them.
+
+Each test looks only at the process tree of the driver it started (collected while it
+runs), and runs with a private TMPDIR so that leftovers can be seen.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from _helpers import WORKFLOWS, cli, wait_gone
+
+pytestmark = pytest.mark.timeout(60)
+
+MAPPINGS = ["multi", "zmq_multi"]
+
+
+class Driver:
+    """A ``dispel4py`` run whose output goes to files (so reading it never waits on a
+    process that inherited the pipe) and whose descendants are remembered."""
+
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.tmpdir = tmp_path / "tmp"
+        self.tmpdir.mkdir()
+        self.out_path, self.err_path = tmp_path / "out.txt", tmp_path / "err.txt"
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen(
+                cli(*args),
+                stdout=out,
+                stderr=err,
+                env={**os.environ, "TMPDIR": str(self.tmpdir), **(env or {})},
+            )
+        self.procs: dict[int, psutil.Process] = {}  # every descendant seen, by pid
+
+    @property
+    def seen(self) -> set[int]:
+        return set(self.procs)
+
+    def descendants(self) -> set[int]:
+        """The driver's live descendants now (also remembered, for the cleanup)."""
+        try:
+            found = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            found = []
+        for child in found:
+            self.procs.setdefault(child.pid, child)
+        return {child.pid for child in found}
+
+    def wait_for(self, count: int) -> set[int]:
+        """Until ``count`` descendants run, then a little longer (workers mid-items)."""
+        deadline = time.monotonic() + 20
+        while len(self.descendants()) < count:
+            assert time.monotonic() < deadline, f"never saw {count} descendants: {self.stderr()}"
+            time.sleep(0.02)
+        time.sleep(0.5)
+        return self.descendants()
+
+    def watch_until_exit(self, timeout: float = 30) -> float:
+        """Collect descendants until the driver exits; the time it exited."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, "the run did not end"
+            self.descendants()
+            time.sleep(0.01)
+        return time.time()
+
+    def adopt(self, pidfile: Path) -> int:
+        """A process the workflow forked (its pid written to ``pidfile``): ended at cleanup."""
+        pid = int(pidfile.read_text())
+        self.procs[pid] = psutil.Process(pid)
+        return pid
+
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+    def kill_leftovers(self) -> None:
+        for child in self.procs.values():  # psutil.Process: never a recycled pid
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def drivers():
+    started: list[Driver] = []
+    yield started
+    for driver in started:
+        driver.kill_leftovers()
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_forkserver_driver_signal_leaves_nothing(tmp_path, drivers, mapping: str, sig: int) -> None:
+    driver = Driver(tmp_path, mapping, str(WORKFLOWS / "slow.py"), "-n", "3", "--start-method", "forkserver")
+    drivers.append(driver)
+    tree = driver.wait_for(5)  # resource tracker, forkserver, 3 workers
+    driver.proc.send_signal(sig)
+    signalled = time.monotonic()
+    driver.proc.wait(timeout=10)
+    assert wait_gone(sorted(tree), within=2.0) == []
+    assert time.monotonic() - signalled < 2.0
+    assert list(driver.tmpdir.iterdir()) == []  # no pymp-* (nor any other) folder
+    err = driver.stderr()
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    if sig == signal.SIGTERM:
+        assert driver.proc.returncode == 143, err
+        assert err.count("dispel4py:") == 1 and "dispel4py: terminated" in err, err
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+@pytest.mark.parametrize(
+    ("sig", "code", "message"),
+    [(signal.SIGTERM, 143, "dispel4py: terminated"), (signal.SIGHUP, 129, "dispel4py: hangup")],
+    ids=["SIGTERM", "SIGHUP"],
+)
+def test_sigterm_and_sighup_stop_the_run_like_ctrl_c(
+    tmp_path, drivers, mapping: str, sig: int, code: int, message: str
+) -> None:
+    driver = Driver(tmp_path, mapping, str(WORKFLOWS / "slow.py"), "-n", "3")
+    drivers.append(driver)
+    tree = driver.wait_for(3)
+    driver.proc.send_signal(sig)
+    driver.proc.wait(timeout=10)
+    err = driver.stderr()
+    assert driver.proc.returncode == code, err
+    assert err.count("dispel4py:") == 1 and message in err, err
+    assert "Traceback" not in err, err
+    assert "Outputs:" not in driver.out_path.read_text()
+    assert wait_gone(sorted(tree), within=1.0) == []
+    assert list(driver.tmpdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_worker_death_reported_while_its_forked_helper_holds_the_pipe(
+    tmp_path, drivers, mapping: str
+) -> None:
+    pidfile = tmp_path / "helper.pid"
+    driver = Driver(
+        tmp_path,
+        mapping,
+        str(WORKFLOWS / "life_helper_fork.py"),
+        "-n",
+        "2",
+        env={"LIFE_HELPER_PIDFILE": str(pidfile)},
+    )
+    drivers.append(driver)
+    ended = driver.watch_until_exit()
+    err = driver.stderr()
+    dying = float(re.search(r"worker dying at ([0-9.]+)", err).group(1))
+    assert ended - dying < 2.0, (ended - dying, err)
+    assert driver.proc.returncode == 1, err
+    assert re.search(r"worker \d died \(signal 9\) hosting .*ForkThenDie", err), err
+    workers = set(driver.seen)
+    helper = driver.adopt(pidfile)
+    assert psutil.pid_exists(helper)  # it still holds the worker's pipe, yet the death is known
+    assert wait_gone(sorted(workers), within=1.0) == []
+
+
+def test_finished_worker_with_a_forked_helper_is_not_reported(tmp_path, drivers) -> None:
+    pidfile = tmp_path / "helper.pid"
+    driver = Driver(
+        tmp_path,
+        "multi",
+        str(WORKFLOWS / "life_helper_fork.py"),
+        "-n",
+        "2",
+        env={"LIFE_HELPER_PIDFILE": str(pidfile), "LIFE_HELPER_DIE": "0"},
+    )
+    drivers.append(driver)
+    started = time.time()
+    ended = driver.watch_until_exit()
+    assert ended - started < 10, "the driver waited for the helper (20 s) to close the pipes"
+    driver.adopt(pidfile)
+    err = driver.stderr()
+    assert driver.proc.returncode == 0, err
+    assert "died" not in err and "error" not in err, err
+    assert "Outputs:" in driver.out_path.read_text()
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_workers_ignoring_sigterm_do_not_delay_the_end(tmp_path, drivers, mapping: str) -> None:
+    driver = Driver(tmp_path, mapping, str(WORKFLOWS / "life_ignore_term.py"), "-n", "3")
+    drivers.append(driver)
+    ended = driver.watch_until_exit()
+    err = driver.stderr()
+    raised = float(re.search(r"raised at ([0-9.]+)", err).group(1))
+    assert ended - raised < 1.5, (ended - raised, err)
+    assert driver.proc.returncode == 1, err
+    assert err.count("dispel4py: error:") == 1, err
+    assert wait_gone(sorted(driver.seen), within=1.0) == []
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_batch_size_zero_is_refused_before_anything_is_made(tmp_path, drivers, mapping: str) -> None:
+    driver = Driver(
+        tmp_path,
+        mapping,
+        str(WORKFLOWS / "slow.py"),
+        "-n",
+        "2",
+        "--batch-size",
+        "0",
+        "--start-method",
+        "forkserver",
+    )
+    drivers.append(driver)
+    driver.watch_until_exit()
+    err = driver.stderr()
+    assert driver.proc.returncode == 2, err
+    assert "--batch-size" in err and "at least 1" in err, err
+    assert driver.seen == set()  # not a single process started
+    assert list(driver.tmpdir.iterdir()) == []
+
+
+def test_link_reads_what_is_there_and_drops_a_cut_frame() -> None:
+    """The driver's end of a worker pipe never waits: complete frames are read, a frame cut
+    short by a death is dropped, though the write end is still open (as a helper keeps it)."""
+    import pickle
+
+    from dispel4py.mappings._link import LinkWriter, make_link
+
+    reader, handle = make_link()
+    writer = LinkWriter(handle)
+    try:
+        assert reader.read(drain=True) == []
+        writer.send_bytes(pickle.dumps(("log", 1)))
+        writer.send_bytes(pickle.dumps(("done", [])))
+        whole = pickle.dumps(("results", list(range(1000))))
+        os.write(handle.fd, (len(whole)).to_bytes(8, "big") + whole[:100])  # cut short
+        assert reader.read(drain=True) == [("log", 1), ("done", [])]
+        assert not reader.at_eof
+    finally:
+        writer.close()
+        writer.close()  # idempotent
+    assert reader.read(drain=True) == []
+    assert reader.at_eof
+    reader.close()
+    reader.close()
