@@ -4,8 +4,24 @@ Every rank loads the workflow; rank 0 makes the plan and broadcasts its placemen
 inputs keyed by PE ids (the original broadcast PE objects and lost them, bug B8), so any
 N >= 1 runs any graph. Data moves with ``mpi4py.util.pkl5`` (pickle protocol 5, messages
 over 2 GiB work). Results, stats and the end of the run are reported to rank 0, which
-alone prints. An exception on any rank is logged once by that rank, which then aborts
-the communicator so that every rank ends at once with a non-zero exit.
+alone prints; warnings about the run are logged by rank 0 only.
+
+**Failures end every rank at once, said once.** An exception (or ``sys.exit``, or a
+SIGINT/SIGTERM/SIGHUP, which mpiexec forwards to every rank) is logged by the rank as one
+``dispel4py: error:`` line naming the PE instance and rank; the rank then asks the
+process manager to end the run (PMI ``abort`` under hydra, else ``MPI_Abort``) and
+exits at once (``os._exit``), as ``MPI_Abort`` returns with MPICH. mpiexec stops every rank and
+exits with that code: 1 for a failure, 128 + the signal number for a signal (130 for
+Ctrl-C). A rank that dies without aborting (``os._exit``, SIGKILL, a crash) is reported,
+with its pid, host and PE instances, by its guard process (``_mpi_guard.py``), and the
+run exits 1. Only one process per host reports (the first to claim the run's report
+token): on several hosts, at most one line per host. Hydra itself still prints two lines
+on stdout on the first Ctrl-C ("Sending Ctrl-C to processes as requested").
+
+**Nothing left behind.** MPICH keeps its shared memory in ``/dev/shm/mpich_shm_*`` and
+hydra's proxy writes the node topology to ``/tmp/hydra_hwloc_xmlfile_*``; both are only
+removed by a clean ``MPI_Finalize``. Once every rank has started (a barrier), the ranks
+unlink them: the mappings stay valid, and an aborted run leaves nothing.
 
 MPI is initialised when this mapping is instantiated, never at import.
 """
@@ -15,14 +31,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from collections.abc import Mapping as MappingABC
-from typing import Any
+from typing import Any, NoReturn
 
 from dispel4py.errors import Dispel4PyError, GraphError, UsageError, WorkflowFailed
-from dispel4py.executor import Executor
+from dispel4py.executor import Executor, Tuning
+from dispel4py.mappings import _mpi_guard, _mpi_hydra
 from dispel4py.mappings.base import Mapping, ResultBuffer, ResultCollector
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
@@ -34,6 +53,8 @@ _log = logging.getLogger(__name__)
 _DATA, _CONTROL = 10, 11
 _QUIT = ("Q",)
 _MAX_NAP_S = 0.001  # longest sleep between polls while idle: idle ranks must not spin
+_REPORTER_GRACE_S = 2.0  # a rank that is not the reporter waits this long for it to abort the run
+_STOP_REASONS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hangup"}
 
 
 class _MPITransport:
@@ -114,12 +135,34 @@ def _reporter(transport: _MPITransport) -> ResultCollector | ResultBuffer:
     return ResultBuffer(lambda batch: transport.send(0, ("results", batch), tag=_CONTROL))
 
 
+def _hosting(plan: Plan, rank: int) -> str:
+    """``Work1 (instance 1), Sink2 (instances 3, 4)``: the PE instances on ``rank``."""
+    by_pe: dict[str, list[int]] = {}
+    for iid in plan.hosted(rank):
+        by_pe.setdefault(plan.pe_of(iid), []).append(iid)
+    return ", ".join(
+        f"{pe} (instance{'s' if len(iids) > 1 else ''} {', '.join(map(str, iids))})"
+        for pe, iids in by_pe.items()
+    )
+
+
+def _flush_logging() -> None:
+    for handler in logging.getLogger("dispel4py").handlers + logging.getLogger().handlers:
+        handler.flush()
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+
+
 class MPIMapping(Mapping):
     name = "mpi"
     summary = "MPI ranks: mpiexec -n N dispel4py mpi ..."
 
     def __init__(self, options: MappingABC[str, Any] | None = None) -> None:
         super().__init__(options)
+        self.pmi_fd = _mpi_hydra.hydra_pmi_fd()
+        self.token = _mpi_hydra.report_token(self.pmi_fd)
+        self.token_socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # bound to claim it
+        self.guard = _mpi_hydra.Guard.start(self.pmi_fd, self.token_socket, self.token)  # before MPI_Init
         from mpi4py import MPI  # initialises MPI: only now that the mpi mapping runs
 
         self.MPI = MPI
@@ -127,6 +170,13 @@ class MPIMapping(Mapping):
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self.primary = self.rank == 0
+        self.where = f"rank {self.rank} on {socket.gethostname()}"
+        self._ending = False
+        self._saved_handlers: dict[int, Any] = {}
+        self._tell_guard(f"rank {self.rank} (pid {os.getpid()} on {socket.gethostname()})")
+        self._handle_stop_signals()
+        self._tell_guard_peers()  # a collective: every rank has attached MPICH's shared memory
+        _mpi_hydra.unlink_run_files()  # and read hydra's topology file
 
     @classmethod
     def add_arguments(cls, parser: Any) -> None:
@@ -143,6 +193,7 @@ class MPIMapping(Mapping):
             action="store_true",
             help="partitioned placement: replicate the non-source PEs on every rank",
         )
+        cls.add_tuning_arguments(parser)
 
     def num_workers(self) -> int:
         wanted = self.options.get("num_processes")
@@ -159,9 +210,12 @@ class MPIMapping(Mapping):
         inputs: MappingABC[Any, Any] | None,
         collect: MappingABC[str, list[str]] | None,
     ) -> Plan:
-        """Rank 0 plans; the others adopt its placement and inputs (keyed by PE ids)."""
+        """Rank 0 plans; the others adopt its placement and inputs (keyed by PE ids).
+
+        Only rank 0 checks the inputs: it alone reports their errors and warnings.
+        """
         with self.setting_up():
-            plan = super().make_plan(graph, inputs, collect)
+            plan = super().make_plan(graph, inputs if self.primary else None, collect)
         shared = self.comm.bcast(
             (sorted(plan.pes), plan.placement, plan.inputs, plan.collect) if self.primary else None, root=0
         )
@@ -199,13 +253,25 @@ class MPIMapping(Mapping):
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats] | None:
         transport = _MPITransport(self.comm, collector if self.primary else None)
         reporter = _reporter(transport)
-        where = f"rank {self.rank} on {socket.gethostname()}"
+        self._tell_guard(
+            f"rank {self.rank} (pid {os.getpid()} on {socket.gethostname()}, "
+            f"hosting {_hosting(plan, self.rank) or 'no PE'})"
+        )
         try:
-            executor = Executor(plan, self.rank, transport, reporter, where=where)
+            tuning = Tuning.from_options(self.options)
+            executor = Executor(plan, self.rank, transport, reporter, where=self.where, tuning=tuning)
             stats = executor.run()
             reporter.flush_results()
-        except Exception as exc:
+            return self._end_of_stream(transport, stats)
+        except BaseException as exc:  # whatever stops this rank must stop every rank, said once
             self._abort(exc)
+        finally:  # not reached after _abort, which never returns
+            self._restore_stop_signals()
+
+    def _end_of_stream(
+        self, transport: _MPITransport, stats: list[InstanceStats]
+    ) -> list[InstanceStats] | None:
+        """Rank 0 gathers every rank's stats, then lets them go."""
         if not self.primary:
             transport.send(0, ("done", stats), tag=_CONTROL)
             while transport.recv() != _QUIT:  # serve late credits until rank 0 ends the run
@@ -219,13 +285,78 @@ class MPIMapping(Mapping):
         transport.finish()
         return [s for rank in sorted(transport.done) for s in transport.done[rank]]
 
-    def _abort(self, exc: BaseException) -> None:
-        """Say what failed, once, from the failing rank; then end every rank."""
+    # -- failures ------------------------------------------------------------------------
+    def _abort(self, exc: BaseException) -> NoReturn:
+        """Say what failed (the PE, instance and rank when known), then end every rank."""
         if isinstance(exc, WorkflowFailed):
-            text = f"{exc}\n{exc.user_traceback}".rstrip()
-        else:
-            text = f"rank {self.rank} on {socket.gethostname()} failed: {type(exc).__name__}: {exc}"
-        _log.critical("dispel4py: error: %s", text)
-        for handler in logging.getLogger("dispel4py").handlers + logging.getLogger().handlers:
-            handler.flush()
-        self.comm.Abort(1)
+            self._end_run(f"{exc}\n{exc.user_traceback}".rstrip(), 1)
+        if isinstance(exc, KeyboardInterrupt):  # a stop signal raised by a handler not ours
+            code = getattr(exc, "exit_code", 130)
+            self._end_run(f"{exc or 'interrupted'} [{self.where}]; every rank was stopped", code)
+        if isinstance(exc, SystemExit):
+            self._end_run(f"{self.where}: sys.exit({exc.code!r}) was called while the workflow ran", 1)
+        self._end_run(f"{self.where} failed: {type(exc).__name__}: {exc}", getattr(exc, "exit_code", 1))
+
+    def _end_run(self, text: str, code: int) -> NoReturn:
+        """Log ``text`` (if this process reports for its host), abort the run, never return.
+
+        Under hydra the rank sends PMI ``abort`` itself: ``MPI_Abort`` would add MPICH's own
+        "Abort(1) on node ..." line. ``MPI_Abort`` can return with MPICH, and so does the
+        PMI request: nothing of this rank may run after it.
+        """
+        self._ending = True
+        reporter = _mpi_guard.claim_report(self.token_socket, self.token) == _mpi_guard.NEW
+        if self.guard is not None:
+            self.guard.tell(f"quiet {code}")  # this rank says it, and aborts with this code
+        if reporter:
+            _log.critical("dispel4py: error: %s", text)
+            _flush_logging()
+            if self.pmi_fd is not None:  # stderr is a pipe to hydra's proxy
+                _mpi_guard.wait_until_read(2, within=1.0)  # which must read it before the abort
+        else:  # another rank of this host reports and aborts: let its line out first
+            time.sleep(_REPORTER_GRACE_S)  # safety net only: that abort ends this rank sooner
+        try:
+            if self.pmi_fd is not None:
+                _mpi_guard.pmi_abort(self.pmi_fd, code)
+            elif self.size > 1:  # another launcher; alone, this rank's exit is the end
+                self.comm.Abort(code)
+        finally:
+            os._exit(code)
+
+    def _tell_guard(self, who: str) -> None:
+        """Describe this rank to its guard, for the line it writes if this rank dies."""
+        if self.guard is not None:
+            self.guard.tell(f"who {who}")
+
+    def _tell_guard_peers(self) -> None:
+        """Tell the guard the other ranks and guards of this host (it outwaits them)."""
+        host = socket.gethostname()
+        everyone = self.comm.allgather((host, os.getpid(), self.guard.pid if self.guard else 0))
+        peers = [
+            str(pid)
+            for peer_host, rank_pid, guard_pid in everyone
+            if peer_host == host and rank_pid != os.getpid()
+            for pid in (rank_pid, guard_pid)
+            if pid
+        ]
+        if self.guard is not None:
+            self.guard.tell(f"peers {' '.join(peers)}")
+
+    def _handle_stop_signals(self) -> None:
+        """Until the run ends, SIGINT/SIGTERM/SIGHUP (which mpiexec forwards to every rank)
+        end it, said once: without this, every rank would report its own interruption."""
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            for signum in _mpi_hydra.STOP_SIGNALS:
+                self._saved_handlers[signum] = signal.signal(signum, self._on_stop_signal)
+
+    def _restore_stop_signals(self) -> None:
+        for signum, handler in self._saved_handlers.items():
+            signal.signal(signum, handler)
+        self._saved_handlers.clear()
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self._ending:
+            return
+        name = signal.Signals(signum).name
+        reason = _STOP_REASONS.get(name, "stopped")
+        self._end_run(f"{reason} ({name}) [{self.where}]; every rank was stopped", 128 + signum)

@@ -1,0 +1,291 @@
+"""How an ``mpi`` run fails, under a real mpiexec (the mpich wheel's hydra).
+
+Every failure - a PE exception in any phase, ``sys.exit``/``os._exit`` in a PE, SIGKILL of
+a rank, SIGINT/SIGTERM to mpiexec - must end every rank within ~2 s, with exactly one
+``dispel4py: error:`` line on stderr naming the PE instance or the rank (pid, host, PEs),
+a non-zero exit, nothing on stdout but results, and none of this run's
+``/dev/shm/mpich_shm_*`` or ``/tmp/hydra_hwloc_xmlfile_*`` left behind.
+
+The workflow (``workflows/mpi_failing.py``) records, on every rank, its pid and the exact
+names of its run's MPICH and hydra files, so that files of other runs sharing the machine
+never count. One hydra behaviour cannot be changed from the ranks: on the first Ctrl-C,
+mpiexec itself prints "Sending Ctrl-C to processes as requested" and "Press Ctrl-C again
+to force abort" on stdout, before any rank hears of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+from _helpers import WORKFLOWS, cli, mpiexec, run, wait_gone
+
+pytestmark = [pytest.mark.mpi, pytest.mark.timeout(120)]
+
+WORKFLOW = str(WORKFLOWS / "mpi_failing.py")
+END_WITHIN_S = 2.0  # from the failure to the end of mpiexec, and again for every rank to be gone
+HYDRA_CTRL_C = ["Sending Ctrl-C to processes as requested", "Press Ctrl-C again to force abort"]
+INTERNALS = ("UnboundLocalError", "dispel4py/mappings/", "dispel4py/cli.py", "<frozen runpy>", "Abort(")
+
+
+@dataclass
+class MpiRun:
+    """One ``mpiexec -n N dispel4py mpi mpi_failing.py`` started in the background."""
+
+    tmp: Path
+    ranks: int
+    env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _STARTED.append(self)
+        self.run_dir = self.tmp / "run"
+        self.run_dir.mkdir(parents=True)
+        (self.tmp / "tmp").mkdir()
+        env = {**os.environ, "TMPDIR": str(self.tmp / "tmp"), "D4P_RUN_DIR": str(self.run_dir), **self.env}
+        self.out, self.err = (self.tmp / "stdout").open("w"), (self.tmp / "stderr").open("w")
+        command = [mpiexec(), "-n", str(self.ranks), *cli("mpi", WORKFLOW, *self.args)]
+        # output goes to files: a helper process that keeps it open must not make us wait
+        self.process = subprocess.Popen(command, stdout=self.out, stderr=self.err, env=env)
+
+    def wait_for(self, name: str, within: float = 30.0) -> Path:
+        """The run-dir file ``name`` once the run has written it."""
+        path, deadline = self.run_dir / name, time.monotonic() + within
+        while not path.exists():
+            assert self.process.poll() is None, f"the run ended before writing {name}: {self.stderr()}"
+            assert time.monotonic() < deadline, f"no {name} after {within} s"
+            time.sleep(0.02)
+        return path
+
+    def finish(self, within: float = 30.0) -> float:
+        """Wait for mpiexec; the wall time it ended at."""
+        try:
+            self.process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            self.kill_everything()
+            pytest.fail(f"mpiexec still running {within} s later (a hang):\n{self.stderr()}")
+        ended = time.time()
+        self.out.close()
+        self.err.close()
+        return ended
+
+    def kill_everything(self) -> None:
+        """Clean up after a failed check: mpiexec, the ranks, their guards, a helper."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.out.close()
+        self.err.close()
+        helper = self.run_dir / "helper.pid"
+        pids = [
+            *self.rank_pids(),
+            *self.guard_pids(),
+            *([int(helper.read_text())] if helper.exists() else []),
+        ]
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if any(
+                    mark in " ".join(proc.cmdline())
+                    for mark in ("mpi_failing.py", "_mpi_guard.py", "sleep(20)")
+                ):
+                    proc.kill()  # only processes of this run: a pid may have been reused
+
+    def rank_info(self) -> dict[int, dict]:
+        return {
+            int(path.stem.split("-")[1]): json.loads(path.read_text())
+            for path in self.run_dir.glob("rank-*.json")
+        }
+
+    def rank_pids(self) -> list[int]:
+        return [info["pid"] for info in self.rank_info().values()]
+
+    def guard_pids(self) -> list[int]:
+        """Guard processes (``_mpi_guard.py RANK_PID ...``) of this run's ranks."""
+        ranks = {str(pid) for pid in self.rank_pids()}
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            for i, arg in enumerate(cmdline[:-1]):
+                if arg.endswith("_mpi_guard.py") and cmdline[i + 1] in ranks:
+                    found.append(proc.pid)
+        return found
+
+    def run_files(self) -> list[str]:
+        return sorted({f for info in self.rank_info().values() for f in info["files"]})
+
+    def stdout(self) -> str:
+        return (self.tmp / "stdout").read_text()
+
+    def stderr(self) -> str:
+        return (self.tmp / "stderr").read_text()
+
+    def failed_at(self) -> float:
+        return float((self.run_dir / "failed-at").read_text())
+
+
+_STARTED: list[MpiRun] = []
+
+
+@pytest.fixture(autouse=True)
+def _end_every_run() -> Iterator[None]:
+    """Whatever a test asserted, no process of its runs outlives it."""
+    yield
+    while _STARTED:
+        _STARTED.pop().kill_everything()
+
+
+def _failing_run(tmp: Path, ranks: int, mode: str, **env: str) -> MpiRun:
+    return MpiRun(tmp, ranks, {"D4P_FAIL": mode, **env})
+
+
+def _error_line(run: MpiRun) -> str:
+    """The one ``dispel4py: error:`` line, and no sign of dispel4py's or MPICH's internals."""
+    stderr = run.stderr()
+    lines = [line for line in stderr.splitlines() if line.startswith("dispel4py: error:")]
+    assert len(lines) == 1, f"expected one error line, got {len(lines)}:\n{stderr}"
+    for internal in INTERNALS:
+        assert internal not in stderr, f"{internal!r} on stderr:\n{stderr}"
+    return lines[0]
+
+
+def _check_ended(run: MpiRun, started: float, ended: float) -> None:
+    """mpiexec ended within END_WITHIN_S of ``started``; then every rank and guard too."""
+    assert ended - started < END_WITHIN_S, f"mpiexec ended {ended - started:.2f} s after the failure"
+    assert len(run.rank_info()) == run.ranks  # every rank started and recorded itself
+    assert wait_gone(run.rank_pids() + run.guard_pids(), within=END_WITHIN_S) == []
+
+
+def _check_nothing_left(run: MpiRun) -> None:
+    files = run.run_files()
+    assert any("/mpich_shm_" in f for f in files), files  # hydra made both for this run...
+    assert any("/hydra_hwloc_xmlfile_" in f for f in files), files
+    assert [f for f in files if os.path.exists(f)] == []  # ...and none is left
+
+
+def _check_failure(run: MpiRun, ended: float, *fragments: str) -> str:
+    assert run.process.returncode == 1, run.stderr()
+    line = _error_line(run)
+    for fragment in fragments:
+        assert fragment in line, line
+    assert run.stdout() == ""  # no banner from mpiexec, no results
+    _check_ended(run, run.failed_at(), ended)
+    _check_nothing_left(run)
+    return line
+
+
+@pytest.mark.parametrize("ranks", [2, 5])
+@pytest.mark.parametrize("phase", ["preprocess", "process", "postprocess"])
+def test_pe_exception_is_one_line_and_ends_every_rank(tmp_path: Path, phase: str, ranks: int) -> None:
+    items = {"D4P_ITEMS": "6"} if phase == "postprocess" else {}
+    run = _failing_run(tmp_path, ranks, f"raise-{phase}", **items)
+    ended = run.finish()
+    line = _check_failure(run, ended, f"PE Work1 (instance 1) failed in {phase}", "[rank 1 on ")
+    assert line.endswith(f"ValueError: boom in {phase} on rank 1")
+    assert "mpi_failing.py" in run.stderr()  # the user's traceback follows the line
+
+
+def test_abort_never_returns_into_dispel4py(tmp_path: Path) -> None:
+    """MPI_Abort returns with MPICH; the rank then went on (UnboundLocalError: 'stats')."""
+    for attempt in range(4):
+        run = _failing_run(tmp_path / str(attempt), 5, "raise-process")
+        ended = run.finish()
+        _check_failure(run, ended, "PE Work1 (instance 1) failed in process")
+
+
+def test_several_ranks_failing_at_once_say_one_line(tmp_path: Path) -> None:
+    run = _failing_run(tmp_path, 5, "raise-preprocess", D4P_FAIL_RANK="all")
+    ended = run.finish()
+    _check_failure(run, ended, "failed in preprocess", "ValueError: boom in preprocess")
+
+
+def test_sys_exit_in_a_pe(tmp_path: Path) -> None:
+    run = _failing_run(tmp_path, 3, "sys-exit")
+    ended = run.finish()
+    _check_failure(run, ended, "PE Work1 (instance 1)", "[rank 1 on ", "sys.exit(4)")
+
+
+def _rank_died_fragments(run: MpiRun, rank: int) -> tuple[str, ...]:
+    pid = run.rank_info()[rank]["pid"]
+    return (f"rank {rank} (pid {pid} on {socket.gethostname()}, hosting Work1 (instance 1)",)
+
+
+@pytest.mark.parametrize("ranks", [2, 5])
+def test_os_exit_in_a_pe_names_the_rank(tmp_path: Path, ranks: int) -> None:
+    run = _failing_run(tmp_path, ranks, "os-exit")
+    ended = run.finish()
+    _check_failure(run, ended, *_rank_died_fragments(run, 1), "exited with status 3")
+
+
+def test_sigkill_of_a_rank_names_it(tmp_path: Path) -> None:
+    run = _failing_run(tmp_path, 3, "hang")
+    run.wait_for("working-1")
+    pid = run.rank_info()[1]["pid"]
+    (run.run_dir / "failed-at").write_text(str(time.time()))
+    os.kill(pid, signal.SIGKILL)
+    ended = run.finish()
+    _check_failure(run, ended, *_rank_died_fragments(run, 1), "was killed by signal 9 (SIGKILL)")
+
+
+@pytest.mark.parametrize("mode", ["fork-os-exit", "daemon-os-exit"])
+def test_a_helper_outliving_its_rank_does_not_hang_the_run(tmp_path: Path, mode: str) -> None:
+    """The helper keeps the rank's PMI socket (fork) or its stdout/stderr (daemon) open."""
+    run = _failing_run(tmp_path, 2, mode)
+    ended = run.finish()  # the daemon helper outlives the run: _end_every_run ends it
+    _check_failure(run, ended, *_rank_died_fragments(run, 1), "exited with status 3")
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "words"),
+    [(signal.SIGINT, 130, "interrupted (SIGINT)"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+)
+def test_signal_to_mpiexec_ends_every_rank(tmp_path: Path, signum: int, code: int, words: str) -> None:
+    run = _failing_run(tmp_path, 3, "hang")
+    run.wait_for("working-1")
+    sent = time.time()
+    run.process.send_signal(signum)
+    ended = run.finish()
+    assert run.process.returncode == code, run.stderr()
+    assert words in _error_line(run)
+    # on stdout only hydra's own words on the first Ctrl-C (mpiexec prints them, unasked)
+    said = [line.split("] ", 1)[-1] for line in run.stdout().splitlines() if line.startswith("[mpiexec@")]
+    assert len(said) == len(run.stdout().splitlines()), run.stdout()
+    assert said == (HYDRA_CTRL_C if signum == signal.SIGINT else [])
+    _check_ended(run, sent, ended)
+    _check_nothing_left(run)
+
+
+def test_a_successful_run_leaves_nothing(tmp_path: Path) -> None:
+    run = MpiRun(tmp_path, 3, {"D4P_ITEMS": "4"})
+    run.finish()
+    assert run.process.returncode == 0, run.stderr()
+    assert run.stdout() == "Outputs: {}\n"
+    assert "dispel4py: error" not in run.stderr()
+    assert wait_gone(run.rank_pids() + run.guard_pids(), within=END_WITHIN_S) == []
+    _check_nothing_left(run)
+
+
+def test_warnings_are_said_once_not_once_per_rank() -> None:
+    done = run(
+        [
+            mpiexec(),
+            "-n",
+            "3",
+            *cli("mpi", "dispel4py.examples.graph_testing.unconnected_pipeline", "--provenance-config"),
+            "-d",
+            '{"TestProducer0": 2}',
+        ]
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("TestProducer6 is a source PE and got no input") == 1, done.stderr
+    assert done.stderr.count("--provenance-config is accepted for compatibility") == 1, done.stderr
