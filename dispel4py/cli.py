@@ -278,6 +278,9 @@ def format_stats(result: Any) -> str:
         for r in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if result.workers_timeline:
+        steps = ", ".join(f"{t:.2f} s: {n}" for t, n in result.workers_timeline)
+        lines.append(f"active workers (autoscaling): {steps}")
     return "\n".join(lines)
 
 

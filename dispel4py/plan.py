@@ -9,7 +9,7 @@ to other processes or MPI ranks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +85,12 @@ def make_plan(
     *,
     partitioned: bool = False,
     collect: Mapping[str, list[str]] | None = None,
+    place_fn: Callable[..., Placement] = place,
 ) -> Plan:
-    """Validate ``graph`` and build the plan for ``num_workers`` workers."""
+    """Validate ``graph`` and build the plan for ``num_workers`` workers.
+
+    ``place_fn`` lays out the instances (the static layout by default; the dynamic
+    mappings pass theirs, see ``dynamic/layout.py``)."""
     if num_workers < 1:
         raise UsageError(f"the number of workers must be at least 1 (got {num_workers})")
     graph.flatten()
@@ -106,7 +110,7 @@ def make_plan(
                 )
     for pe in sources:
         provided.setdefault(pe, 1)
-    placement = place(
+    placement = place_fn(
         order=list(pes),
         pes=pes,
         edges=[(e.src, e.dst, e.grouping) for e in edges],

@@ -16,6 +16,7 @@ class InstanceStats:
     calls: int = 0  # process() invocations ("Processed N iterations.")
     items_out: int = 0
     busy_s: float = 0.0  # time inside pre/process/postprocess, not waiting
+    copies: int = 1  # dynamic mappings: workers that ran a copy of this (shared) instance; worker -1 if > 1
 
 
 @dataclass
@@ -27,6 +28,7 @@ class RunResult:
     mapping: str = "simple"
     elapsed_s: float = 0.0
     processes: str = ""  # the original's "Processes: {...}" layout line
+    workers_timeline: list[tuple[float, int]] = field(default_factory=list)  # autoscaling: (s, active)
 
     def per_pe(self) -> dict[str, dict[str, Any]]:
         """Totals per PE: instances, items in/out, busy seconds."""

@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,25 @@ class Channels:
         """Files or folders the driver created for these channels; a worker that outlives
         a killed driver removes them, since the driver cannot."""
         return []
+
+    def doing(self, worker: int) -> str:
+        """What ``worker`` was doing, for the message when it dies ('' if only its instances)."""
+        return ""
+
+    def serve(self, plan: Plan, worker: int, link: Any, where: str, tuning: Tuning) -> None:
+        """Run the engine in a worker process: THE executor loop over the instances the
+        plan places on ``worker``, then serve late credits until the driver says quit.
+        (The dynamic mappings' queues run the dynamic engine instead.)"""
+        transport = self.open(worker)
+        try:
+            executor = Executor(plan, worker, transport, link, where=where, tuning=tuning)
+            stats = executor.run()
+            link.flush_results()
+            link.send(("done", stats))
+            while transport.recv() != _QUIT:
+                pass
+        finally:
+            transport.close()
 
 
 class ProcessMapping(Mapping):
@@ -157,6 +177,7 @@ class _Pool:
         self.workers: list[_Worker] = []
         self.lifeline: FdHandle | None = None
         self.stats: list[InstanceStats] = []
+        self.on_report: Callable[[int, str, Any], bool] | None = None
         self.done: set[int] = set()
 
     def __enter__(self) -> _Pool:
@@ -194,19 +215,34 @@ class _Pool:
             ended, pidfd = death_watch(process, self.ctx.get_start_method())
             self.workers.append(_Worker(process, reader, ended, pidfd))
 
-    def collect(self, collector: ResultCollector) -> list[InstanceStats]:
+    def collect(
+        self,
+        collector: ResultCollector,
+        *,
+        on_report: Callable[[int, str, Any], bool] | None = None,
+        tick: Callable[[], None] | None = None,
+        every: float | None = None,
+    ) -> list[InstanceStats]:
         """Relay what workers say until all are done; the first error or death is raised.
 
         A death is noticed on the process itself, not on a pipe, which a process forked by
         a PE may keep open: what the worker said before dying is read at once, then the
-        death is reported, unless the worker had finished.
+        death is reported, unless the worker had finished. Messages of other kinds go to
+        ``on_report(worker, kind, body)``; ``tick()`` runs about every ``every`` seconds.
         """
         from multiprocess.connection import wait
 
+        self.on_report = on_report
         listening = {w.link: i for i, w in enumerate(self.workers)}
         watching = {w.ended: i for i, w in enumerate(self.workers)}
+        next_tick = time.monotonic() + (every or 0)
         while len(self.done) < len(self.workers):
-            for ready in wait([*listening, *watching]):
+            timeout = None if tick is None else max(0.0, next_tick - time.monotonic())
+            ready_list = wait([*listening, *watching], timeout)
+            if tick is not None and time.monotonic() >= next_tick:
+                tick()
+                next_tick = time.monotonic() + (every or 0)
+            for ready in ready_list:
                 if ready in watching:
                     worker = watching.pop(ready)
                     link = self.workers[worker].link
@@ -233,6 +269,8 @@ class _Pool:
                 self.done.add(worker)
             elif kind == "error":
                 raise body
+            elif self.on_report is None or not self.on_report(worker, kind, body):
+                raise RuntimeError(f"dispel4py internal error: unexpected report {kind!r} from {worker}")
 
     def _quit(self) -> None:
         """Every worker is done: tell them to quit and let them exit on their own."""
@@ -248,7 +286,11 @@ class _Pool:
         hosted = ", ".join(
             f"{self.plan.pe_of(i)}[{self.plan.placement.index_of[i]}]" for i in self.plan.hosted(worker)
         )
-        return WorkerDied(f"worker {worker} died ({how}) hosting {hosted}")
+        doing = self.channels.doing(worker)
+        text = f"worker {worker} died ({how})"
+        text += f" {doing}" if doing else ""
+        text += f" hosting {hosted}" if hosted else ""
+        return WorkerDied(text)
 
     def close(self) -> None:
         """Stop every worker still running, release the pipes (idempotent).
@@ -362,24 +404,15 @@ def _worker_main(
     bind_to_driver(start.driver_pid, start.lifeline, start.leftovers)
     link = _DriverLink(writer)
     _route_logging(link, start.levels)
-    transport = None
     try:
         plan = payload if isinstance(payload, Plan) else _load_plan(payload, start.module_files)
-        transport = channels.open(worker)
         where = f"worker {worker}, pid {os.getpid()} on {socket.gethostname()}"
-        executor = Executor(plan, worker, transport, link, where=where, tuning=start.tuning)
-        stats = executor.run()
-        link.flush_results()
-        link.send(("done", stats))
-        while transport.recv() != _QUIT:  # serve late credits until the driver says quit
-            pass
+        channels.serve(plan, worker, link, where, start.tuning)
     except Dispel4PyError as exc:
         _send_error(link, exc)
     except BaseException as exc:  # anything else still reaches the driver, as data
         _send_error(link, Dispel4PyError(f"worker {worker} failed: {type(exc).__name__}: {exc}"))
     finally:
-        if transport is not None:
-            transport.close()
         link.close()
 
 

@@ -86,6 +86,7 @@ class Mapping(ABC):
 
     def __init__(self, options: MappingABC[str, Any] | None = None) -> None:
         self.options = dict(options or {})
+        self.workers_timeline: list[tuple[float, int]] = []  # set by autoscaling mappings
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser | Any) -> None:
@@ -154,4 +155,5 @@ class Mapping(ABC):
             mapping=self.name,
             elapsed_s=time.perf_counter() - start,
             processes=plan.describe(),
+            workers_timeline=self.workers_timeline,
         )

@@ -46,6 +46,11 @@ MAPPINGS: list[MappingEntry] = [
     ("multi", {"num": 3, "simple": True}),
     # one item per message: credits and end-of-stream ordering under many small messages
     ("zmq_multi", {"num": 2, "batch_size": 1}),
+    # the dynamic engine: shared PEs on any worker, stateful PEs pinned
+    ("dyn_multi", {"num": 3}),
+    # tiny tasks and backlogs: help-instead-of-wait and end-of-stream counting under pressure
+    ("dyn_multi", {"num": 2, "batch_size": 1, "credits": 1}),
+    ("dyn_auto_multi", {"num": 3}),
     # MPI ranks under a real mpiexec (a runner: the graph is rebuilt on every rank)
     *_MPI,
 ]
@@ -55,7 +60,12 @@ IN_PROCESS: list[MappingEntry] = [e for e in MAPPINGS if is_in_process(e)]
 # in-process parallel entries (fail-fast and process checks run through dispel4py.run)
 PARALLEL: list[MappingEntry] = [e for e in MAPPINGS if is_in_process(e) and e[0] != "simple"]
 # parallel entries that give each PE of a 3-PE graph its own worker
-SPREAD: list[MappingEntry] = [e for e in PARALLEL if (e[1].get("num") or 0) >= 3 and not e[1].get("simple")]
+# (not the dynamic mappings: any worker may take any shared PE's task, see tests/integration)
+SPREAD: list[MappingEntry] = [
+    e
+    for e in PARALLEL
+    if (e[1].get("num") or 0) >= 3 and not e[1].get("simple") and not e[0].startswith("dyn_")
+]
 # in-process entries whose workers are forked (closures need not be importable there)
 FORKED: list[MappingEntry] = [
     e for e in MAPPINGS if is_in_process(e) and e[1].get("start_method", "fork") == "fork"

@@ -1,0 +1,131 @@
+"""The coordinator of a dynamic run: counts work in flight and decides every end of stream.
+
+It runs in the driver and never runs PE code. Its invariants:
+
+* **Counting that cannot lie.** ``in_flight[pe]`` is the number of tasks of ``pe`` queued or
+  running. It grows by the counts a worker reports as created and shrinks by one per task
+  reported done, both from the same report (``tasks.py``). A worker reports the tasks it
+  queued no later than the report of the task (or ``postprocess``) during which it queued
+  them, so once every upstream PE of ``pe`` has ended, every task of ``pe`` that will ever
+  exist has been counted, and ``in_flight[pe] == 0`` means none is left. (Before that the
+  count may dip, even below zero, but it is not looked at.)
+* **End of stream.** A PE ends when every upstream PE has ended and ``in_flight`` is 0: the
+  workers holding a copy or an instance of it are asked to ``postprocess``; their writes
+  are counted from their ``posted`` reports before the PE counts as ended, so its
+  downstream PEs cannot end too early. PEs end in topological order. An empty run ends
+  at once; nothing waits on a clock, so a PE that takes an hour per item is never cut off.
+* **Who holds what.** Pinned instances are known from the plan; a worker holds a copy of a
+  shared PE once it has reported a task of it (every task is reported before the PE can
+  end, so the set is complete when it is used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from dispel4py.plan import Plan
+from dispel4py.result import InstanceStats
+
+from .layout import SHARED
+from .tasks import CoordinatorQueues
+
+__all__ = ["Coordinator", "merge_copies"]
+
+_log = logging.getLogger("dispel4py.engine")
+
+
+class Coordinator:
+    def __init__(self, plan: Plan, queues: CoordinatorQueues) -> None:
+        self.plan, self.queues = plan, queues
+        self.in_flight = dict.fromkeys(plan.order, 0)
+        self.upstream = {pe: {e.src for e in plan.edges if e.dst == pe} for pe in plan.order}
+        self.holders: dict[str, set[int]] = {pe: set() for pe in plan.order}
+        for iid, worker in enumerate(plan.placement.worker_of):
+            if worker != SHARED:
+                self.holders[plan.pe_of(iid)].add(worker)
+        self.posting: dict[str, set[int]] = {}
+        self.ended: set[str] = set()
+        self.finished = False
+        self.items = dict.fromkeys(plan.order, 0)
+        self.busy_s = dict.fromkeys(plan.order, 0.0)
+
+    def start(self) -> None:
+        """Queue the provided inputs (one task per PE that has some), then look for ends."""
+        for pe_id, provided in self.plan.inputs.items():
+            iid = self.plan.instances[pe_id][0]
+            self.queues.put(iid, (None, provided))
+            self.in_flight[pe_id] += 1
+        self._advance()
+
+    def on_report(self, worker: int, kind: str, body: Any) -> bool:
+        """Apply a worker's ``task``/``posted`` report; False for other kinds."""
+        if kind == "task":
+            _, pe_id, created, items, busy = body
+            self.in_flight[pe_id] -= 1
+            self.items[pe_id] += items
+            self.busy_s[pe_id] += busy
+            self.holders[pe_id].add(worker)
+            self._count(created)
+        elif kind == "posted":
+            _, pe_id, created = body
+            self._count(created)
+            waiting = self.posting[pe_id]
+            waiting.discard(worker)
+            if not waiting:
+                self._ended(pe_id)
+        else:
+            return False
+        self._advance()
+        return True
+
+    def backlog(self) -> int:
+        return sum(max(0, n) for n in self.in_flight.values())
+
+    def _count(self, created: dict[str, int]) -> None:
+        for pe_id, n in created.items():
+            self.in_flight[pe_id] += n
+
+    def _advance(self) -> None:
+        """End every PE that can end now (its end may let the next one end too)."""
+        for pe_id in self.plan.order:
+            if pe_id in self.ended or pe_id in self.posting:
+                continue
+            if self.in_flight[pe_id] != 0 or not self.upstream[pe_id] <= self.ended:
+                continue
+            workers = sorted(self.holders[pe_id])
+            if not workers:
+                self._ended(pe_id)
+                continue
+            _log.debug("end of stream: %s, postprocess on workers %s", pe_id, workers)
+            self.posting[pe_id] = set(workers)
+            for worker in workers:
+                self.queues.command(worker, ("post", pe_id))
+        if len(self.ended) == len(self.plan.order) and not self.finished:
+            self.finished = True
+            for worker in range(self.plan.num_workers):
+                self.queues.command(worker, ("end",))
+
+    def _ended(self, pe_id: str) -> None:
+        self.posting.pop(pe_id, None)
+        self.ended.add(pe_id)
+
+    def cost_per_item(self) -> dict[str, float]:
+        return {pe: self.busy_s[pe] / n for pe, n in self.items.items() if n}
+
+
+def merge_copies(stats: list[InstanceStats]) -> list[InstanceStats]:
+    """One row per instance: the copies of a shared PE on several workers are added up."""
+    merged: dict[int, InstanceStats] = {}
+    for s in stats:
+        row = merged.get(s.instance)
+        if row is None:
+            merged[s.instance] = dataclasses.replace(s)
+            continue
+        row.calls += s.calls
+        row.items_out += s.items_out
+        row.busy_s += s.busy_s
+        row.copies += s.copies
+        row.worker = SHARED
+    return list(merged.values())
