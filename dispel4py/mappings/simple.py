@@ -13,6 +13,7 @@ __all__ = ["SimpleMapping"]
 class SimpleMapping(Mapping):
     name = "simple"
     summary = "sequential, in this process (the reference for results)"
+    stops_on_signals = True  # SIGTERM/SIGHUP end the run like Ctrl-C, with one line and 143/129
 
     def num_workers(self) -> int:
         return 1

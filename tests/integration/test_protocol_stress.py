@@ -18,7 +18,7 @@ from protocol_stress import run_in_child
 
 pytestmark = pytest.mark.timeout(120)
 
-SECONDS = float(os.environ.get("D4PY_STRESS_SECONDS", "15"))
+SECONDS = float(os.environ.get("D4PY_STRESS_SECONDS", "12"))
 CHAIN = str(WORKFLOWS / "chain_to_global.py")
 
 
@@ -56,6 +56,10 @@ def _stress(mappings: list[str], launcher: str | None = None) -> None:
 
 def test_random_graphs_on_process_mappings_finish_and_match_simple() -> None:
     _stress(["multi", "zmq_multi"])
+
+
+def test_random_graphs_on_dynamic_mappings_finish_and_match_simple() -> None:
+    _stress(["dyn_multi", "dyn_auto_multi"])
 
 
 @pytest.mark.mpi
