@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import pickle
 from collections import Counter
 from collections.abc import Iterable
@@ -44,6 +45,8 @@ from .layout import SHARED
 from .tasks import WorkerQueues
 
 __all__ = ["DynamicWorker", "TARGET_TASK_S"]
+
+_log = logging.getLogger("dispel4py.engine")
 
 TARGET_TASK_S = 0.005  # aim at this much work per task once a PE's cost is measured
 _MAX_NAP_S = 0.005
@@ -213,6 +216,10 @@ class DynamicWorker:
         for iid in self.plan.instances[pe_id]:
             if iid in self.pes:
                 self.calls.call(iid, "postprocess", self.pes[iid].postprocess)
+                calls = self.calls.stats[iid].calls
+                _log.info(
+                    "%s (rank %d): Processed %d iteration%s.", pe_id, iid, calls, "" if calls == 1 else "s"
+                )
         self.flush_all()
         self.reporter.flush_results()
         self.queues.report(("posted", (self.worker, pe_id, self._take_created())))
