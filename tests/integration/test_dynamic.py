@@ -37,10 +37,11 @@ def test_a_slow_stage_spreads_over_every_worker(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("D4PY_SLOW_ITEMS", "40")
     monkeypatch.setenv("D4PY_SLOW_S", "0.05")
     graph = load_workflow(SLOW)
+    ids = {node.obj.name: node.obj.id for node in graph.nodes}
     result = dispel4py.run(graph, None, "dyn_multi", num=4)
     assert result is not None
-    assert result.items("Total3", "total") == [(40, 2 * sum(range(40)))]
-    [sleepy] = [s for s in result.stats if s.pe_id == "Sleepy1"]
+    assert result.items(ids["Total"], "total") == [(40, 2 * sum(range(40)))]
+    [sleepy] = [s for s in result.stats if s.pe_id == ids["Sleepy"]]
     assert sleepy.copies == 4, sleepy  # a copy busy on every worker
     assert sleepy.calls == 40
 
