@@ -115,9 +115,11 @@ def unpicklable_message(plan: Plan, target: int, port: str, items: list[Any], ex
     dst = plan.pe_of(target)
     sources = ", ".join(f"{e.src}.{e.out}" for e in plan.edges if e.dst == dst and e.inp == port)
     culprit = next((i for i in items if not _picklable(i)), None)
+    worker = plan.worker_of(target)
+    where = f" on worker {worker}" if worker >= 0 else ""  # a dynamic mapping's shared queue: any
     return (
-        f"cannot send item {short_repr(culprit)} written by {sources} to {dst} input '{port}' "
-        f"on worker {plan.worker_of(target)}: it cannot be pickled "
+        f"cannot send item {short_repr(culprit)} written by {sources} to {dst} input '{port}'"
+        f"{where}: it cannot be pickled "
         f"({type(exc).__name__}: {exc}); send plain data (numbers, strings, lists, dicts, arrays)"
     )
 

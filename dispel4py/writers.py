@@ -53,7 +53,18 @@ def sized_limit(item: Any, filled: int, limit: int, byte_limit: int) -> int:
 
 
 def _copy(data: Any) -> Any:
-    return data if type(data) in _IMMUTABLE else copy.deepcopy(data)
+    if type(data) in _IMMUTABLE:
+        return data
+    try:
+        return copy.deepcopy(data)
+    except Exception as exc:
+        from dispel4py.failure import short_repr
+
+        raise TypeError(
+            f"item {short_repr(data)} goes to several destinations, so each gets its own copy, "
+            f"and it cannot be copied ({type(exc).__name__}: {exc}); write plain data "
+            "(numbers, strings, lists, dicts, arrays)"
+        ) from None
 
 
 class Writer:

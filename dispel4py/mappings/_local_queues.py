@@ -114,7 +114,7 @@ class LocalQueues(Channels):
         if not 0 <= key < self.instances:
             return ""
         pe_id = self.plan.pe_of(key)
-        return f"while running a task of {pe_id}[{self.plan.placement.index_of[key]}]"
+        return f"while running a task of {pe_id} (instance {key})"
 
     def task_done(self, key: int, report: Any) -> None:
         with self.counts.get_lock():

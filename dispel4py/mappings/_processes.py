@@ -284,7 +284,7 @@ class _Pool:
         code = self.workers[worker].process.exitcode  # it has ended: this reaps it
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         hosted = ", ".join(
-            f"{self.plan.pe_of(i)}[{self.plan.placement.index_of[i]}]" for i in self.plan.hosted(worker)
+            f"{self.plan.pe_of(i)} (instance {i})" for i in self.plan.hosted(worker)
         )
         doing = self.channels.doing(worker)
         text = f"worker {worker} died ({how})"

@@ -7,7 +7,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -80,3 +82,112 @@ def run(
 ) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+class WatchedRun:
+    """A command started in the background the way failure tests need it.
+
+    Its output goes to files (reading it never waits on a process that inherited a pipe),
+    TMPDIR is a private empty folder, and while it runs every descendant is remembered
+    (``psutil.Process``: never a recycled pid), with every file the run holds open or mapped
+    under /dev/shm, under TMPDIR or directly in the temporary folder (hydra's files), so
+    that what outlives the run can be checked without looking at other tests' processes.
+    """
+
+    def __init__(self, folder: Path, command: list[str], env: dict[str, str] | None = None) -> None:
+        self.tmpdir = folder / "tmp"
+        self.tmpdir.mkdir(parents=True)
+        self.out_path, self.err_path = folder / "stdout.txt", folder / "stderr.txt"
+        self.procs: dict[int, psutil.Process] = {}
+        self.held: set[str] = set()
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=err, env={**os.environ, "TMPDIR": str(self.tmpdir), **(env or {})}
+            )
+
+    def poll(self) -> set[int]:
+        """The run's live descendants now, remembered with the files they hold."""
+        try:
+            found = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            found = []
+        for child in found:
+            self.procs.setdefault(child.pid, child)
+        for pid in (self.process.pid, *(child.pid for child in found)):
+            self.held.update(self._files_of(pid))
+        return {child.pid for child in found}
+
+    def _files_of(self, pid: int) -> set[str]:
+        watched = ("/dev/shm/", f"{self.tmpdir}/")
+        paths = set()
+        try:
+            with open(f"/proc/{pid}/maps") as maps:
+                paths.update(line.split(maxsplit=5)[-1].strip() for line in maps if "/dev/shm/" in line)
+            for entry in os.scandir(f"/proc/{pid}/fd"):
+                try:
+                    paths.add(os.readlink(entry.path))
+                except OSError:
+                    pass
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+        return {
+            path.removesuffix(" (deleted)")
+            for path in paths
+            if path.startswith(watched) or os.path.dirname(path) == "/tmp"  # hydra_hwloc_xmlfile_*
+        }
+
+    def wait_until(self, condition: Callable[[], Any], what: str, within: float = 20.0) -> Any:
+        """Poll until ``condition()`` is true (and return it); fail if the run ends first."""
+        deadline = time.monotonic() + within
+        while not (found := condition()):
+            self.poll()
+            assert self.process.poll() is None, f"the run ended before {what}:\n{self.stderr()}"
+            assert time.monotonic() < deadline, f"no {what} after {within} s:\n{self.stderr()}"
+            time.sleep(0.02)
+        return found
+
+    def watch_until_exit(self, within: float = 30.0) -> float:
+        """Keep collecting descendants until the run exits; the wall time it exited."""
+        deadline = time.monotonic() + within
+        while self.process.poll() is None:
+            assert time.monotonic() < deadline, f"the run did not end within {within} s:\n{self.stderr()}"
+            self.poll()
+            time.sleep(0.01)
+        return time.time()
+
+    def adopt(self, pids: list[int], born_before: float) -> None:
+        """Processes of the run known otherwise (e.g. written to a file by the workflow), in
+        case they ended between two polls; a pid reused after ``born_before`` is not ours."""
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                if proc.create_time() <= born_before:
+                    self.procs.setdefault(pid, proc)
+            except psutil.NoSuchProcess:
+                pass
+
+    def leftover_processes(self, within: float) -> list[int]:
+        """The descendants still alive ``within`` seconds from now."""
+        return wait_gone(sorted(self.procs), within=within)
+
+    def leftover_files(self) -> list[str]:
+        """Files held by the run that still exist, and whatever is in its TMPDIR."""
+        held = [path for path in sorted(self.held) if os.path.exists(path)]
+        return held + sorted(str(path) for path in self.tmpdir.iterdir())
+
+    def stdout(self) -> str:
+        return self.out_path.read_text()
+
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+    def kill_leftovers(self) -> None:
+        """After the test, whatever it asserted: no process of the run outlives it."""
+        for proc in [*self.procs.values()]:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
