@@ -115,7 +115,8 @@ def _expected_line(mapping: str, fault: str, fault_record: dict[str, Any], victi
     if fault == "unpicklable":
         return (
             r"^dispel4py: error: .*cannot send item <unlocked _thread\.lock object at 0x[0-9a-f]+> "
-            r"written by Numbers0\.output to Work1 input 'input'( on (worker|rank) \d+)?: it cannot be pickled"
+            r"written by Numbers0\.output to Work1 input 'input'( on (worker|rank) \d+)?: "
+            r"it cannot be pickled"
         )
     if mapping == "mpi":
         how = "exited with status 3" if fault == "os-exit" else r"was killed by signal 9 \(SIGKILL\)"
