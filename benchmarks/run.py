@@ -1,7 +1,10 @@
-"""Throughput benchmarks of every mapping against hand-written baselines.
+"""Throughput benchmarks of every mapping against hand-written baselines, and the slow-stage
+figure: does a static mapping get faster with more workers?
 
     python benchmarks/run.py [--mappings simple,multi,zmq_multi] [--items N] [--cpu-items N]
                              [--repeat R] [--num W] [--mpi-ranks 2,6] [--json out.json]
+                             [--figures throughput,slow] [--slow-workers 2,4,8]
+                             [--slow-mapping multi] [--slow-items N] [--slow-ms MS]
 
 Every measurement runs in a fresh subprocess (``measure.py``, ``baseline.py`` or the real
 ``dispel4py`` command) and each figure is the median of ``--repeat`` runs. A mapping that
@@ -12,9 +15,12 @@ figures mean and the targets.
 from __future__ import annotations
 
 import argparse
+import ast
+import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -24,6 +30,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from workflows import GALAXY_ITEMS, GALAXY_MS, expected_total, totals
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -53,11 +61,19 @@ class Unavailable(Exception):
 
 
 # -- running subprocesses ------------------------------------------------------------------
-def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` in its own process group; on timeout, end that whole group (mpiexec ranks,
     worker processes) so that a hung run leaves nothing behind."""
     with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+        env=None if env is None else {**os.environ, **env},
     ) as proc:
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -211,7 +227,100 @@ def measure_baselines(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# -- slow stage: more workers must not be slower -------------------------------------------
+_PROCESS_RANGE = re.compile(r"'(SleepStage\d+)': range\((\d+), (\d+)\)")
+
+
+@dataclass
+class SlowRow:
+    """One slow graph on ``--slow-mapping`` at each ``-n`` of ``--slow-workers``."""
+
+    graph: str
+    items: int
+    ms: float
+    status: str = "ok"
+    note: str = ""
+    wall_s: dict[int, float] = field(default_factory=dict)  # -n -> median wall seconds
+    instances: dict[int, int] = field(default_factory=dict)  # -n -> SleepStage instances
+    samples: dict[int, list[float]] = field(default_factory=dict)
+
+
+def _slow_once(graph: str, n: int, row: SlowRow, args: argparse.Namespace) -> tuple[float, int]:
+    """Wall seconds of the whole ``dispel4py`` command, and the SleepStage instances that
+    its ``-v`` ``Processes:`` line shows; the totals are checked."""
+    cmd = [*_dispel4py_cmd(), args.slow_mapping, str(HERE / "workflows.py"), "-a", graph]
+    cmd += ["-i", "1", "-n", str(n), "-v"]
+    env = {"D4PY_BENCH_SLOW_ITEMS": str(args.slow_items), "D4PY_BENCH_SLOW_MS": str(args.slow_ms)}
+    start = time.perf_counter()
+    proc = _run(cmd, args.timeout, env)
+    wall = time.perf_counter() - start
+    outputs = [ln for ln in proc.stdout.splitlines() if ln.startswith("Outputs: ")]
+    if proc.returncode != 0 or not outputs:
+        raise Failed(f"-n {n}: exit {proc.returncode}: {_tail(proc.stderr)}")
+    got = totals(ast.literal_eval(outputs[0][len("Outputs: ") :]))
+    if got != expected_total(row.items):
+        raise Failed(f"-n {n}: wrong result {got} (expected {expected_total(row.items)})")
+    found = _PROCESS_RANGE.search(proc.stderr)
+    return wall, (int(found.group(3)) - int(found.group(2)) if found else 0)
+
+
+def measure_slow(args: argparse.Namespace) -> list[SlowRow]:
+    rows = [
+        SlowRow("slow_stage_graph", args.slow_items, args.slow_ms),
+        SlowRow("galaxy_like_graph", GALAXY_ITEMS, GALAXY_MS),
+    ]
+    for row in rows:
+        print(f"measuring {row.graph} on {args.slow_mapping} ...", file=sys.stderr, flush=True)
+        try:
+            for n in args.slow_workers:
+                runs = [_slow_once(row.graph, n, row, args) for _ in range(args.repeat)]
+                row.samples[n] = [wall for wall, _ in runs]
+                row.wall_s[n] = statistics.median(row.samples[n])
+                row.instances[n] = runs[0][1]
+        except Failed as exc:
+            row.status, row.note = "failed", str(exc)
+    return rows
+
+
+def slow_table(rows: list[SlowRow], args: argparse.Namespace) -> str:
+    """-n columns (wall s, [SleepStage instances]), then a check per step up in -n."""
+    ns = args.slow_workers
+    steps = list(itertools.pairwise(ns))
+    head = ["graph", *(f"-n {n}" for n in ns), *(f"-n {b} <= -n {a}" for a, b in steps), "1 process s"]
+    lines = [head]
+    for r in rows:
+        label = f"{r.graph} ({r.items} x {r.ms:g} ms)"
+        if r.status != "ok":
+            lines.append([label, r.status] + [""] * (len(head) - 2))
+            continue
+        cells = [f"{r.wall_s[n]:.2f} [{r.instances[n]}]" for n in ns]
+        checks = [
+            "yes" if r.wall_s[b] <= r.wall_s[a] else f"no ({r.wall_s[b] / r.wall_s[a]:.2f}x)"
+            for a, b in steps
+        ]
+        lines.append([label, *cells, *checks, f"{r.items * r.ms / 1000:.2f}"])
+    out = _align(lines)
+    header = (
+        f"slow stage: {args.slow_mapping}, wall s of the whole command (median of {args.repeat}), "
+        f"[SleepStage instances from -v]; {os.cpu_count()} cores; "
+        f"load average {args.load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    )
+    notes = [f"  {r.graph}: {r.status}: {r.note}" for r in rows if r.status != "ok"]
+    return "\n".join([header, *out, *notes])
+
+
 # -- report --------------------------------------------------------------------------------
+def _align(lines: list[Any]) -> list[str]:
+    """Rows of cells as text columns: the first left-aligned, the rest right; a rule under the head."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+        for line in lines
+    ]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return out
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -253,12 +362,7 @@ def table(rows: list[Row], base: dict[str, Any], args: argparse.Namespace) -> st
     serial = base["cpu"]["wall_s"]
     lines.append(("serial cpu loop", "", "", "", f"{serial:.2f}", "", "1.00x", ""))
     lines.append(("python -c pass", "", "", "", "", "", "", f"{base['python_startup_s']:.3f}"))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    out = [
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
-        for line in lines
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
+    out = _align(lines)
     notes = [f"  {r.label}: {r.status}: {r.note}" for r in rows if r.status != "ok"]
     header = (
         f"tiny: {args.items:,} items; cpu-bound: {args.cpu_items:,} items x ~1 ms; "
@@ -278,25 +382,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mpi-ranks", default="2", help="comma-separated mpiexec -n values")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per subprocess")
     parser.add_argument("--json", dest="json_out", help="write all figures and samples here")
+    parser.add_argument("--figures", default="throughput,slow", help="throughput and/or slow")
+    parser.add_argument("--slow-workers", default="2,4,8", help="comma-separated -n of the slow figure")
+    parser.add_argument("--slow-mapping", default="multi", help="the mapping of the slow figure")
+    parser.add_argument("--slow-items", type=int, default=200, help="items of slow_stage_graph")
+    parser.add_argument("--slow-ms", type=float, default=20.0, help="ms per item of slow_stage_graph")
     args = parser.parse_args(argv)
     args.mappings = [m.strip() for m in args.mappings.split(",") if m.strip()]
     args.mpi_ranks = [int(n) for n in args.mpi_ranks.split(",")]
+    args.figures = [f.strip() for f in args.figures.split(",") if f.strip()]
+    unknown = sorted(set(args.figures) - {"throughput", "slow"})
+    if unknown:
+        parser.error(f"unknown --figures {', '.join(unknown)}; choose from: throughput, slow")
+    args.slow_workers = [int(n) for n in args.slow_workers.split(",")]
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.load_before = os.getloadavg()[0]  # other work on the machine skews every figure
-    base = measure_baselines(args)
-    rows = []
-    for config in configs(args):
-        print(f"measuring {config.label} ...", file=sys.stderr, flush=True)
-        rows.append(measure_config(config, args))
-    print(table(rows, base, args))
+    report: dict[str, Any] = {"args": vars(args)}
+    sections, failed = [], False
+    if "throughput" in args.figures:
+        base = measure_baselines(args)
+        rows = []
+        for config in configs(args):
+            print(f"measuring {config.label} ...", file=sys.stderr, flush=True)
+            rows.append(measure_config(config, args))
+        sections.append(table(rows, base, args))
+        report.update(baselines=base, rows=[asdict(r) for r in rows])
+        failed = any(r.status == "failed" for r in rows)
+    if "slow" in args.figures:
+        slow_rows = measure_slow(args)
+        sections.append(slow_table(slow_rows, args))
+        report["slow"] = [asdict(r) for r in slow_rows]
+        failed = failed or any(r.status == "failed" for r in slow_rows)
+    print("\n\n".join(sections))
     if args.json_out:
-        report = {"args": vars(args), "baselines": base, "rows": [asdict(r) for r in rows]}
         Path(args.json_out).write_text(json.dumps(report, indent=1), encoding="utf-8")
-    return 0 if all(r.status != "failed" for r in rows) else 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

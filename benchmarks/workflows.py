@@ -1,6 +1,6 @@
 """Benchmark workflows: importable builders and CLI workflow files.
 
-Three graphs, each ``producer -> [work] -> SumConsumer``:
+Four graph builders, each ``producer -> [work] -> SumConsumer``:
 
 * ``make_tiny_graph(n)``: one producer call writes ``n`` small ints; ``x + 1``; sum. Measures
   the per-item cost of the engine (routing, writers, inboxes, transport).
@@ -9,6 +9,12 @@ Three graphs, each ``producer -> [work] -> SumConsumer``:
   Items from the single producer are spread round-robin over the worker PE's instances, so
   this measures how well a mapping uses several cores.
 * ``make_trivial_graph()``: producer -> consumer, one item: the fixed cost of a run.
+* ``make_slow_graph(n, ms)``: one producer call writes ``n`` ints; a stage that *waits*
+  ``ms`` per item (``time.sleep``, like a remote query: no CPU used); ``x + 1``; sum. Its
+  time is set by how many processes run the waiting stage, not by the cores, so it shows
+  whether a mapping's layout uses the workers it is given. ``slow_stage_graph`` (200 items
+  x 20 ms) and ``galaxy_like_graph`` (100 x 50 ms, the shape of the galaxy-extinction
+  workflow: coordinates -> VO query -> cheap stages -> sink).
 
 The consumer writes ``{"count": c, "sum": s}`` to its unconnected output ``total`` in
 postprocess, so the totals come back in ``RunResult.outputs`` (one dict per instance) on
@@ -19,6 +25,7 @@ From the command line (several graphs are defined here, so name one with ``-a``)
     D4PY_BENCH_ITEMS=100000 dispel4py simple benchmarks/workflows.py -a graph -i 1
     dispel4py simple benchmarks/workflows.py -a cpu_graph -i 2000
     dispel4py simple benchmarks/workflows.py -a trivial_graph -i 1
+    D4PY_BENCH_SLOW_MS=20 dispel4py multi benchmarks/workflows.py -a slow_stage_graph -i 1 -n 4
     python benchmarks/workflows.py --calibrate      # loops for ~1 ms on this machine
 """
 
@@ -36,26 +43,39 @@ from dispel4py.workflow_graph import WorkflowGraph
 __all__ = [
     "CPU_LOOPS",
     "DEFAULT_ITEMS",
+    "DEFAULT_SLOW_ITEMS",
+    "DEFAULT_SLOW_MS",
+    "GALAXY_ITEMS",
+    "GALAXY_MS",
     "AddOne",
     "BurnCPU",
     "CountProducer",
+    "SleepStage",
     "SumConsumer",
     "TinyProducer",
     "burn",
     "calibrate_cpu_loops",
     "expected_total",
     "make_cpu_graph",
+    "make_slow_graph",
     "make_tiny_graph",
     "make_trivial_graph",
     "totals",
 ]
 
 DEFAULT_ITEMS = 1_000_000
+DEFAULT_SLOW_ITEMS, DEFAULT_SLOW_MS = 200, 20.0  # slow_stage_graph (D4PY_BENCH_SLOW_ITEMS/_MS)
+GALAXY_ITEMS, GALAXY_MS = 100, 50.0  # galaxy_like_graph
 
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return default if value is None else int(value.replace("_", ""))
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return default if value is None else float(value)
 
 
 # Loop iterations of ``burn`` that take ~1 ms on the reference machine (2 cores, CPython
@@ -125,6 +145,18 @@ class BurnCPU(IterativePE):
         return data + 1
 
 
+class SleepStage(IterativePE):
+    """Passes ``x`` on after waiting ``ms`` milliseconds (a remote query: time, no CPU)."""
+
+    def __init__(self, ms: float = DEFAULT_SLOW_MS) -> None:
+        IterativePE.__init__(self)
+        self.ms = ms
+
+    def _process(self, data: int) -> int:
+        time.sleep(self.ms / 1000)
+        return data
+
+
 class SumConsumer(ConsumerPE):
     """Counts and sums its input; writes ``{"count", "sum"}`` to ``total`` at the end."""
 
@@ -164,6 +196,13 @@ def make_trivial_graph() -> WorkflowGraph:
     return _chain(CountProducer(), SumConsumer())
 
 
+def make_slow_graph(n_items: int = DEFAULT_SLOW_ITEMS, ms: float = DEFAULT_SLOW_MS) -> WorkflowGraph:
+    """TinyProducer(n_items) -> SleepStage(ms) -> AddOne -> SumConsumer; run the producer once.
+
+    Four PEs, so ``multi -n 4`` is where the original's formula gave each PE one instance."""
+    return _chain(TinyProducer(n_items), SleepStage(ms), AddOne(), SumConsumer())
+
+
 def expected_total(n_items: int) -> dict[str, int]:
     """What SumConsumer reports after ``x + 1`` over ``0 .. n_items-1``."""
     return {"count": n_items, "sum": n_items * (n_items + 1) // 2}
@@ -181,6 +220,10 @@ def totals(outputs: dict[str, dict[str, list[Any]]]) -> dict[str, int]:
 graph = make_tiny_graph(_env_int("D4PY_BENCH_ITEMS", DEFAULT_ITEMS))
 cpu_graph = make_cpu_graph(CPU_LOOPS)
 trivial_graph = make_trivial_graph()
+slow_stage_graph = make_slow_graph(
+    _env_int("D4PY_BENCH_SLOW_ITEMS", DEFAULT_SLOW_ITEMS), _env_float("D4PY_BENCH_SLOW_MS", DEFAULT_SLOW_MS)
+)
+galaxy_like_graph = make_slow_graph(GALAXY_ITEMS, GALAXY_MS)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,35 @@
 
 Two layouts, as in the original fixed mappings (spec §2.3, §4.2):
 
-* **one instance per worker** when the workers suffice: sources get 1 instance, explicit
-  ``numprocesses > 1`` is exact, PEs left at 1 share the leftover workers
-  (``int((n - sources) / (total - sources))`` each);
-* **partitioned** when they do not (or with ``-s``): the non-source PEs are replicated on
-  every worker (or ``graph.partitions`` is used), so every core works and ``-n`` smaller
-  than the graph still runs. Explicit ``numprocesses`` stays exact in both layouts.
+* **one instance per worker**: sources get 1 instance, explicit ``numprocesses > 1`` is
+  exact, and the *scalable* PEs (the rest, below) share the leftover workers, ``share =
+  int((n - sources) / (total - sources))`` instances each, every instance on a worker of
+  its own (``total`` counts sources, explicit counts and 1 for every other PE);
+* **partitioned**: worker 0 hosts the sources and every worker hosts one instance of each
+  scalable PE (or a replica of each ``graph.partitions`` part), so a scalable PE runs on
+  all ``n`` workers. Fixed counts stay exact, their instances laid over the workers.
 
-PEs whose results depend on how many copies run are never scaled: sources, ``single``,
-``stateful``, and inputs grouped ``'all'`` or ``'global'``.
+Which one, for ``n`` workers:
+
+1. ``-s`` (``force_partitioned``), or ``total > n`` (too few workers for one each):
+   partitioned, as in the original.
+2. The workers suffice but ``share < 2`` while some PE is scalable: partitioned. One per
+   worker would run each scalable PE, a slow one included, in one process and leave the
+   other workers to the cheap PEs; partitioned runs it on all ``n`` (a chain of a source,
+   a stage waiting 50 ms per item and two cheap PEs: 1 instance at ``-n 4`` one per worker,
+   4 partitioned). The original printed ``Processes:`` with one instance each here.
+3. Otherwise (``share >= 2``, or nothing to scale): one per worker, the original's layout,
+   so its ``Processes:`` lines (spec §2.3 worked examples) are unchanged.
+
+Rule 3 is kept for compatibility, not speed: partitioned gives a scalable PE ``n``
+instances (without ``graph.partitions``) against ``share < n``, so where ``share`` first
+reaches 2 (``n = sources + 2 x (total - sources)``) a scalable PE drops from ``n - 1``
+instances to 2 (for the 4-PE chain above: 6 at ``-n 6``, 2 at ``-n 7``). Use ``-s`` to stay
+partitioned there; ``_MIN_SHARE`` is the threshold of rule 2.
+
+Scalable means the instance count may follow the workers: not a source, not ``single`` or
+``stateful``, no input grouped ``'all'`` or ``'global'``, ``numprocesses`` not set above 1.
+Group-by inputs are scalable (the routing hashes keys over however many instances exist).
 """
 
 from __future__ import annotations
@@ -21,6 +41,9 @@ from typing import Any
 from dispel4py.routing import ALL, GLOBAL, Grouping
 
 __all__ = ["Placement", "place"]
+
+# Instances each scalable PE must get for the one-per-worker layout to be used (rule 2).
+_MIN_SHARE = 2
 
 
 @dataclass
@@ -45,9 +68,16 @@ def place(
 ) -> Placement:
     fixed = {pe: _fixed_count(pe, pes[pe], edges, sources) for pe in order}
     total = len(sources) + sum(fixed[pe] or 1 for pe in order if pe not in sources)
-    if total <= num_workers and not force_partitioned:
-        return _one_per_worker(order, fixed, sources, num_workers, total)
-    return _partitioned(order, fixed, edges, sources, num_workers, partitions)
+    scalable = any(count == 0 for count in fixed.values())
+    share = _share(num_workers, len(sources), total)
+    if force_partitioned or total > num_workers or (scalable and share < _MIN_SHARE):
+        return _partitioned(order, fixed, edges, sources, num_workers, partitions)
+    return _one_per_worker(order, fixed, share)
+
+
+def _share(n: int, n_sources: int, total: int) -> int:
+    """Instances of each scalable PE in the one-per-worker layout (the original's formula)."""
+    return max(1, int((n - n_sources) / max(1, total - n_sources)))
 
 
 def _fixed_count(pe_id: str, pe: Any, edges: list[tuple[str, str, Grouping]], sources: list[str]) -> int:
@@ -62,10 +92,7 @@ def _fixed_count(pe_id: str, pe: Any, edges: list[tuple[str, str, Grouping]], so
     return 0
 
 
-def _one_per_worker(
-    order: list[str], fixed: dict[str, int], sources: list[str], n: int, total: int
-) -> Placement:
-    share = max(1, int((n - len(sources)) / max(1, total - len(sources))))
+def _one_per_worker(order: list[str], fixed: dict[str, int], share: int) -> Placement:
     counts = {pe: fixed[pe] or share for pe in order}
     instances, pe_of, index_of = _number(order, counts)
     return Placement(instances, pe_of, index_of, list(range(len(pe_of))), len(pe_of), False)

@@ -83,10 +83,17 @@ def test_word_count_filter_12_explicit():
 
 
 def test_one_worker_per_instance_when_workers_suffice():
+    plan = make_plan(example_graph("pipeline_test"), None, 11)
+    assert set(counts(plan).values()) == {1, 2}
+    assert plan.placement.worker_of == list(range(11))
+    assert plan.num_workers == 11
+
+
+def test_one_instance_each_is_not_the_layout_any_more():
+    """Workers suffice but the formula gives 1 each: replicate the chain (test_placement_layout)."""
     plan = make_plan(example_graph("pipeline_test"), None, 6)
-    assert set(counts(plan).values()) == {1}
-    assert plan.placement.worker_of == list(range(6))
-    assert plan.num_workers == 6
+    assert plan.placement.partitioned
+    assert counts(plan) == {"TestProducer0": 1, **{f"TestOneInOneOut{i}": 6 for i in range(1, 6)}}
 
 
 def test_instance_ids_are_contiguous_in_graph_order():
