@@ -7,6 +7,10 @@ mapping module is imported before the clock starts; the wall time covers
 
     python benchmarks/measure.py tiny --mapping simple --items 1000000
     python benchmarks/measure.py cpu --mapping multi --items 2000 -o num=2
+    python benchmarks/measure.py tiny --mapping multi --items 1000000 -o num=2 --live
+
+``--live`` turns the live counters on (as the progress display does) and reads them twice a
+second, to measure what watching a run costs.
 
 The line is ``{"status": "ok" | "wrong" | "unavailable", ...}``; a failing run raises
 (non-zero exit, traceback on stderr). Under MPI only rank 0 prints.
@@ -49,7 +53,31 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def measure(kind: str, mapping: str, n_items: int, options: dict[str, Any]) -> dict[str, Any] | None:
+def _run_watched(graph: Any, inputs: Any, mapping: str, options: dict[str, Any]) -> Any:
+    """``dispel4py.run`` with live counters on and read every 0.5 s (``--live``)."""
+    import threading
+
+    from dispel4py.live import LiveBoard
+
+    board = LiveBoard()
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.wait(0.5):
+            board.progress()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        return dispel4py.run(graph, inputs, mapping, board=board, **options)
+    finally:
+        stop.set()
+        reader.join()
+
+
+def measure(
+    kind: str, mapping: str, n_items: int, options: dict[str, Any], live: bool = False
+) -> dict[str, Any] | None:
     """Run the ``kind`` workflow once; ``None`` on a non-root MPI rank."""
     reason = mapping_unavailable(mapping)
     if reason is not None:
@@ -67,7 +95,10 @@ def measure(kind: str, mapping: str, n_items: int, options: dict[str, Any]) -> d
     cpu_before = _cpu_seconds()
     start = time.perf_counter()
     try:
-        result = dispel4py.run(graph, inputs, mapping, **options)
+        if live:
+            result = _run_watched(graph, inputs, mapping, options)
+        else:
+            result = dispel4py.run(graph, inputs, mapping, **options)
     except dispel4py.MappingUnavailable as exc:
         return {"status": "unavailable", "reason": str(exc)}
     wall = time.perf_counter() - start
@@ -78,6 +109,7 @@ def measure(kind: str, mapping: str, n_items: int, options: dict[str, Any]) -> d
         "kind": kind,
         "mapping": mapping,
         "options": options,
+        "live": live,
         "items": n_items,
         "wall_s": wall,
         "engine_s": result.elapsed_s,
@@ -106,11 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=["tiny", "cpu"])
     parser.add_argument("--mapping", default="simple")
     parser.add_argument("--items", type=int, required=True)
+    parser.add_argument("--live", action="store_true", help="live counters on, read twice a second")
     parser.add_argument(
         "-o", "--option", type=_option, action="append", default=[], help="mapping option KEY=VALUE"
     )
     args = parser.parse_args(argv)
-    record = measure(args.kind, args.mapping, args.items, dict(args.option))
+    record = measure(args.kind, args.mapping, args.items, dict(args.option), args.live)
     if record is not None:
         print(json.dumps(record), flush=True)
     return 0

@@ -24,10 +24,15 @@ _log = logging.getLogger("dispel4py.cli")
 
 
 def _common_parser(mapping: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from dispel4py._other_options import OptionParser, add_other_options
+    from dispel4py.cli_observe import add_observation_arguments
+    from dispel4py.cli_replay import add_replay_arguments
+
+    parser = OptionParser(
         prog="dispel4py",
         description="Run a dispel4py workflow on a mapping (simple, multi, zmq_multi, mpi, ...).",
-        epilog="Mappings and their status: dispel4py --list-mappings",
+        epilog="Mappings and their status: dispel4py --list-mappings. "
+        "Draw a workflow: dispel4py draw --help.",
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"dispel4py {__version__}")
@@ -46,17 +51,25 @@ def _common_parser(mapping: str | None) -> argparse.ArgumentParser:
         "--stats", action="store_true", help="print a table per PE (instances, items, busy time)"
     )
     parser.add_argument(
+        "--log-to-stderr",
+        action="store_true",
+        help="PE self.log() lines to stderr (default: stdout, with the results, as the original)",
+    )
+    parser.add_argument(
         "--provenance-config",
         dest="provenance",
         nargs="?",
         const="inline",
         help="accepted for compatibility; provenance is not supported in this version",
     )
+    add_observation_arguments(parser)  # --progress, -o/--output-json, --stats-json, --log-*, --plan
+    add_replay_arguments(parser)  # --no-replay-file, --replay-dir
     if mapping is not None:
         from dispel4py.mappings import get_mapping
 
         group = parser.add_argument_group(f"options of the {mapping} mapping")
         get_mapping(mapping).add_arguments(group)
+    add_other_options(parser, mapping)  # accepted, ignored with a warning (_other_options.py)
     return parser
 
 
@@ -206,7 +219,7 @@ def _find_mapping(argv: Sequence[str]) -> str | None:
 
 
 def _check_options_before(name: str, before: list[str], unknown: str | None) -> None:
-    """Options given before the mapping name must be options of that mapping."""
+    """An unknown option before an unknown mapping name: say both at once."""
     if not before and unknown is None:
         return
     from dispel4py.errors import did_you_mean
@@ -222,16 +235,7 @@ def _check_options_before(name: str, before: list[str], unknown: str | None) -> 
             "of dispel4py or of any mapping; write dispel4py <mapping> <workflow> [options], e.g. "
             f"dispel4py multi workflow.py -n 4 (mappings: {', '.join(names)})"
         )
-    builtin = _mapping_options("builtin")
-    kinds = builtin[mapping] if mapping in builtin else _mapping_options("plugin").get(mapping)
-    if kinds is None:
-        return  # not available: get_mapping says why
-    foreign = [option for option in before if option not in kinds]
-    if foreign:
-        raise UsageError(
-            f"option '{foreign[0]}' is not an option of the {mapping} mapping; its options are: "
-            f"{', '.join(sorted(kinds)) or '(none)'} (see dispel4py {mapping} --help)"
-        )
+    # options of other mappings are accepted and ignored with a warning (_other_options.py)
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
@@ -249,6 +253,7 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     else:
         root.setLevel(logging.WARNING)
         logging.getLogger("dispel4py.pe").setLevel(logging.INFO)  # user self.log() is shown
+        logging.getLogger("dispel4py.timing").setLevel(logging.INFO)  # timed_*: the files written
 
 
 def render_outputs(outputs: dict[str, Any]) -> str:
@@ -297,11 +302,27 @@ def _list_mappings() -> int:
 
 def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
     import dispel4py.api as api
+    from dispel4py._other_options import warn_ignored_options
+    from dispel4py.cli_observe import (
+        check_observation_arguments,
+        configure_log_output,
+        observing,
+        outputs_to_stdout,
+        print_hint,
+        show_plan,
+        write_run_files,
+    )
+    from dispel4py.cli_replay import configure_replay
     from dispel4py.inputs import parse_cli_inputs, roots
     from dispel4py.loading import load_workflow
     from dispel4py.mappings import get_mapping
 
+    check_observation_arguments(args)  # files that cannot be written: exit 2 before anything runs
+    configure_replay(args)  # where a failing call is saved (cli_replay.py), for the workers too
+    configure_log_output(args)
     mapping_cls = get_mapping(args.target)
+    if args.plan:  # before the mapping is made: a dry run starts nothing (no MPI either)
+        return show_plan(args, mapping_cls, api.mapping_options(mapping_cls, mapping_options))
     mapping = mapping_cls(api.mapping_options(mapping_cls, mapping_options))
     if not mapping.primary:  # MPI ranks other than 0: only errors and PE logs
         logging.getLogger("dispel4py.cli").setLevel(logging.ERROR)
@@ -309,6 +330,7 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
         _log.warning(
             "--provenance-config is accepted for compatibility but ignored: provenance is not supported"
         )
+    warn_ignored_options(args.target, args.ignored_options)
     with mapping.setting_up():
         graph = load_workflow(args.module, args.attr)
         inputs = parse_cli_inputs(args.data, args.file)
@@ -317,24 +339,33 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
                 raise UsageError(f"-i/--iter must not be negative (got {args.iter})")
             _log.warning("Processing %d iteration%s.", args.iter, "" if args.iter == 1 else "s")
             inputs = {pe.id: args.iter for pe in roots(graph)}
-    result = mapping.run(graph, inputs)
+    with observing(args, mapping):  # live progress on stderr, or -v progress lines
+        result = mapping.run(graph, inputs)
     if result is None:  # a non-root MPI rank: rank 0 prints
         return 0
     _log.info(result.processes)
-    print_outputs(result.outputs)
+    if outputs_to_stdout(args):
+        print_outputs(result.outputs)
     if args.stats:
         print(format_stats(result), file=sys.stderr)
+        print_hint(result)
+    write_run_files(args, result)
     _log.info("ELAPSED TIME: %s", result.elapsed_s)
     return 0
 
 
 def _report(exc: BaseException) -> None:
+    from dispel4py.replay import replay_hint
+
     if getattr(exc, "quiet", False):
         return
     if isinstance(exc, WorkflowFailed):
         print(f"dispel4py: error: {exc}", file=sys.stderr)
         if exc.user_traceback:
             print(exc.user_traceback.rstrip(), file=sys.stderr)
+        hint = replay_hint(exc)  # the saved failing call: dispel4py replay FILE
+        if hint:
+            print(hint, file=sys.stderr)
     else:
         print(f"dispel4py: error: {exc}", file=sys.stderr)
 
@@ -355,11 +386,26 @@ def _stop_signals(target: str) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dispel4py`` console script; returns the exit code."""
+    from dispel4py._pe_logs import route_pe_logs
     from dispel4py.signals import Terminated
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--list-mappings" in argv or argv[:1] == ["mappings"]:
         return _list_mappings()
+    if argv[:1] == ["worker"]:  # dispel4py worker --redis-url URL: join a Redis run (worker_cli.py)
+        from dispel4py.worker_cli import main as worker_main
+
+        return worker_main(argv[1:])
+    if argv[:1] == ["plan"]:  # dispel4py plan <mapping> <workflow> [-n N]: the same as --plan
+        argv = [*argv[1:], "--plan"]
+    if argv[:1] == ["draw"]:
+        from dispel4py.cli_draw import main as draw_main
+
+        return draw_main(argv[1:])
+    if argv[:1] == ["replay"]:  # dispel4py replay FILE [--pdb]: a failed run's saved call
+        from dispel4py.cli_replay import main as replay_main
+
+        return replay_main(argv[1:])
     try:
         mapping = _find_mapping(argv)
         parser = _common_parser(mapping if mapping and not mapping.startswith("-") else None)
@@ -371,6 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     args = parser.parse_args(argv)
     _configure_logging(args.verbose, args.quiet)
+    route_pe_logs(to_stderr=args.log_to_stderr, quiet=args.quiet)
     common = set(vars(_common_parser(None).parse_args([args.target, args.module])))
     mapping_options = {k: v for k, v in vars(args).items() if k not in common}
     try:

@@ -31,8 +31,12 @@ class GenericPE:
     from ``process`` and ``postprocess``.
     """
 
-    # set by the engine (rank) or by users (single/stateful: never scale this PE)
+    # set by the engine before a run: ``rank`` is the instance's id in the run's plan (instances
+    # of all PEs numbered 0.. in graph order: the original's rank, it changes with the mapping
+    # and -n), ``instance_index`` its number among this PE's k instances (0..k-1).
+    # Set by users: single/stateful (never scale this PE).
     rank: int
+    instance_index: int
     single: Any
     stateful: Any
 
@@ -62,6 +66,10 @@ class GenericPE:
 
     def set_input_types(self, types: dict[str, Any]) -> None:
         """Hook called by ``WorkflowGraph.propagate_types``; does nothing by default."""
+
+    def update_prov_state(self, *args: Any, **kwargs: Any) -> None:
+        """The original's provenance call, available on every PE: provenance is not
+        recorded in this version, so it does nothing (see ``dispel4py.provenance``)."""
 
     def get_output_types(self) -> dict[str, Any]:
         types = {}

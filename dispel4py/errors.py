@@ -87,6 +87,8 @@ class WorkflowFailed(Dispel4PyError):
         error: str = "",
         user_traceback: str = "",
         where: str = "",
+        replay_file: str = "",
+        replay_error: str = "",
     ) -> None:
         self.pe_id = pe_id
         self.instance = instance
@@ -96,6 +98,8 @@ class WorkflowFailed(Dispel4PyError):
         self.error = error
         self.user_traceback = user_traceback
         self.where = where
+        self.replay_file = replay_file  # the failing call, saved by the process where it ran
+        self.replay_error = replay_error  # why it could not be saved (see replay.py)
         super().__init__(self._headline())
 
     def _headline(self) -> str:
@@ -120,6 +124,8 @@ class WorkflowFailed(Dispel4PyError):
                 self.error,
                 self.user_traceback,
                 self.where,
+                self.replay_file,
+                self.replay_error,
             ),
         )
 

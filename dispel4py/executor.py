@@ -25,6 +25,11 @@ Every mapping runs this loop; a mapping only decides placement and supplies the 
   blocks (for credit or for input) it releases every held batch whose level is now above
   its top, so the invariant holds at every blocking point. Local inboxes are drained
   inline when they reach ``local_limit``.
+* **Live counters** (``live.py``, only when asked for): a thread reads ``live_rows()``
+  while the loop runs. The loop itself adds nothing per item: an inbox being drained
+  publishes its length when the drain starts (``draining``); nothing is appended to it
+  until that drain ends (writes only go downstream, batches for it are held), so items done
+  so far are that length less the inbox's length now.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from dispel4py.errors import TransportError, UsageError
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
 from dispel4py.wiring import make_emitter, make_handler, make_routes, unpicklable_message
-from dispel4py.writers import SAMPLE_MASK, make_writer, sized_limit
+from dispel4py.writers import SAMPLE_MASK, approx_size, make_writer, sized_limit
 
 __all__ = ["Executor", "Transport", "Reporter", "Tuning"]
 
@@ -55,18 +60,21 @@ _log = logging.getLogger("dispel4py.engine")
 @dataclass(frozen=True)
 class Tuning:
     """How much the executor buffers: items and bytes per batch, credits per destination
-    instance, items and bytes a local inbox takes before it is drained inline."""
+    instance, items and bytes a local inbox takes before it is drained inline; and whether
+    each ``process`` call is timed (``timings``: the ``timed_*`` mappings)."""
 
     batch_size: int = 1024
     credits: int = 4
     local_limit: int = 1024
     batch_bytes: int = 4 << 20
     local_bytes: int = 16 << 20
+    timings: bool = False
+    live_s: float = 0.0  # seconds between live counter samples (0: none; see live.py)
 
     @classmethod
     def from_options(cls, options: MappingABC[str, Any]) -> Tuning:
         """From the ``--batch-size``/``--credits`` options; a value below 1 is a usage error."""
-        values = {}
+        values: dict[str, Any] = {}
         for name, flag in (("batch_size", "--batch-size"), ("credits", "--credits")):
             value = options.get(name)
             if value is None:
@@ -74,12 +82,15 @@ class Tuning:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UsageError(f"{flag} must be a whole number of at least 1 (got {value!r})")
             values[name] = value
+        if options.get("timings"):
+            values["timings"] = True
         return cls(**values)
 
 
 class Transport(Protocol):
     def send(self, worker: int, message: Any) -> None: ...
     def recv(self) -> Any: ...
+    def poll(self) -> Any: ...  # the next message if one has arrived, else None
 
 
 class Reporter(Protocol):
@@ -114,20 +125,23 @@ class Executor:
         self.inboxes: list[deque | None] = [None] * n
         self.eos_left = [0] * n
         self.finished = [False] * n
-        self.calls = calls = InstanceCalls(plan, worker, where)
+        self.calls = calls = InstanceCalls(plan, worker, where, tuning.timings)
         self.active = calls.active
         self.stack = calls.stack
         self.level = calls.level
         self.stats = calls.stats
         self._call = calls.call
         self.credits = [tuning.credits] * n
+        self.max_credits = tuning.credits
         self.outbufs: dict[tuple[int, str], list[Any]] = {}  # (target, port) -> items
         self.outlimits: dict[tuple[int, str], int] = {}  # (target, port) -> items per batch now
         self.local_limits = [local_limit] * n
-        self.held: dict[int, list[tuple[int, str, list[Any]]]] = {}
+        self.held: dict[int, list[tuple[int, str, list[Any], int]]] = {}
         self.flush_interval = 0.05  # seconds an item may wait in a part-filled batch
         self._flush_by = perf_counter() + self.flush_interval
-        self.pes: dict[int, Any] = {}
+        self.pes: dict[int, Any] = calls.pes  # shared: a failure is saved with its PE
+        self.draining: dict[int, int] = {}  # instance -> inbox length when its drain began
+        self.debug = _log.isEnabledFor(logging.DEBUG)  # -vv: batches, credits, end of stream
         for iid in self.hosted:
             self.inboxes[iid] = deque()
             self.eos_left[iid] = plan.eos_expected(iid)
@@ -135,8 +149,11 @@ class Executor:
         self._make_instances()
         self.writers: dict[int, dict[str, Any]] = {iid: self._make_writers(iid) for iid in self.hosted}
         self.handlers = {
-            iid: make_handler(
-                self.pes[iid], self.writers[iid], make_emitter(self.plan.pe_of(iid), self.writers[iid])
+            iid: calls.timed(
+                iid,
+                make_handler(
+                    self.pes[iid], self.writers[iid], make_emitter(self.plan.pe_of(iid), self.writers[iid])
+                ),
             )
             for iid in self.hosted
         }
@@ -151,6 +168,7 @@ class Executor:
             pe = original if pe_id not in seen else copy.deepcopy(original)
             seen.add(pe_id)
             pe.rank = iid
+            pe.instance_index = self.plan.placement.index_of[iid]  # 0..k-1 among the PE's instances
             self.pes[iid] = pe
 
     def _make_writers(self, iid: int) -> dict[str, Any]:
@@ -226,18 +244,21 @@ class Executor:
         if self.active[iid]:
             return
         inbox, handler, stats = self.inboxes[iid], self.handlers[iid], self.stats[iid]
+        draining = self.draining
         assert inbox is not None
         current: list[Any] = [None, None]
 
         def run_inbox() -> None:
             while True:
                 calls = 0
+                draining[iid] = len(inbox)
                 try:
                     while inbox:
                         current[0], current[1] = pair = inbox.popleft()
                         calls += 1
                         handler(*pair)
                 finally:
+                    del draining[iid]  # first: a live reader may undercount, never double
                     stats.calls += calls
                 if self.calls.failure is not None:
                     raise self.calls.failure
@@ -256,6 +277,8 @@ class Executor:
             postprocess()
             self._send_end_of_stream(iid)
 
+        if self.debug:
+            _log.debug("worker %d: end of stream for %s (instance %d)", self.worker, *self._name(iid))
         self._call(iid, "postprocess", body)
         self.finished[iid] = True
         stats = self.stats[iid]
@@ -310,50 +333,93 @@ class Executor:
         key = (target, port)
         if not self.outbufs.get(key):
             return
-        while self.credits[target] <= 0:
+        if self.debug and self.credits[target] <= 0:
+            _log.debug(
+                "worker %d: waits for credit from %s (instance %d) on worker %d",
+                self.worker,
+                *self._name(target),
+                self.plan.worker_of(target),
+            )
+        cost = self._cost(self.outbufs[key])
+        while self.credits[target] < cost:
             assert self.transport is not None
             self._release_processable()
-            if self.credits[target] <= 0:
+            if self.credits[target] < cost:
                 self.handle(self.transport.recv())
-        items = self.outbufs[key]
+        items = self.outbufs[key]  # after the wait: a nested drain may have sent the buffer
+        if not items:
+            return
         self.outbufs[key] = []
-        self.credits[target] -= 1
+        self.credits[target] -= cost
+        if self.debug:
+            _log.debug(
+                "worker %d: batch of %d item%s to %s (instance %d) input '%s' on worker %d, %d credit%s left",
+                self.worker,
+                len(items),
+                "" if len(items) == 1 else "s",
+                *self._name(target),
+                port,
+                self.plan.worker_of(target),
+                self.credits[target],
+                "" if self.credits[target] == 1 else "s",
+            )
         try:
-            self._send(target, ("D", self.worker, target, port, items))
+            self._send(target, ("D", self.worker, target, port, items, cost))
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise TransportError(unpicklable_message(self.plan, target, port, items, exc)) from exc
 
     def flush_all(self) -> None:
-        """Send every buffer that has credit, and pending results (never blocks)."""
+        """Send every buffer that has credit, and pending results (never blocks).
+
+        Inside a long drain, messages that have arrived are taken in first (never waiting):
+        returned credits let a slow stage's items reach the next stage at once, not at the
+        end of the drain; data follows the level rule as in a wait for credit."""
         self._flush_by = perf_counter() + self.flush_interval
+        if self.stack and self.transport is not None:
+            while (message := self.transport.poll()) is not None:
+                self.handle(message)
         for (target, port), items in list(self.outbufs.items()):
-            if items and self.credits[target] > 0:
+            if items and self.credits[target] >= self._cost(items):
                 self._send_now(target, port)
         self.reporter.flush_results()
 
     def handle(self, message: Any) -> None:
         kind = message[0]
         if kind == "D":
-            _, src, iid, port, items = message
+            _, src, iid, port, items, cost = message
             if self._must_hold(iid):
-                self.held.setdefault(iid, []).append((src, port, items))
+                self.held.setdefault(iid, []).append((src, port, items, cost))
                 return
             inbox = self.inboxes[iid]
             assert inbox is not None
             inbox.extend(zip(repeat(port), items))
-            self._send_credit(src, iid)
+            self._send_credit(src, iid, cost)
             if self.stack:
                 self.drain(iid)
         elif kind == "C":
             self.credits[message[1]] += message[2]
         elif kind == "E":
             self.eos_left[message[1]] -= message[2]
+            if self.debug:
+                _log.debug(
+                    "worker %d: end-of-stream marker for %s (instance %d), %d to come",
+                    self.worker,
+                    *self._name(message[1]),
+                    self.eos_left[message[1]],
+                )
         else:
             raise RuntimeError(f"dispel4py internal error: unexpected message {kind!r}")
 
-    def _send_credit(self, src: int, iid: int) -> None:
+    def _send_credit(self, src: int, iid: int, cost: int) -> None:
         assert self.transport is not None
-        self.transport.send(src, ("C", iid, 1))
+        self.transport.send(src, ("C", iid, cost))
+
+    def _cost(self, items: list[Any]) -> int:
+        """Credits a batch takes: 1, or more for a batch above ``batch_bytes`` (an item of
+        20 MB), so in-flight memory is bounded by bytes too; never more than all credits."""
+        if len(items) > 1:
+            return 1  # several items fit the byte budget (the batch was cut by it)
+        return max(1, min(self.max_credits, approx_size(items[0]) // self.batch_bytes))
 
     def _must_hold(self, iid: int) -> bool:
         """Whether a batch for ``iid`` must wait: processing it now would break the
@@ -373,9 +439,32 @@ class Executor:
     def _release_held(self, iid: int) -> None:
         inbox = self.inboxes[iid]
         assert inbox is not None
-        for src, port, items in self.held.pop(iid):
+        for src, port, items, cost in self.held.pop(iid):
             inbox.extend(zip(repeat(port), items))
-            self._send_credit(src, iid)
+            self._send_credit(src, iid, cost)
+
+    def _name(self, iid: int) -> tuple[str, int]:
+        return self.plan.pe_of(iid), iid
+
+    def live_rows(self) -> list[tuple[int, int, int, float, int]]:
+        """Counters of the hosted instances now (read by the live-counters thread): items
+        in (with the part of a drain done so far), items out, busy seconds (with the calls
+        still running), items queued (inbox and held batches)."""
+        running = self.calls.busy_now()
+        rows = []
+        for iid in self.hosted:
+            stats, inbox = self.stats[iid], self.inboxes[iid]
+            queued = len(inbox) if inbox is not None else 0
+            items_in = stats.calls
+            began = self.draining.get(iid)
+            if began is not None:
+                items_in += max(0, began - queued)
+            held = self.held.get(iid)
+            if held:
+                queued += sum(len(batch[2]) for batch in list(held))
+            items_out = sum(w.count for w in list(self.writers[iid].values()))
+            rows.append((iid, items_in, items_out, stats.busy_s + running.get(iid, 0.0), queued))
+        return rows
 
     def close(self) -> None:
         """Remove the writers installed on the PE objects (they reference this executor)."""

@@ -10,6 +10,7 @@ import traceback
 from types import ModuleType
 from typing import Any
 
+from dispel4py._lookup import import_workflow, near_files
 from dispel4py.errors import GraphError, did_you_mean
 from dispel4py.workflow_graph import WorkflowGraph
 
@@ -32,12 +33,13 @@ def load_module(source: str) -> ModuleType:
     if path is not None:
         return _load_file(path)
     try:
-        return importlib.import_module(source)
+        return import_workflow(source)  # also from the current directory, as python -m
     except ModuleNotFoundError as exc:
         if exc.name and source.startswith(exc.name):
             raise GraphError(
                 f"workflow '{source}' not found: it is neither a file nor an importable "
-                "module; give a path to a .py file or a module name on PYTHONPATH"
+                f"module{near_files(source)}; give a path to a .py file or a module name on "
+                "PYTHONPATH or in the current directory"
             ) from None
         raise GraphError(_failure(source, exc)) from exc
     except KeyboardInterrupt:
@@ -48,7 +50,7 @@ def load_module(source: str) -> ModuleType:
 
 def _load_file(path: str) -> ModuleType:
     if not os.path.isfile(path):
-        raise GraphError(f"workflow file '{path}' does not exist")
+        raise GraphError(f"workflow file '{path}' does not exist{near_files(path)}")
     name = os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

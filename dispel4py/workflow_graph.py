@@ -9,7 +9,6 @@ so two connections between the same pair of PEs in opposite directions are both 
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 from dispel4py.core import GenericPE
@@ -199,72 +198,30 @@ def _resolve_input(obj: Any, port: str) -> tuple[Any, str]:
     return obj, port
 
 
-# -- drawing --------------------------------------------------------------------------
+# -- drawing (the original's names; the work is in dispel4py.drawing) ------------------
 def draw(graph: WorkflowGraph) -> str:
     """Return the graph in Graphviz DOT, one record node per PE with its ports.
 
     Composites are drawn as clusters holding their PEs; edges go to the inner PEs' ports.
     """
-    lines = ["digraph request {", "node [shape=Mrecord, style=filled, fillcolor=white];"]
-    names: dict[int, str] = {}
-    counter = [0]
-    _draw_nodes(graph, lines, names, counter)
-    _draw_edges(graph, lines, names)
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    from dispel4py.drawing import abstract_drawing, to_dot
 
-
-def _draw_nodes(graph: WorkflowGraph, lines: list[str], names: dict[int, str], counter: list[int]) -> None:
-    for node in graph._nodes:
-        obj = node.obj
-        index = counter[0]
-        counter[0] += 1
-        if isinstance(obj, WorkflowGraph):
-            lines.append(f'subgraph cluster_{index} {{ label="composite {index}";')
-            _draw_nodes(obj, lines, names, counter)
-            lines.append("}")
-            continue
-        name = f"{_dot_id(obj.id)}{index}"
-        names[id(obj)] = name
-        ins = "|".join(f"<in_{_dot_id(p)}>{_dot_label(p)}" for p in obj.inputconnections)
-        outs = "|".join(f"<out_{_dot_id(p)}>{_dot_label(p)}" for p in obj.outputconnections)
-        parts = [f"{{{ins}}}" if ins else "", _dot_label(obj.id), f"{{{outs}}}" if outs else ""]
-        lines.append(f'{name} [label="{{{"|".join(x for x in parts if x)}}}"];')
-
-
-def _draw_edges(graph: WorkflowGraph, lines: list[str], names: dict[int, str]) -> None:
-    for node in graph._nodes:
-        if isinstance(node.obj, WorkflowGraph):
-            _draw_edges(node.obj, lines, names)
-    for src, out, dst, inp in graph._connections:
-        src, out = _resolve_output(src, out)
-        dst, inp = _resolve_input(dst, inp)
-        lines.append(f"{names[id(src)]}:out_{_dot_id(out)}->{names[id(dst)]}:in_{_dot_id(inp)};")
-
-
-def _dot_id(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in str(text))
-
-
-def _dot_label(text: str) -> str:
-    return "".join("\\" + ch if ch in '{}|<>"' else ch for ch in str(text))
+    return to_dot(abstract_drawing(graph))
 
 
 def drawDot(graph: WorkflowGraph, img_type: str = "png") -> bytes:
-    """Render the graph with Graphviz ``dot`` and return the image bytes."""
-    try:
-        done = subprocess.run(
-            ["dot", f"-T{img_type}"], input=draw(graph).encode(), capture_output=True, check=True
-        )
-    except FileNotFoundError:
-        from dispel4py.errors import UsageError
+    """The graph as an image: ``png`` (and Graphviz's other types) through Graphviz ``dot``;
+    ``svg`` without Graphviz too, ``dot`` and ``mmd`` as text."""
+    from dispel4py.drawing import FORMATS, abstract_drawing, render, run_dot, to_dot
 
-        raise UsageError(
-            "drawing needs Graphviz's 'dot' program; install Graphviz (e.g. apt-get install graphviz)"
-        ) from None
-    return done.stdout
+    drawing = abstract_drawing(graph)
+    if img_type in FORMATS.values():
+        return render(drawing, img_type)
+    return run_dot(to_dot(drawing), img_type)
 
 
 def write_image(graph: WorkflowGraph, filename: str, img_type: str = "png") -> None:
+    """Write ``drawDot(graph, img_type)`` to ``filename``."""
+    data = drawDot(graph, img_type)
     with open(filename, "wb") as f:
-        f.write(drawDot(graph, img_type))
+        f.write(data)

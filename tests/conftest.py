@@ -17,8 +17,22 @@ RunCli = Callable[..., subprocess.CompletedProcess]
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONHASHSEED", None)
+    env.pop("DISPEL4PY_REPLAY_DIR", None)  # run_cli runs in tmp_path: the default ./.dispel4py
     env["PYTHONIOENCODING"] = "utf-8"
     return env
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _replay_files_out_of_the_checkout(tmp_path_factory) -> Iterator[None]:
+    """Failing runs save their failing call (dispel4py replay); outside run_cli, whose runs
+    are in tmp_path, they would do it in the checkout: send them to a temporary folder."""
+    saved = os.environ.get("DISPEL4PY_REPLAY_DIR")
+    os.environ["DISPEL4PY_REPLAY_DIR"] = str(tmp_path_factory.mktemp("replay"))
+    yield
+    if saved is None:
+        os.environ.pop("DISPEL4PY_REPLAY_DIR", None)
+    else:
+        os.environ["DISPEL4PY_REPLAY_DIR"] = saved
 
 
 @pytest.fixture

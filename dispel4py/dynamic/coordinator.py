@@ -80,8 +80,29 @@ class Coordinator:
         self._advance()
         return True
 
+    def worker_lost(self, worker: int) -> None:
+        """A worker hosting no pinned instance is gone (queues that redeliver its tasks,
+        e.g. Redis): its copies of shared PEs will never postprocess, so stop waiting for
+        them. Its unfinished tasks are still counted in flight until another worker runs them."""
+        for holders in self.holders.values():
+            holders.discard(worker)
+        for pe_id, waiting in list(self.posting.items()):
+            waiting.discard(worker)
+            if not waiting:
+                self._ended(pe_id)
+        self._advance()
+
+    def task_dropped(self, pe_id: str) -> None:
+        """A task of ``pe_id`` will never run (dead-lettered): it is no longer in flight."""
+        self.in_flight[pe_id] -= 1
+        self._advance()
+
     def backlog(self) -> int:
         return sum(max(0, n) for n in self.in_flight.values())
+
+    def queued_tasks(self) -> dict[str, int]:
+        """Tasks of each PE queued or running (read by the progress display, any thread)."""
+        return {pe: max(0, n) for pe, n in list(self.in_flight.items())}
 
     def _count(self, created: dict[str, int]) -> None:
         for pe_id, n in created.items():

@@ -75,8 +75,8 @@ class DynamicWorker:
         self.control = queues.control_key(worker)
         self.backlog_limit = tuning.credits * max(1, plan.num_workers)
         self.parked = False
-        self.pes: dict[int, Any] = {}
-        self.templates: dict[str, Any] = {}
+        self.pes: dict[int, Any] = self.calls.pes  # shared: a failure is saved with its PE
+        self.used: set[str] = set()  # PEs whose plan object is in use here
         self.handlers: dict[int, Any] = {}
         self.emitters: dict[int, Any] = {}
         self.writers: dict[int, dict[str, Any]] = {}
@@ -90,13 +90,17 @@ class DynamicWorker:
         self._flush_by = perf_counter() + self.flush_interval
         self._no_inboxes: list[Any] = [None] * len(placement.pe_of)
         self.running = -1  # the key whose task runs (innermost)
+        self.debug = _log.isEnabledFor(logging.DEBUG)  # -vv: a line per task
         self.helping = 0  # depth of _make_room: structural commands wait until it is 0
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> None:
         """Serve tasks and commands until the coordinator says quit."""
-        for iid in reversed(self.pinned_keys):  # upstream first, as the static engine does
-            self._ensure(iid)
+        pinned = list(reversed(self.pinned_keys))  # upstream first, as the static engine does
+        for iid in pinned:  # every object first: copies are made before any preprocess
+            self._ensure(iid, preprocess=False)
+        for iid in pinned:
+            self.calls.call(iid, "preprocess", self.pes[iid].preprocess)
         while True:
             if self.deferred:
                 message = self.deferred.pop(0)
@@ -117,6 +121,16 @@ class DynamicWorker:
                     return
             else:
                 self._run_task(key, body)
+
+    def live_rows(self) -> list[tuple[int, int, int, float, int]]:
+        """Counters of the local instances and copies now, for the live-counters thread
+        (``live.py``); what is queued is counted by the coordinator."""
+        running = self.calls.busy_now()
+        rows = []
+        for iid, stats in list(self.calls.stats.items()):
+            items_out = sum(w.count for w in list(self.writers.get(iid, {}).values()))
+            rows.append((iid, stats.calls, items_out, stats.busy_s + running.get(iid, 0.0), 0))
+        return rows
 
     def stats(self) -> list[InstanceStats]:
         for iid, writers in self.writers.items():
@@ -150,18 +164,19 @@ class DynamicWorker:
         return sorted(keys, key=lambda k: (-queues.backlog(k) / (1 + queues.running(k)), -self.level[k]))
 
     # -- running tasks -------------------------------------------------------------------
-    def _ensure(self, iid: int) -> None:
+    def _ensure(self, iid: int, preprocess: bool = True) -> None:
         """The local instance or copy for ``iid``, made (and preprocessed) on first use."""
         if iid in self.pes:
             return
         pe_id = self.plan.pe_of(iid)
         original = self.plan.pes[pe_id]
-        if pe_id in self.templates:  # copies are made from the PE as it was, without writers
-            pe = copy.deepcopy(self.templates[pe_id])
+        if pe_id in self.used:  # a second instance here: a copy, without the first's writers
+            pe = _copy_without_writers(original)
         else:
-            self.templates[pe_id] = copy.deepcopy(original)
+            self.used.add(pe_id)
             pe = original
         pe.rank = iid
+        pe.instance_index = self.plan.placement.index_of[iid]  # 0 for every copy of a shared PE
         self.pes[iid] = pe
         self.calls.add(iid)
         writers = self.writers[iid] = {}
@@ -181,7 +196,8 @@ class DynamicWorker:
             writers[output] = writer
         self.emitters[iid] = make_emitter(pe_id, writers)
         self.handlers[iid] = make_handler(pe, writers, self.emitters[iid])
-        self.calls.call(iid, "preprocess", pe.preprocess)
+        if preprocess:
+            self.calls.call(iid, "preprocess", pe.preprocess)
 
     def _run_task(self, key: int, task: Any) -> None:
         port, items = task
@@ -209,6 +225,17 @@ class DynamicWorker:
         if port is not None:
             self._measure(pe_id, busy, count)
         self.flush_all(above=self.level[key])  # all it wrote, and no more: waits keep climbing
+        if self.debug:
+            _log.debug(
+                "worker %d: task of %s (instance %d): %d item%s in %.4f s, queued %s",
+                self.worker,
+                pe_id,
+                key,
+                count,
+                "" if count == 1 else "s",
+                busy,
+                dict(self.created) or "nothing",
+            )
         self.reporter.flush_results()
         self.queues.task_done(key, ("task", (self.worker, pe_id, self._take_created(), count, busy)))
 
@@ -313,6 +340,17 @@ class DynamicWorker:
         for pe in self.pes.values():
             for output in pe.outputconnections.values():
                 output.pop(WRITER, None)
+
+
+def _copy_without_writers(pe: Any) -> Any:
+    """A deep copy of ``pe`` as it was before this worker installed its writers on it."""
+    saved = {name: out.pop(WRITER, None) for name, out in pe.outputconnections.items()}
+    try:
+        return copy.deepcopy(pe)
+    finally:
+        for name, writer in saved.items():
+            if writer is not None:
+                pe.outputconnections[name][WRITER] = writer
 
 
 def _never(iid: int) -> None:  # writers here have no local inboxes to drain

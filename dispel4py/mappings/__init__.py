@@ -65,13 +65,51 @@ _BUILTIN = [
         None,
         ("multiprocess",),
     ),
-    MappingInfo("dyn_redis", None, "dynamic work queue on a Redis server", "redis"),
-    MappingInfo("dyn_auto_redis", None, "dynamic Redis work queue with autoscaling", "redis"),
-    MappingInfo("hybrid_redis", None, "Redis: stateful PEs pinned, stateless dynamic", "redis"),
-    MappingInfo("redis", None, "alias of hybrid_redis in the original", "redis"),
-    MappingInfo("timed_simple", None, "simple with per-PE timing files", None),
-    MappingInfo("timed_multi", None, "multi with per-PE timing files", None),
-    MappingInfo("timed_mpi", None, "mpi with per-PE timing files", "mpi"),
+    MappingInfo(
+        "dyn_redis",
+        "dispel4py.mappings.redis_dynamic:DynRedisMapping",
+        "dynamic work queue on a Redis server",
+        "redis",
+        ("multiprocess", "redis"),
+    ),
+    MappingInfo(
+        "dyn_auto_redis",
+        "dispel4py.mappings.redis_dynamic:DynAutoRedisMapping",
+        "dynamic Redis work queue with autoscaling",
+        "redis",
+        ("multiprocess", "redis"),
+    ),
+    MappingInfo(
+        "hybrid_redis",
+        "dispel4py.mappings.redis_dynamic:HybridRedisMapping",
+        "Redis: stateful PEs pinned, stateless dynamic (as dyn_redis)",
+        "redis",
+        ("multiprocess", "redis"),
+    ),
+    MappingInfo(
+        "redis",
+        "dispel4py.mappings.redis_dynamic:RedisMapping",
+        "alias of hybrid_redis in the original (as dyn_redis)",
+        "redis",
+        ("multiprocess", "redis"),
+    ),
+    MappingInfo(
+        "timed_simple", "dispel4py.mappings.timed:TimedSimpleMapping", "simple with per-PE timing files"
+    ),
+    MappingInfo(
+        "timed_multi",
+        "dispel4py.mappings.timed:TimedMultiMapping",
+        "multi with per-PE timing files",
+        None,
+        ("multiprocess",),
+    ),
+    MappingInfo(
+        "timed_mpi",
+        "dispel4py.mappings.timed:TimedMPIMapping",
+        "mpi with per-PE timing files",
+        "mpi",
+        ("mpi4py",),
+    ),
 ]
 BUILTIN = {m.name: m for m in _BUILTIN}
 

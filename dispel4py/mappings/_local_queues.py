@@ -76,11 +76,14 @@ class LocalQueues(Channels):
     def serve(self, plan: Plan, worker: int, link: Any, where: str, tuning: Any) -> None:
         """Run the dynamic engine in this worker process until the driver says quit."""
         from dispel4py.dynamic.worker import DynamicWorker
+        from dispel4py.live import sampling
+        from dispel4py.mappings._processes import live_sender
 
         self.link, self.worker = link, worker
         engine = DynamicWorker(plan, worker, self, link, tuning=tuning, where=where)
         try:
-            engine.run()
+            with sampling(engine.live_rows, live_sender(link, worker), tuning.live_s):
+                engine.run()
         finally:
             engine.close()
             self.flush()

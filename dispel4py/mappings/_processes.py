@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import pickle
@@ -39,6 +40,7 @@ from dispel4py.errors import (
     WorkerDied,
 )
 from dispel4py.executor import Executor, Tuning
+from dispel4py.live import LIVE_KIND, sampling
 from dispel4py.mappings._lifetime import (
     bind_to_driver,
     death_watch,
@@ -89,7 +91,8 @@ class Channels:
         transport = self.open(worker)
         try:
             executor = Executor(plan, worker, transport, link, where=where, tuning=tuning)
-            stats = executor.run()
+            with sampling(executor.live_rows, live_sender(link, worker), tuning.live_s):
+                stats = executor.run()
             link.flush_results()
             link.send(("done", stats))
             while transport.recv() != _QUIT:
@@ -137,14 +140,23 @@ class ProcessMapping(Mapping):
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats]:
         import multiprocess
 
-        tuning = Tuning.from_options(self.options)  # checked before anything is created
+        tuning = self.live_tuning(Tuning.from_options(self.options))  # checked before anything is created
         ctx = multiprocess.get_context(self.options.get("start_method"))
         with (
             contextlib.closing(self.make_channels(ctx, plan.num_workers)) as channels,
             _Pool(ctx, plan, channels, tuning) as pool,
         ):
             pool.start()
-            return pool.collect(collector)
+            return pool.collect(collector, on_report=self.board.on_report if self.board else None)
+
+    def live_tuning(self, tuning: Tuning) -> Tuning:
+        """``tuning`` with live counters on when a board watches the run (``live.py``)."""
+        return tuning if self.board is None else dataclasses.replace(tuning, live_s=self.board.every)
+
+
+def live_sender(link: Any, worker: int) -> Callable[[list[Any]], None]:
+    """How a worker's live-counters thread reports: a message on its pipe to the driver."""
+    return lambda rows: link.send((LIVE_KIND, (worker, rows)))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import pickle
 import time
 from abc import ABC, abstractmethod
@@ -12,6 +13,7 @@ from collections.abc import Mapping as MappingABC
 from typing import Any, ClassVar
 
 from dispel4py.errors import TransportError
+from dispel4py.live import LiveBoard
 from dispel4py.plan import Plan, make_plan
 from dispel4py.result import InstanceStats, RunResult
 from dispel4py.workflow_graph import WorkflowGraph
@@ -19,6 +21,7 @@ from dispel4py.workflow_graph import WorkflowGraph
 __all__ = ["Mapping", "ResultCollector", "ResultBuffer"]
 
 Batch = list[tuple[str, str, list[Any]]]
+_log = logging.getLogger("dispel4py.engine")
 
 
 class ResultBuffer:
@@ -83,10 +86,13 @@ class Mapping(ABC):
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     primary = True  # whether this process reports results (False on MPI ranks other than 0)
+    layout: ClassVar[str] = "static"  # "dynamic": shared PEs on a work queue (dynamic/layout.py)
 
     def __init__(self, options: MappingABC[str, Any] | None = None) -> None:
         self.options = dict(options or {})
         self.workers_timeline: list[tuple[float, int]] = []  # set by autoscaling mappings
+        # live counters while the run goes (progress display): set before run(), see live.py
+        self.board: LiveBoard | None = None
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser | Any) -> None:
@@ -131,6 +137,20 @@ class Mapping(ABC):
             collect=collect,
         )
 
+    @classmethod
+    def preview_plan(
+        cls, options: MappingABC[str, Any], graph: WorkflowGraph, inputs: MappingABC[Any, Any] | None
+    ) -> Plan:
+        """The plan a run with ``options`` would follow (``--plan``), made without side
+        effects: no process, no file, no MPI."""
+        mapping = cls(options)
+        if cls.layout == "dynamic":
+            from dispel4py.dynamic.layout import dynamic_place
+
+            return make_plan(graph, inputs, mapping.num_workers(), place_fn=dynamic_place)
+        partitioned = bool(mapping.options.get("simple"))
+        return make_plan(graph, inputs, mapping.num_workers(), partitioned=partitioned)
+
     @abstractmethod
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats] | None:
         """Run the plan; collected outputs go to ``collector``; return per-instance stats
@@ -143,17 +163,43 @@ class Mapping(ABC):
         *,
         collect: MappingABC[str, list[str]] | None = None,
     ) -> RunResult | None:
+        from dispel4py.pelog import ensure_pe_log_output
+        from dispel4py.report import find_bottleneck, layout_of
+        from dispel4py.result import Outputs
+
+        ensure_pe_log_output()  # self.log lines show in a program that configured no logging
         plan = self.make_plan(graph, inputs, collect)
+        layout = layout_of(plan)
+        if _log.isEnabledFor(logging.DEBUG) and self.primary:
+            _log.debug("placement: %s", _placement_text(plan, layout))
         collector = ResultCollector()
+        if self.board is not None:
+            self.board.start(plan, self.name)
         start = time.perf_counter()
         stats = self.execute(plan, collector)
         if stats is None:  # not the primary process (an MPI rank other than 0)
             return None
-        return RunResult(
-            outputs=collector.outputs(plan),
+        elapsed = time.perf_counter() - start
+        if self.board is not None:
+            self.board.finish(stats)
+        result = RunResult(
+            outputs=Outputs(collector.outputs(plan), plan.order),
             stats=sorted(stats, key=lambda s: s.instance),
             mapping=self.name,
-            elapsed_s=time.perf_counter() - start,
+            elapsed_s=elapsed,
             processes=plan.describe(),
             workers_timeline=self.workers_timeline,
+            workers=plan.num_workers,
+            layout=layout,
         )
+        result.bottleneck = find_bottleneck(plan, result)
+        return result
+
+
+def _placement_text(plan: Plan, layout: dict[str, list[tuple[int, int]]]) -> str:
+    """``-vv``: the layout chosen and where each instance runs."""
+    kind = "partitioned" if plan.placement.partitioned else "one instance per worker"
+    if any(w < 0 for pairs in layout.values() for _, w in pairs):
+        kind = "dynamic (worker -1: shared, any worker)"
+    where = "; ".join(f"{pe} -> " + ", ".join(f"{i}@w{w}" for i, w in pairs) for pe, pairs in layout.items())
+    return f"{plan.num_workers} worker(s), {kind}: {where}"

@@ -36,6 +36,7 @@ class DynMultiMapping(ProcessMapping):
     name = "dyn_multi"
     summary = "dynamic work queue on this machine"
     autoscale = False
+    layout = "dynamic"
 
     @classmethod
     def add_arguments(cls, parser: Any) -> None:
@@ -73,17 +74,25 @@ class DynMultiMapping(ProcessMapping):
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats]:
         import multiprocess
 
-        tuning = Tuning.from_options(self.options)
+        tuning = self.live_tuning(Tuning.from_options(self.options))
         ctx = multiprocess.get_context(self.options.get("start_method"))
         queues = LocalQueues(ctx, plan)
         coordinator = Coordinator(plan, queues)
         scaler = self._scaler(plan, queues, coordinator)
+        on_report = coordinator.on_report
+        board = self.board
+        if board is not None:
+            board.queued_source = coordinator.queued_tasks
+
+            def on_report(worker: int, kind: str, body: Any) -> bool:
+                return board.on_report(worker, kind, body) or coordinator.on_report(worker, kind, body)
+
         with contextlib.closing(queues), _Pool(ctx, plan, queues, tuning) as pool:
             pool.start()
             coordinator.start()
             stats = pool.collect(
                 collector,
-                on_report=coordinator.on_report,
+                on_report=on_report,
                 tick=scaler.tick if scaler else None,
                 every=_TICK_S,
             )

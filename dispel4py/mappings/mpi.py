@@ -41,9 +41,10 @@ from typing import Any, NoReturn
 
 from dispel4py.errors import Dispel4PyError, GraphError, UsageError, WorkflowFailed
 from dispel4py.executor import Executor, Tuning
-from dispel4py.mappings import _mpi_guard, _mpi_hydra
+from dispel4py.live import DEFAULT_EVERY_S
+from dispel4py.mappings import _mpi_guard, _mpi_hydra, _mpi_live
 from dispel4py.mappings.base import Mapping, ResultBuffer, ResultCollector
-from dispel4py.plan import Plan
+from dispel4py.plan import Plan, make_plan
 from dispel4py.result import InstanceStats
 from dispel4py.workflow_graph import WorkflowGraph
 
@@ -86,6 +87,18 @@ class _MPITransport:
             if tag != _CONTROL:
                 return payload
 
+    def poll(self) -> Any:
+        """The next data message if one has arrived, else None (never waits)."""
+        while True:
+            status = _status()
+            message = self.comm.improbe(status=status)
+            if message is None:
+                return None
+            payload = message.recv()
+            if status.Get_tag() != _CONTROL:
+                return payload
+            self._control(status.Get_source(), payload)
+
     def wait_for_all_done(self, size: int) -> None:
         while len(self.done) < size:
             self._next()
@@ -120,6 +133,15 @@ class _MPITransport:
         for request in self.pending:
             request.wait()
         self.pending = []
+
+
+def _launcher_size() -> int | None:
+    """The world size mpiexec (hydra, Open MPI) announces to its ranks, read without MPI."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return None
 
 
 def _status() -> Any:
@@ -172,6 +194,7 @@ class MPIMapping(Mapping):
         self.primary = self.rank == 0
         self.where = f"rank {self.rank} on {socket.gethostname()}"
         self._ending = False
+        self._live = False  # live counters wanted (rank 0 has a board; said with the plan)
         self._saved_handlers: dict[int, Any] = {}
         self._tell_guard(f"rank {self.rank} (pid {os.getpid()} on {socket.gethostname()})")
         self._handle_stop_signals()
@@ -195,6 +218,17 @@ class MPIMapping(Mapping):
         )
         cls.add_tuning_arguments(parser)
 
+    @classmethod
+    def preview_plan(
+        cls, options: MappingABC[str, Any], graph: WorkflowGraph, inputs: MappingABC[Any, Any] | None
+    ) -> Plan:
+        """``--plan``: the layout for ``-n N`` ranks (default: the launcher's world size, else
+        1), without starting MPI."""
+        ranks = options.get("num_processes") or _launcher_size() or 1
+        if ranks < 1:
+            raise UsageError(f"-n/--num_processes must be at least 1 (got {ranks})")
+        return make_plan(graph, inputs, ranks, partitioned=bool(options.get("simple")))
+
     def num_workers(self) -> int:
         wanted = self.options.get("num_processes")
         if wanted is not None and wanted != self.size:
@@ -216,10 +250,12 @@ class MPIMapping(Mapping):
         """
         with self.setting_up():
             plan = super().make_plan(graph, inputs if self.primary else None, collect)
+        live = self.board is not None and _mpi_live.live_supported(self.MPI)
         shared = self.comm.bcast(
-            (sorted(plan.pes), plan.placement, plan.inputs, plan.collect) if self.primary else None, root=0
+            (sorted(plan.pes), plan.placement, plan.inputs, plan.collect, live) if self.primary else None,
+            root=0,
         )
-        ids, plan.placement, plan.inputs, plan.collect = shared
+        ids, plan.placement, plan.inputs, plan.collect, self._live = shared
         if ids != sorted(plan.pes):
             raise GraphError(
                 f"rank {self.rank} built a different workflow than rank 0 (PE ids {sorted(plan.pes)} vs "
@@ -260,9 +296,15 @@ class MPIMapping(Mapping):
         try:
             tuning = Tuning.from_options(self.options)
             executor = Executor(plan, self.rank, transport, reporter, where=self.where, tuning=tuning)
-            stats = executor.run()
+            every = self.board.every if self.board is not None else DEFAULT_EVERY_S
+            live = _mpi_live.MPILive(self.comm, self.board, every) if self._live else None
+            with live.sampling(executor.live_rows) if live is not None else contextlib.nullcontext():
+                stats = executor.run()
             reporter.flush_results()
-            return self._end_of_stream(transport, stats)
+            result = self._end_of_stream(transport, stats)
+            if live is not None:
+                live.close()
+            return result
         except BaseException as exc:  # whatever stops this rank must stop every rank, said once
             self._abort(exc)
         finally:  # not reached after _abort, which never returns
@@ -289,7 +331,9 @@ class MPIMapping(Mapping):
     def _abort(self, exc: BaseException) -> NoReturn:
         """Say what failed (the PE, instance and rank when known), then end every rank."""
         if isinstance(exc, WorkflowFailed):
-            self._end_run(f"{exc}\n{exc.user_traceback}".rstrip(), 1)
+            from dispel4py.replay import replay_hint  # the failing call, saved by this rank
+
+            self._end_run(f"{exc}\n{exc.user_traceback}".rstrip() + f"\n{replay_hint(exc)}".rstrip(), 1)
         if isinstance(exc, KeyboardInterrupt):  # a stop signal raised by a handler not ours
             code = getattr(exc, "exit_code", 130)
             self._end_run(f"{exc or 'interrupted'} [{self.where}]; every rank was stopped", code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from queue import Empty
 from typing import Any
 
 from dispel4py.mappings._processes import Channels, ProcessMapping
@@ -22,6 +23,13 @@ class _QueueTransport:
 
     def recv(self) -> Any:
         return pickle.loads(self.inbox.get())
+
+    def poll(self) -> Any:
+        """The next message if one has arrived, else None (never waits)."""
+        try:
+            return pickle.loads(self.inbox.get_nowait())
+        except Empty:
+            return None
 
     def close(self) -> None:
         for queue in self.queues:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dispel4py.executor import Executor
+from dispel4py.executor import Executor, Tuning
+from dispel4py.live import sampling
 from dispel4py.mappings.base import Mapping, ResultCollector
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
@@ -19,8 +20,11 @@ class SimpleMapping(Mapping):
         return 1
 
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats]:
-        executor = Executor(plan, 0, None, collector)
+        executor = Executor(plan, 0, None, collector, tuning=Tuning.from_options(self.options))
+        board = self.board
+        send = None if board is None else lambda rows: board.update(0, rows)
         try:
-            return executor.run()
+            with sampling(executor.live_rows, send, board.every if board is not None else 0):
+                return executor.run()
         finally:
             executor.close()

@@ -100,6 +100,13 @@ class _ZmqTransport:
     def recv(self) -> Any:
         return pickle.loads(self.inbox.recv(copy=False).buffer)
 
+    def poll(self) -> Any:
+        """The next message if one has arrived, else None (never waits)."""
+        try:
+            return pickle.loads(self.inbox.recv(self.zmq.NOBLOCK, copy=False).buffer)
+        except self.zmq.Again:
+            return None
+
     def close(self) -> None:
         # Only after the driver's quit: all data and end-of-stream markers were received
         # by their workers already, so anything still queued is a late credit.

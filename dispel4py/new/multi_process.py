@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 from typing import Any
 
-from dispel4py.api import run
+from dispel4py.api import run_in_place
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = ["process"]
@@ -23,7 +23,7 @@ def process(workflow: WorkflowGraph, inputs: dict[Any, Any], args: Any = None) -
         "num": getattr(args, "num", None),
         "simple": bool(getattr(args, "simple", False)),
     }
-    result = run(workflow, inputs, "multi", **options)
+    result = run_in_place(workflow, inputs, "multi", **options)
     if result is None or not getattr(args, "results", False):
         return None
     results: queue.Queue = queue.Queue()

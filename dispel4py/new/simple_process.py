@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispel4py.api import run
+from dispel4py.api import run_in_place
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = ["process_and_return", "process"]
@@ -17,7 +17,7 @@ def process_and_return(
     args: Any = None,
 ) -> dict[str, dict[str, list[Any]]]:
     """Run on ``simple``; return ``{pe_id: {output: [items]}}`` of the collected outputs."""
-    result = run(workflow, inputs, "simple", collect=resultmappings)
+    result = run_in_place(workflow, inputs, "simple", collect=resultmappings)
     assert result is not None  # simple always returns a result
     return result.outputs
 

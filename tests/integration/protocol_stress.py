@@ -35,7 +35,7 @@ from dispel4py.workflow_graph import WorkflowGraph, WorkflowNode
 
 MAX_ITEMS = 20_000  # items processed by all PEs together in one case (measured on simple)
 CASE_TIMEOUT_S = 60.0
-MAPPINGS = ("multi", "zmq_multi", "mpi", "dyn_multi", "dyn_auto_multi")
+MAPPINGS = ("multi", "zmq_multi", "mpi", "dyn_multi", "dyn_auto_multi", "dyn_redis", "dyn_auto_redis")
 
 
 @dataclass

@@ -8,9 +8,8 @@ import resource
 import time
 from collections import Counter
 
-import psutil
 import pytest
-from _helpers import WORKFLOWS, cli, mpiexec, run, wait_gone
+from _helpers import WORKFLOWS, cli, mpiexec, run, run_reaped
 
 pytestmark = [pytest.mark.mpi, pytest.mark.timeout(90)]
 
@@ -115,16 +114,15 @@ def test_bad_input_is_reported_once() -> None:
     assert done.stderr.count("names no PE of this workflow") == 1
 
 
-def _ranks_of(workflow: str) -> list[int]:
-    return [p.pid for p in psutil.process_iter(["cmdline"]) if workflow in " ".join(p.info["cmdline"] or [])]
-
-
 def test_exception_on_a_rank_ends_every_rank_fast() -> None:
     started = time.monotonic()
-    done = _mpi(3, str(WORKFLOWS / "slow_and_boom.py"))
+    done, leftovers = run_reaped(
+        [mpiexec(), "-n", "3", *cli("mpi", str(WORKFLOWS / "slow_and_boom.py"))], within=2.0
+    )
     ended = time.time()
-    # every rank is gone within the fail-fast bound (they may still be reaped as mpiexec returns)
-    assert wait_gone(_ranks_of("slow_and_boom.py"), within=2.0) == []
+    # every process of the run (ranks, their guards) is gone within the fail-fast bound (they
+    # may still be ending as mpiexec returns); only this run's own processes are looked at
+    assert leftovers == []
     assert done.returncode != 0
     assert time.monotonic() - started < 20
     raised = float(re.search(r"raised at ([0-9.]+)", done.stderr).group(1))

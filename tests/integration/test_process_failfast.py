@@ -10,7 +10,7 @@ import time
 
 import psutil
 import pytest
-from _helpers import WORKFLOWS, cli, descendants_alive, engine_processes, run, wait_gone
+from _helpers import WORKFLOWS, cli, descendants_alive, run, run_reaped, wait_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,8 +20,9 @@ MAPPINGS = ["multi", "zmq_multi"]
 @pytest.mark.parametrize("mapping", MAPPINGS)
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_user_exception_ends_run_fast_with_one_message(mapping: str, start_method: str) -> None:
-    before = engine_processes()
-    done = run(cli(mapping, str(WORKFLOWS / "slow_and_boom.py"), "-n", "3", "--start-method", start_method))
+    done, leftovers = run_reaped(
+        cli(mapping, str(WORKFLOWS / "slow_and_boom.py"), "-n", "3", "--start-method", start_method)
+    )
     ended = time.time()
     assert done.returncode == 1
     # the slow PE still has seconds of work queued; the run must end ~at once after the raise
@@ -34,7 +35,7 @@ def test_user_exception_ends_run_fast_with_one_message(mapping: str, start_metho
     assert "slow_and_boom.py" in done.stderr and "_process" in done.stderr
     assert "executor.py" not in done.stderr and "_processes.py" not in done.stderr
     assert "Outputs:" not in done.stdout
-    assert wait_gone(list(engine_processes() - before), within=1.0) == []  # no worker left
+    assert leftovers == []  # no worker left (this run's own processes only)
 
 
 def _start(mapping: str) -> subprocess.Popen:
@@ -82,9 +83,8 @@ def test_ctrl_c_exits_130_and_leaves_no_child(mapping: str) -> None:
 
 @pytest.mark.parametrize("mapping", MAPPINGS)
 def test_unpicklable_item_names_pe_and_port(mapping: str) -> None:
-    before = engine_processes()
-    done = run(cli(mapping, str(WORKFLOWS / "unpicklable.py"), "-n", "2", "-i", "3"))
-    assert wait_gone(list(engine_processes() - before), within=1.0) == []
+    done, leftovers = run_reaped(cli(mapping, str(WORKFLOWS / "unpicklable.py"), "-n", "2", "-i", "3"))
+    assert leftovers == []
     assert done.returncode == 1
     assert "written by Locks0.output to Sink1 input 'input'" in done.stderr
     assert "cannot be pickled" in done.stderr

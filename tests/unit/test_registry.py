@@ -42,10 +42,18 @@ def test_a_module_that_fails_to_import_is_unavailable_not_a_traceback(monkeypatc
         registry.get_mapping("zmq_multi")
 
 
-def test_not_yet_built_mappings_are_listed_and_refused() -> None:
-    assert registry.mapping_status("dyn_redis") == "not yet available"
-    with pytest.raises(MappingUnavailable, match="'dyn_redis' is not yet available"):
-        registry.get_mapping("dyn_redis")
+def test_not_yet_built_mappings_are_listed_and_refused(monkeypatch) -> None:
+    planned = registry.MappingInfo("spark", None, "Apache Spark (planned)")
+    monkeypatch.setitem(registry.BUILTIN, "spark", planned)
+    assert registry.mapping_status("spark") == "not yet available"
+    with pytest.raises(MappingUnavailable, match="'spark' is not yet available"):
+        registry.get_mapping("spark")
+
+
+def test_every_built_in_mapping_is_available_here() -> None:
+    assert {name: registry.mapping_status(name) for name in registry.BUILTIN} == dict.fromkeys(
+        registry.BUILTIN, "available"
+    )
 
 
 def test_original_module_paths_resolve_to_mappings() -> None:

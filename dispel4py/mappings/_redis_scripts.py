@@ -1,0 +1,144 @@
+"""The server-side steps of the Redis task queues: each one atomic, each one round trip.
+
+Lua scripts rather than ``MULTI … EXEC`` because two steps must *decide* on the server:
+
+* ``TAKE`` reads the first of several streams, in priority order, that has a task
+  (``XREADGROUP COUNT 1`` per stream until one answers), so a worker never takes a task it
+  will not run now, and moves the task from *queued* to *running* in the counters hash in
+  the same step. When no stream has one it returns each stream's ``last-delivered-id``:
+  the worker then waits with a non-consuming ``XREAD BLOCK`` from those ids, which wakes
+  on any newer entry and cannot miss one added after the check.
+* ``COMMIT`` is ``task_done``: the task's outputs (``XADD`` + backlog ``HINCRBY``), its
+  reports, and the ``XACK``/``XDEL`` of the task, all or nothing — and only if this worker
+  still owns the task (``XPENDING`` for its consumer). A worker that stalled long enough
+  for its task to be reclaimed and run elsewhere cannot add the outputs a second time.
+* ``REQUEUE`` gives a dead worker's tasks back: either every task pending for one consumer
+  (the driver, when it knows the worker is dead) or every task idle longer than the claim
+  time (``XAUTOCLAIM``, run by live workers). Each task is re-added with its delivery count
+  plus one and the old entry acknowledged and deleted; a task that reached the maximum
+  goes to the dead-letter stream instead.
+
+Counters (one hash per run): ``b<key>`` tasks queued and not taken, ``r<key>`` taken and not
+done. Entries are ``m`` (MAC), ``d`` (signed pickle) and, once redelivered, ``a`` (attempts).
+"""
+
+from __future__ import annotations
+
+__all__ = ["TAKE", "COMMIT", "REQUEUE", "REGISTER"]
+
+# KEYS: counters, stream 1..n   ARGV: group, consumer, field 1..n ('' for a control stream)
+TAKE = """
+local g, c = ARGV[1], ARGV[2]
+local n = #KEYS - 1
+for i = 1, n do
+  local s = KEYS[i + 1]
+  local r = redis.call('XREADGROUP', 'GROUP', g, c, 'COUNT', 1, 'STREAMS', s, '>')
+  if r then
+    local e = r[1][2][1]
+    local f = ARGV[2 + i]
+    if f == '' then
+      redis.call('XACK', s, g, e[1])
+      redis.call('XDEL', s, e[1])
+    else
+      redis.call('HINCRBY', KEYS[1], 'b' .. f, -1)
+      redis.call('HINCRBY', KEYS[1], 'r' .. f, 1)
+    end
+    return {i, e, redis.call('HGETALL', KEYS[1])}
+  end
+end
+local ids = {}
+for i = 1, n do
+  ids[i] = '0-0'
+  for _, grp in ipairs(redis.call('XINFO', 'GROUPS', KEYS[i + 1])) do
+    local name, last = nil, nil
+    for j = 1, #grp, 2 do
+      if grp[j] == 'name' then name = grp[j + 1]
+      elseif grp[j] == 'last-delivered-id' then last = grp[j + 1] end
+    end
+    if name == g then ids[i] = last end
+  end
+end
+return {0, ids, redis.call('HGETALL', KEYS[1])}
+"""
+
+# KEYS: counters, reports, source stream (or reports), destination streams...
+# ARGV: group, consumer, entry id ('' for none), source field, number of puts,
+#       per put: KEYS index, field, mac, data; then per report: mac, data
+COMMIT = """
+local g, c, id, sf = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if id ~= '' then
+  if #redis.call('XPENDING', KEYS[3], g, id, id, 1, c) == 0 then return 0 end
+end
+local a = 6
+for _ = 1, tonumber(ARGV[5]) do
+  redis.call('XADD', KEYS[tonumber(ARGV[a])], '*', 'm', ARGV[a + 2], 'd', ARGV[a + 3])
+  redis.call('HINCRBY', KEYS[1], 'b' .. ARGV[a + 1], 1)
+  a = a + 4
+end
+while a < #ARGV do
+  redis.call('XADD', KEYS[2], '*', 'm', ARGV[a], 'd', ARGV[a + 1])
+  a = a + 2
+end
+if id ~= '' then
+  redis.call('XACK', KEYS[3], g, id)
+  redis.call('XDEL', KEYS[3], id)
+  redis.call('HINCRBY', KEYS[1], 'r' .. sf, -1)
+end
+return 1
+"""
+
+# KEYS: counters, dead-letter stream, stream 1..n
+# ARGV: group, mode ('consumer' or 'idle'), consumer, min idle ms, max attempts, field 1..n
+# Returns {requeued fields, dead-lettered fields}.
+REQUEUE = """
+local g, mode, who, idle, maxa = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local moved, dead = {}, {}
+for i = 1, #KEYS - 2 do
+  local s, f = KEYS[i + 2], ARGV[5 + i]
+  local ids = {}
+  if mode == 'consumer' then
+    for _, p in ipairs(redis.call('XPENDING', s, g, '-', '+', 1000, who)) do ids[#ids + 1] = p[1] end
+  else
+    ids = redis.call('XAUTOCLAIM', s, g, who, idle, '0-0', 'COUNT', 100, 'JUSTID')[2]
+  end
+  for _, id in ipairs(ids) do
+    local e = redis.call('XRANGE', s, id, id)
+    redis.call('XACK', s, g, id)
+    redis.call('XDEL', s, id)
+    redis.call('HINCRBY', KEYS[1], 'r' .. f, -1)
+    if #e > 0 then
+      local fields, m, d, att = e[1][2], '', '', 0
+      for j = 1, #fields, 2 do
+        if fields[j] == 'm' then m = fields[j + 1]
+        elseif fields[j] == 'd' then d = fields[j + 1]
+        elseif fields[j] == 'a' then att = tonumber(fields[j + 1]) end
+      end
+      att = att + 1
+      if att >= maxa then
+        redis.call('XADD', KEYS[2], '*', 'k', f, 'a', att, 'm', m, 'd', d)
+        dead[#dead + 1] = f
+      else
+        redis.call('XADD', s, '*', 'a', att, 'm', m, 'd', d)
+        redis.call('HINCRBY', KEYS[1], 'b' .. f, 1)
+        moved[#moved + 1] = f
+      end
+    end
+  end
+end
+return {moved, dead}
+"""
+
+# KEYS: info, workers   ARGV: key prefix, group, ttl s, liveness ms
+# A worker joining from another host: its id (-1 if the run is over), its control stream,
+# its liveness key, all at once, so that a run being deleted cannot get new keys.
+REGISTER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local w = redis.call('INCR', KEYS[2]) - 1
+local ctl = ARGV[1] .. 'ctl:' .. w
+if redis.call('EXISTS', ctl) == 0 then
+  redis.call('XGROUP', 'CREATE', ctl, ARGV[2], '0', 'MKSTREAM')
+end
+redis.call('EXPIRE', ctl, ARGV[3])
+redis.call('SET', ARGV[1] .. 'alive:' .. w, '1', 'PX', ARGV[4])
+return w
+"""

@@ -1,0 +1,298 @@
+"""Live counters (``live.py``), their rendering (``progress.py``) and the engine's live reads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from dispel4py.base import ConsumerPE, IterativePE, ProducerPE
+from dispel4py.calls import InstanceCalls
+from dispel4py.executor import Executor
+from dispel4py.live import LIVE_KIND, LiveBoard, PEProgress, Progress, Sampler, sampling
+from dispel4py.mappings.base import ResultCollector
+from dispel4py.plan import make_plan
+from dispel4py.progress import ProgressLines, progress_line, render_text
+from dispel4py.result import InstanceStats
+from dispel4py.workflow_graph import WorkflowGraph
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _progress(finished: bool = False) -> Progress:
+    return Progress(
+        elapsed_s=12.34,
+        mapping="multi",
+        workers=4,
+        pes=[
+            PEProgress("Numbers0", 1, 1, 1000, 0.1, 0, 0.02),
+            PEProgress("Slow1", 2, 480, 480, 39.72, 1520, 0.994),
+            PEProgress("Sink2", 1, 480, 0, 39.72, 0, 0.01),
+        ],
+        finished=finished,
+    )
+
+
+# -- rendering ---------------------------------------------------------------------------------
+def test_render_text_has_one_row_per_pe_with_every_column() -> None:
+    lines = render_text(_progress()).splitlines()
+    assert lines[0] == "dispel4py multi · 4 workers · running 12.3 s"
+    assert lines[1].split() == [
+        "PE",
+        "instances",
+        "items",
+        "in",
+        "items",
+        "out",
+        "rate/s",
+        "queued",
+        "(items)",
+        "busy",
+    ]
+    assert lines[2].split() == ["Numbers0", "1", "1", "1,000", "0.1", "0", "2%"]
+    assert lines[3].split() == ["Slow1", "2", "480", "480", "39.7", "1,520", "99%"]
+    assert lines[4].split() == ["Sink2", "1", "480", "0", "39.7", "0", "1%"]
+    assert len(lines) == 5
+
+
+def test_render_text_says_done_and_tasks_on_dynamic_mappings() -> None:
+    progress = _progress(finished=True)
+    progress.queued_unit = "tasks"
+    text = render_text(progress)
+    assert "done in 12.3 s" in text
+    assert "queued (tasks)" in text
+
+
+def test_render_text_is_plain_text() -> None:
+    assert "\x1b" not in render_text(_progress())
+
+
+def test_progress_line_names_every_pe() -> None:
+    line = progress_line(_progress())
+    assert line == (
+        "progress 12.3 s: Numbers0 1 in 1,000 out 0.1/s busy 2%; "
+        "Slow1 480 in 480 out 39.7/s 1,520 queued busy 99%; Sink2 480 in 0 out 39.7/s busy 1%"
+    )
+
+
+# -- the board -------------------------------------------------------------------------------
+class Numbers(ProducerPE):
+    def _process(self, inputs):
+        for n in range(inputs.get("count", 10)):
+            self.write("output", n)
+
+
+class Double(IterativePE):
+    def _process(self, n):
+        return 2 * n
+
+
+class Sink(ConsumerPE):
+    def _process(self, n):
+        pass
+
+
+def _plan(workers: int = 2, place_fn=None):
+    graph = WorkflowGraph()
+    numbers, double, sink = Numbers(), Double(), Sink()
+    graph.connect(numbers, "output", double, "input")
+    graph.connect(double, "output", sink, "input")
+    kwargs = {"place_fn": place_fn} if place_fn else {}
+    return make_plan(graph, {numbers.id: 1}, workers, **kwargs), (numbers.id, double.id, sink.id)
+
+
+def test_board_adds_up_instances_per_pe_and_keeps_the_largest_counts() -> None:
+    plan, (numbers, double, sink) = _plan()
+    board = LiveBoard()
+    board.start(plan, "multi")
+    d0, d1 = plan.instances[double]
+    board.update(0, [(plan.instances[numbers][0], 1, 10, 0.5, 0), (d0, 4, 4, 0.2, 3)])
+    board.update(1, [(d1, 5, 5, 0.1, 2)])
+    board.update(0, [(d0, 3, 3, 0.1, 1)])  # a read that raced with the engine: counts never go back
+    rows = {row.pe: row for row in board.progress().pes}
+    assert rows[numbers].items_out == 10
+    assert (rows[double].items_in, rows[double].items_out, rows[double].queued) == (9, 9, 3)
+    assert rows[double].instances == 2
+    assert rows[sink].items_in == 0
+    assert board.progress().workers == plan.num_workers
+
+
+def test_board_rate_and_busy_over_the_last_seconds() -> None:
+    plan, (_, double, _) = _plan()
+    board = LiveBoard()
+    board.start(plan, "multi")
+    d0, d1 = plan.instances[double]
+    board.update(0, [(d0, 0, 0, 0.0, 0)])
+    board.progress()
+    time.sleep(0.2)
+    board.update(0, [(d0, 100, 100, 0.2, 0)])
+    board.update(1, [(d1, 100, 100, 0.2, 0)])
+    row = next(r for r in board.progress().pes if r.pe == double)
+    assert 500 < row.rate < 1100  # 200 items in about 0.2 s
+    assert 0.6 < row.busy <= 1.0  # both instances busy all the time
+
+
+def test_board_finish_replaces_live_values_with_the_final_stats() -> None:
+    plan, (_numbers, double, _sink) = _plan()
+    board = LiveBoard()
+    board.start(plan, "multi")
+    d0 = plan.instances[double][0]
+    board.update(0, [(d0, 7, 7, 0.1, 5)])
+    board.finish([InstanceStats(double, d0, 0, calls=10, items_out=10, busy_s=0.3)])
+    progress = board.progress()
+    assert progress.finished
+    row = next(r for r in progress.pes if r.pe == double)
+    assert (row.items_in, row.queued, row.done) == (10, 0, True)
+
+
+def test_board_counts_copies_of_shared_pes_by_worker() -> None:
+    from dispel4py.dynamic.layout import dynamic_place
+
+    plan, (_, double, _) = _plan(workers=3, place_fn=dynamic_place)
+    board = LiveBoard()
+    board.queued_source = lambda: {double: 4}
+    board.start(plan, "dyn_multi")
+    (shared,) = plan.instances[double]
+    board.update(1, [(shared, 3, 3, 0.1, 0)])
+    board.update(2, [(shared, 2, 2, 0.1, 0)])
+    progress = board.progress()
+    row = next(r for r in progress.pes if r.pe == double)
+    assert (row.instances, row.items_in, row.queued) == (2, 5, 4)
+    assert progress.queued_unit == "tasks"
+
+
+def test_board_on_report_takes_only_live_samples() -> None:
+    plan, _ = _plan()
+    board = LiveBoard()
+    board.start(plan, "multi")
+    assert board.on_report(0, LIVE_KIND, (0, [(0, 1, 2, 0.0, 0)]))
+    assert not board.on_report(0, "task", ())
+
+
+# -- the sampler -----------------------------------------------------------------------------
+def test_sampler_sends_periodically_and_once_more_when_closed() -> None:
+    sent: list[list] = []
+    counter = iter(range(1000))
+    sampler = Sampler(lambda: [(0, next(counter), 0, 0.0, 0)], sent.append, 0.02).start()
+    time.sleep(0.15)
+    sampler.close()
+    assert len(sent) >= 3
+    assert [rows[0][1] for rows in sent] == sorted(rows[0][1] for rows in sent)
+
+
+def test_sampling_off_starts_no_thread() -> None:
+    before = threading.active_count()
+    with sampling(lambda: [], None, 0.5):
+        assert threading.active_count() == before
+    with sampling(lambda: [], print, 0):
+        assert threading.active_count() == before
+
+
+def test_sampling_skips_the_last_sample_after_a_failure() -> None:
+    sent: list[list] = []
+    with pytest.raises(ValueError), sampling(lambda: [(0, 1, 0, 0.0, 0)], sent.append, 10):
+        raise ValueError("boom")
+    assert sent == []
+
+
+def test_progress_lines_log_every_interval(caplog) -> None:
+    plan, _ = _plan()
+    board = LiveBoard()
+    board.start(plan, "multi")
+    with caplog.at_level(logging.INFO, logger="dispel4py.progress"), ProgressLines(board, 0.05):
+        time.sleep(0.3)
+    lines = [r.getMessage() for r in caplog.records if r.name == "dispel4py.progress"]
+    assert len(lines) >= 2
+    assert all(line.startswith("progress ") for line in lines)
+
+
+# -- live reads from the engine ----------------------------------------------------------------
+def test_busy_now_counts_running_calls_less_what_ran_nested() -> None:
+    plan, (numbers, double, _) = _plan(workers=1)
+    calls = InstanceCalls(plan, 0)
+    outer, inner = plan.instances[numbers][0], plan.instances[double][0]
+    calls.add(outer)
+    calls.add(inner)
+    seen: dict[int, float] = {}
+
+    def run_inner() -> None:
+        time.sleep(0.1)
+        seen.update(calls.busy_now())
+
+    def run_outer() -> None:
+        time.sleep(0.05)
+        calls.call(inner, "process", run_inner)
+
+    calls.call(outer, "process", run_outer)
+    assert 0.04 < seen[outer] < 0.09  # its own 50 ms, not the inner 100 ms
+    assert 0.09 < seen[inner] < 0.2
+    assert calls.busy_now() == {}  # nothing runs now
+    assert calls.frames == []
+
+
+def test_executor_live_rows_count_a_drain_while_it_runs() -> None:
+    """Items done in the middle of a drain show, with the rest still queued."""
+    seen: list = []
+
+    class Watch(IterativePE):
+        def _process(self, n):
+            if n == 600:
+                seen.extend(executor.live_rows())
+            return n
+
+    graph = WorkflowGraph()
+    numbers, watch = Numbers(), Watch()
+    graph.connect(numbers, "output", watch, "input")
+    plan = make_plan(graph, {numbers.id: [{"count": 1000}]}, 1)
+    executor = Executor(plan, 0, None, ResultCollector())
+    executor.run()
+    rows = {row[0]: row[1:] for row in seen}
+    watch_iid = plan.instances[watch.id][0]
+    items_in, items_out, _busy, queued = rows[watch_iid]
+    # the producer fills the inbox to 1000 (its limit 1024 is not reached) and the drain runs after
+    assert items_in == 601  # 0..599 done, 600 taken and running
+    assert items_out == 600
+    assert queued == 399
+    numbers_row = rows[plan.instances[numbers.id][0]]
+    assert numbers_row[1] == 1000  # all written before the drain
+
+
+# -- from the Python API -----------------------------------------------------------------------
+class Nap(IterativePE):
+    def _process(self, n):
+        time.sleep(0.01)
+        return n
+
+
+@pytest.mark.parametrize(
+    ("mapping", "options"), [("simple", {}), ("multi", {"num": 2}), ("dyn_multi", {"num": 2})]
+)
+def test_run_with_a_board_feeds_it_while_the_run_goes(mapping, options) -> None:
+    import dispel4py
+
+    graph = WorkflowGraph()
+    numbers, nap, sink = Numbers(), Nap(), Sink()
+    graph.connect(numbers, "output", nap, "input")
+    graph.connect(nap, "output", sink, "input")
+    board = LiveBoard(every=0.05)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            seen.append(next(r.items_in for r in board.progress().pes if r.pe == nap.id))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        dispel4py.run(graph, {numbers.id: [{"count": 40}]}, mapping, board=board, **options)
+    finally:
+        done.set()
+        watcher.join()
+    final = board.progress()
+    assert final.finished
+    rows = {r.pe: r for r in final.pes}
+    assert rows[nap.id].items_in == 40 and rows[sink.id].items_in == 40
+    assert any(0 < n < 40 for n in seen), seen  # counted while it ran, not only at the end
