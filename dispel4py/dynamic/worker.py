@@ -8,7 +8,7 @@
   keeps the pipeline draining and memory low.
 * **What it writes** goes through the same routes and writers as the static engine into
   per-(destination, port) buffers; a buffer becomes a task when it holds the task size of
-  its PE (sized from the measured cost per item to a few milliseconds of work), reaches
+  its PE (sized from the measured cost per item to ~20 ms of work), reaches
   the byte budget, or has waited ``flush_interval``. Buffers are flushed before every
   report, and every report carries the tasks queued since the previous one
   (``tasks.py``), so the coordinator's counts are exact.
@@ -48,7 +48,7 @@ __all__ = ["DynamicWorker", "TARGET_TASK_S"]
 
 _log = logging.getLogger("dispel4py.engine")
 
-TARGET_TASK_S = 0.005  # aim at this much work per task once a PE's cost is measured
+TARGET_TASK_S = 0.02  # aim at this much work per task once a PE's cost is measured
 _MAX_NAP_S = 0.005
 _DEFERRED = ("post", "end", "Q")
 
