@@ -295,9 +295,7 @@ class _Pool:
     def _died(self, worker: int) -> WorkerDied:
         code = self.workers[worker].process.exitcode  # it has ended: this reaps it
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        hosted = ", ".join(
-            f"{self.plan.pe_of(i)} (instance {i})" for i in self.plan.hosted(worker)
-        )
+        hosted = ", ".join(f"{self.plan.pe_of(i)} (instance {i})" for i in self.plan.hosted(worker))
         doing = self.channels.doing(worker)
         text = f"worker {worker} died ({how})"
         text += f" {doing}" if doing else ""

@@ -31,6 +31,7 @@ same; what Redis adds is that workers may be anywhere, may join late and may die
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -42,9 +43,11 @@ from typing import Any
 from dispel4py.dynamic.layout import SHARED
 from dispel4py.dynamic.signing import Forged, Signer
 from dispel4py.errors import TransportError
-from dispel4py.mappings._processes import Channels
-from dispel4py.mappings._redis_scripts import COMMIT, REQUEUE, TAKE
+from dispel4py.live import sampling
+from dispel4py.mappings._processes import Channels, live_sender
+from dispel4py.mappings._redis_scripts import COMMIT, GIVE_BACK, REQUEUE, TAKE
 from dispel4py.mappings._redis_server import RedisTarget, connect
+from dispel4py.mappings._redis_worker import RedisWorker  # imported before workers fork
 from dispel4py.mappings.base import ResultBuffer
 from dispel4py.plan import Plan
 
@@ -84,10 +87,11 @@ class RunNames:
 
 @dataclass
 class _Frame:
-    """A task being run: its entry, and what a shared task holds back until it is done."""
+    """A task being run: its entries (several tiny tasks may run as one), and what a shared
+    task holds back until it is done."""
 
     key: int
-    entry: bytes
+    entries: list[bytes]
     shared: bool
     puts: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     reports: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -115,6 +119,7 @@ class RedisQueues(Channels):
         self.pe_ids = list(placement.pe_of)
         self.labels = [f"{pe}[{placement.index_of[i]}]" for i, pe in enumerate(placement.pe_of)]
         self.shared = [i for i, w in enumerate(placement.worker_of) if w == SHARED]
+        self.is_shared = frozenset(self.shared)
         self.claim_idle_ms, self.max_deliveries = claim_idle_ms, max_deliveries
         self.dead_letter = dead_letter
         self._leftovers = list(leftovers)
@@ -127,6 +132,9 @@ class RedisQueues(Channels):
         self.frames: list[_Frame] = []
         self.pending: list[tuple[int, bytes, bytes]] = []
         self.commits: list[tuple[int, tuple[Any, ...]]] = []
+        self.merge: dict[int, int] = {}  # tasks of a key taken at once (tiny tasks), default 1
+        self.outbox: list[tuple[str, bytes, bytes]] = []  # the driver's commands not sent yet
+        self.acks: list[tuple[str, bytes]] = []  # commands taken, acknowledged with the next round trip
         self.pending_bytes = 0
         self.unsent: Counter[int] = Counter()
         self.counts: dict[bytes, int] = {}
@@ -136,7 +144,19 @@ class RedisQueues(Channels):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for name in ("client", "link", "frames", "pending", "commits", "unsent", "counts", "_heart"):
+        for name in (
+            "merge",
+            "outbox",
+            "acks",
+            "client",
+            "link",
+            "frames",
+            "pending",
+            "commits",
+            "unsent",
+            "counts",
+            "_heart",
+        ):
             state.pop(name, None)
         return state
 
@@ -145,12 +165,18 @@ class RedisQueues(Channels):
         self._runtime()
 
     # -- connecting ------------------------------------------------------------------------
-    def open_client(self, name: str) -> None:
+    def open_client(self, name: str, *, load_scripts: bool = True) -> None:
+        """Connect; ``load_scripts``: also load the scripts (once per run is enough: the
+        driver does it, local workers call them by their SHA-1 at once)."""
         self.client = connect(self.target, socket_timeout=SOCKET_TIMEOUT_S, name=name)
-        scripts = self.client.pipeline(transaction=False)
-        for text in (TAKE, COMMIT, REQUEUE):
-            scripts.script_load(text)
-        self.take_sha, self.commit_sha, self.requeue_sha = scripts.execute()
+        texts = (TAKE, COMMIT, REQUEUE, GIVE_BACK)
+        if load_scripts:
+            scripts = self.client.pipeline(transaction=False)
+            for text in texts:
+                scripts.script_load(text)
+            scripts.execute()
+        shas = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
+        self.take_sha, self.commit_sha, self.requeue_sha, self.give_back_sha = shas
         self.scope = [self.names.stream(k).encode() for k in range(self.instances)]
         self.fields = [str(k).encode() for k in range(self.instances)]
         self.reports_scope = self.names.reports.encode()
@@ -203,7 +229,7 @@ class RedisQueues(Channels):
 
     def flush(self) -> None:
         """Send the commits and pinned puts not sent yet."""
-        if self.commits or self.pending:
+        if self.commits or self.pending or self.acks:
             self._execute(self._pipeline())
 
     def _pipeline(self) -> Any:
@@ -215,12 +241,14 @@ class RedisQueues(Channels):
             pipe.xadd(self.names.stream(key), {"m": mac, "d": data})
         for key, n in self.unsent.items():
             pipe.hincrby(self.names.counters, f"b{key}", n)
+        for stream, entry_id in self.acks:
+            pipe.xack(stream, GROUP, entry_id).xdel(stream, entry_id)
         return pipe
 
     def _execute(self, pipe: Any) -> list[Any]:
         """Send it; warn of a commit refused (its task was given to another worker)."""
         commits, self.commits = self.commits, []
-        self.pending, self.pending_bytes, self.unsent = [], 0, Counter()
+        self.pending, self.pending_bytes, self.unsent, self.acks = [], 0, Counter(), []
         results = pipe.execute()
         for (key, _), ok in zip(commits, results):
             if not ok:
@@ -241,9 +269,19 @@ class RedisQueues(Channels):
 
     # -- the coordinator's side --------------------------------------------------------------
     def command(self, worker: int, message: Any) -> None:
+        """Queued; the driver's loop sends what it queued in one round trip (``send_commands``)."""
         key = self.control_key(worker)
         mac, data = self.signer.dumps(self._scope(key), message)
-        self.client.xadd(self.names.stream(key), {"m": mac, "d": data})
+        self.outbox.append((self.names.stream(key), mac, data))
+
+    def send_commands(self) -> None:
+        if not self.outbox:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for stream, mac, data in self.outbox:
+            pipe.xadd(stream, {"m": mac, "d": data})
+        self.outbox = []
+        pipe.execute()
 
     def send_from_driver(self, worker: int, message: Any) -> None:
         self.command(worker, message)
@@ -282,10 +320,6 @@ class RedisQueues(Channels):
 
     def serve(self, plan: Plan, worker: int, link: Any, where: str, tuning: Any) -> None:
         """A local worker process: run the dynamic engine until the driver says quit."""
-        from dispel4py.live import sampling
-        from dispel4py.mappings._processes import live_sender
-        from dispel4py.mappings._redis_worker import RedisWorker
-
         self.link = link
         self.start_worker(worker, f"dispel4py-w{worker}")
         engine = RedisWorker(plan, worker, self, Reporter(self), tuning=tuning, where=where)
@@ -293,14 +327,17 @@ class RedisQueues(Channels):
             with sampling(engine.live_rows, live_sender(link, worker), tuning.live_s):
                 engine.run()
         except Exception as exc:
-            raise lost_error(self.target, exc) from exc
+            error = lost_error(self.target, exc)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             engine.close()
             self.stop_worker()
 
     def start_worker(self, worker: int, name: str, *, alive_key: bool = False) -> None:
         self.worker = worker
-        self.open_client(name)
+        self.open_client(name, load_scripts=alive_key)  # a worker from elsewhere loads them too
         self._heart = threading.Event()
         beat = threading.Thread(
             target=self._heartbeat, args=(self._heart, alive_key), name="dispel4py-heartbeat", daemon=True
@@ -314,46 +351,126 @@ class RedisQueues(Channels):
             self.client.close()
 
     def take(self, keys: Sequence[int], timeout: float | None) -> tuple[int, Any] | None:
+        """The first of ``keys`` with a task (``TAKE``); with none, wait in a blocking
+        ``XREADGROUP``, which hands a new task to one waiting worker only (no herd)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         streams = [self.names.stream(k) for k in keys]
         fields = [b"" if k >= self.instances else self.fields[k] for k in keys]
         while True:
-            if time.monotonic() >= self.next_reclaim and any(k in self.shared for k in keys):
+            if time.monotonic() >= self.next_reclaim and not self.is_shared.isdisjoint(keys):
                 self._reclaim()
-            got, last_ids = self._take_once(keys, streams, fields)
+            found, got = self._take_once(keys, streams, fields)
             if got is not None:
                 return got
-            if last_ids is None:  # a forged entry was dropped: look again at once
+            if found:  # a forged entry was dropped: look again at once
                 continue
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None
             wait_ms = BLOCK_MS if left is None else max(1, min(BLOCK_MS, int(left * 1000)))
             wait_ms = min(wait_ms, max(1, self.claim_idle_ms // 2))
-            self.client.xread(dict(zip(streams, last_ids)), count=1, block=wait_ms)
+            wanted = dict.fromkeys(streams, ">")
+            reply = self.client.xreadgroup(GROUP, self.consumer, wanted, count=1, block=wait_ms)
+            got = self._taken_blocking(keys, streams, reply)
+            if got is not None:
+                return got
 
     def _take_once(
         self, keys: Sequence[int], streams: list[str], fields: list[bytes]
-    ) -> tuple[tuple[int, Any] | None, list[bytes] | None]:
+    ) -> tuple[bool, tuple[int, Any] | None]:
         pipe = self._pipeline()
-        pipe.evalsha(
-            self.take_sha, 1 + len(keys), self.names.counters, *streams, GROUP, self.consumer, *fields
-        )
-        found, body, counts = self._execute(pipe)[-1]
-        self._counted(counts)
+        counts = [self.merge.get(k, 1) for k in keys]
+        args = (GROUP, self.consumer, *fields, *counts)
+        pipe.evalsha(self.take_sha, 1 + len(keys), self.names.counters, *streams, *args)
+        found, body, counters = self._execute(pipe)[-1]
+        self._counted(counters)
         if not found:
-            return None, body
-        key = keys[found - 1]
-        entry_id, raw = body
-        values = dict(zip(raw[::2], raw[1::2]))
+            return False, None
+        entries = [(entry_id, dict(zip(raw[::2], raw[1::2]))) for entry_id, raw in body]
+        if len(entries) == 1:
+            return True, self._open(keys[found - 1], *entries[0])
+        return True, self._open_many(keys[found - 1], entries)
+
+    def _open_many(self, key: int, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[int, Any] | None:
+        """Several tiny tasks of one key, run as one: their items in one list, one frame
+        holding every entry (one commit acknowledges them all). Tasks that cannot join the
+        first (another input port, provided inputs, a retry of one item) go back to the
+        queue; forged ones are dropped."""
+        ids: list[bytes] = []
+        port: Any = None
+        items: list[Any] = []
+        back = []
+        alone = False
+        for entry_id, values in entries:
+            try:
+                task = self.signer.loads(self._scope(key), values.get(b"m"), values.get(b"d"))
+            except Forged as exc:
+                self._drop(key, entry_id, str(exc))
+                continue
+            single = len(task) > 2 or task[0] is None
+            if ids and (alone or single or task[0] != port):
+                back.append(entry_id)
+                continue
+            if not ids:
+                port, alone = task[0], single
+            ids.append(entry_id)
+            items.extend(task[1] if port is not None else [task[1]])
+        if back:
+            stream, pipe = self.names.stream(key), self.client.pipeline(transaction=False)
+            for entry_id in back:
+                pipe.evalsha(
+                    self.give_back_sha,
+                    2,
+                    self.names.counters,
+                    stream,
+                    GROUP,
+                    self.consumer,
+                    self.fields[key],
+                    entry_id,
+                )
+            pipe.execute()
+        if not ids:
+            return None
+        self.frames.append(_Frame(key, ids, key in self.is_shared))
+        return key, (port, items if port is not None else items[0])
+
+    def _open(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> tuple[int, Any] | None:
+        """A taken entry's task or command (``None``: forged, dropped); a task gets a frame."""
         try:
             message = self.signer.loads(self._scope(key), values.get(b"m"), values.get(b"d"))
         except Forged as exc:
             self._drop(key, entry_id, str(exc))
-            return None, None
+            return None
         if key < self.instances:
-            self.frames.append(_Frame(key, entry_id, key in self.shared))
-        return (key, message), None
+            self.frames.append(_Frame(key, [entry_id], key in self.is_shared))
+            message = message[:2]  # (port, items), without a retry's mark
+        return key, message
+
+    def _taken_blocking(self, keys: Sequence[int], streams: list[str], reply: Any) -> tuple[int, Any] | None:
+        """The entry a blocking read handed to this worker, counted as taken (a command is
+        acknowledged and deleted, as ``TAKE`` does). A read that found entries at once may
+        hand over one per stream: the first in priority order is kept, the others given
+        back, so that no task waits on a worker that will not run it now."""
+        entries = _entries(reply)
+        if not entries:
+            return None
+        key_of = dict(zip(streams, keys))
+        entries.sort(key=lambda e: keys.index(key_of[e[0]]))
+        pipe = self.client.pipeline(transaction=False)
+        for n, (stream, entry_id, _) in enumerate(entries):
+            key = key_of[stream]
+            if key >= self.instances:  # a command: acknowledged with the next round trip
+                self.acks.append((stream, entry_id))
+                continue
+            pipe.hincrby(self.names.counters, b"b" + self.fields[key], -1)
+            pipe.hincrby(self.names.counters, b"r" + self.fields[key], 1)
+            if n:
+                args = (2, self.names.counters, stream, GROUP, self.consumer, self.fields[key], entry_id)
+                pipe.evalsha(self.give_back_sha, *args)
+        if len(pipe):
+            pipe.execute()
+        stream, entry_id, values = entries[0]
+        return self._open(key_of[stream], entry_id, values)
 
     def _drop(self, key: int, entry_id: bytes, why: str) -> None:
         """A forged entry: acknowledged and deleted unread, counted, reported."""
@@ -384,8 +501,9 @@ class RedisQueues(Channels):
         port, items = task
         pe_id = self.pe_ids[key]
         if port is not None and len(items) > 1:  # only the bad item should be retried
-            frame.puts = [(key, *self.signer.dumps(self._scope(key), (port, [item]))) for item in items]
-            done = ("task", (self.worker, pe_id, {pe_id: len(items)}, 0, 0.0))
+            # one task per item, each marked so that it is never merged with others again
+            frame.puts = [(key, *self.signer.dumps(self._scope(key), (port, [item], 1))) for item in items]
+            done = self._merged(frame, ("task", (self.worker, pe_id, {pe_id: len(items)}, 0, 0.0)))
             self._commit(frame, [self.signer.dumps(self.reports_scope, (self.worker, done))])
             return
         _, dead = self.requeue(self.consumer, [key])
@@ -401,8 +519,18 @@ class RedisQueues(Channels):
         trip per task. A worker that dies before it is sent has committed nothing."""
         frame = self.frames.pop()
         assert frame.key == key, (frame.key, key)
-        sealed = self.signer.dumps(self.reports_scope, (self.worker, report))
+        sealed = self.signer.dumps(self.reports_scope, (self.worker, self._merged(frame, report)))
         self._commit(frame, [*frame.reports, sealed])
+
+    def _merged(self, frame: _Frame, report: Any) -> Any:
+        """The report of a frame that ran n tasks as one: n tasks done for the coordinator
+        (the engine reports one; the others are counted as created minus one each)."""
+        extra = len(frame.entries) - 1
+        if not extra:
+            return report
+        kind, (worker, pe_id, created, items, busy) = report
+        created = {**created, pe_id: created.get(pe_id, 0) - extra}
+        return kind, (worker, pe_id, created, items, busy)
 
     def report(self, message: Any) -> None:
         sealed = self.signer.dumps(self.reports_scope, (self.worker, message))
@@ -426,7 +554,7 @@ class RedisQueues(Channels):
         streams: dict[int, int] = {}
         args: list[Any] = []
         for key, mac, data in puts:
-            index = streams.setdefault(key, 4 + len(streams))
+            index = streams.setdefault(key, 4 + len(streams))  # KEYS: 3 before the destinations
             args += [index, self.fields[key], mac, data]
         for mac, data in reports:
             args += [mac, data]
@@ -439,8 +567,9 @@ class RedisQueues(Channels):
             *(self.names.stream(k) for k in streams),
             GROUP,
             self.consumer,
-            frame.entry if frame else b"",
             self.fields[frame.key] if frame else b"",
+            len(frame.entries) if frame else 0,
+            *(frame.entries if frame else ()),
             len(puts),
             *args,
         )
@@ -457,9 +586,8 @@ class RedisQueues(Channels):
                 if alive_key:
                     pipe.set(alive, b"1", px=max(1000, self.claim_idle_ms))
                 for frame in list(self.frames):
-                    pipe.xclaim(
-                        self.names.stream(frame.key), GROUP, self.consumer, 0, [frame.entry], justid=True
-                    )
+                    stream = self.names.stream(frame.key)
+                    pipe.xclaim(stream, GROUP, self.consumer, 0, frame.entries, justid=True)
                 if alive_key:
                     pipe.exists(self.names.driver)
                 done = pipe.execute()
@@ -498,3 +626,17 @@ def lost_error(target: RedisTarget, exc: BaseException) -> BaseException:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return TransportError(f"lost the connection to Redis at {target.where}: {text}")
     return TransportError(f"Redis at {target.where} failed: {type(exc).__name__}: {text}")
+
+
+def _entries(reply: Any) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+    """``(stream, id, fields)`` of an ``XREAD``/``XREADGROUP`` reply (RESP2 or RESP3 shape)."""
+    if not reply:
+        return []
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    found = []
+    for stream, entries in pairs:
+        name = stream.decode() if isinstance(stream, bytes) else stream
+        for entry in entries or ():
+            if entry and entry[1] is not None:
+                found.append((name, entry[0], dict(entry[1])))
+    return found

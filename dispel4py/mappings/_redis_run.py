@@ -41,7 +41,14 @@ from dispel4py.mappings._processes import (
     _worker_main,
     _WorkerStart,
 )
-from dispel4py.mappings._redis_queues import BLOCK_MS, GROUP, SOCKET_TIMEOUT_S, RedisQueues, lost_error
+from dispel4py.mappings._redis_queues import (
+    BLOCK_MS,
+    GROUP,
+    SOCKET_TIMEOUT_S,
+    RedisQueues,
+    _entries,
+    lost_error,
+)
 from dispel4py.mappings._redis_server import connect
 from dispel4py.mappings.base import ResultCollector
 from dispel4py.result import InstanceStats
@@ -169,10 +176,10 @@ class ReportReader:
         last = b"0-0"
         try:
             while True:
-                got = self.client.xread({names.reports: last}, count=1000, block=BLOCK_MS)
+                got = _entries(self.client.xread({names.reports: last}, count=1000, block=BLOCK_MS))
                 if not got:
                     continue
-                for entry_id, values in got[0][1]:
+                for _, entry_id, values in got:
                     last = entry_id
                     if b"s" in values:  # the creation marker, or the stop marker
                         if self.stopping:
@@ -296,6 +303,7 @@ class RedisPool(_Pool):
                 if tick is not None:
                     tick()
                 next_tick = time.monotonic() + _TICK_S
+            self.queues.send_commands()  # what the coordinator and the scaler said, at once
         self._quit_all()
         return self.stats
 
@@ -413,6 +421,7 @@ class RedisPool(_Pool):
         for worker in [*range(len(self.workers)), *self.remote]:
             if worker not in self.lost:
                 self.queues.command(worker, ("Q",))
+        self.queues.send_commands()
         late = _wait_all([w.ended for i, w in enumerate(self.workers) if i not in self.lost], _QUIT_WAIT)
         if late:
             _log.warning("%d worker(s) still running %gs after the run; stopping them", len(late), _QUIT_WAIT)

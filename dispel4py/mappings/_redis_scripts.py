@@ -3,14 +3,15 @@
 Lua scripts rather than ``MULTI … EXEC`` because two steps must *decide* on the server:
 
 * ``TAKE`` reads the first of several streams, in priority order, that has a task
-  (``XREADGROUP COUNT 1`` per stream until one answers), so a worker never takes a task it
+  (``XREADGROUP`` per stream until one answers; ``COUNT 1``, or a few for a PE whose tasks
+  are measured to be tiny, which the worker runs as one), so a worker never takes a task it
   will not run now, and moves the task from *queued* to *running* in the counters hash in
-  the same step. When no stream has one it returns each stream's ``last-delivered-id``:
-  the worker then waits with a non-consuming ``XREAD BLOCK`` from those ids, which wakes
-  on any newer entry and cannot miss one added after the check.
+  the same step. When no stream has one, the worker waits in a blocking ``XREADGROUP``
+  (``>``, ``COUNT 1``), which Redis serves to one waiting consumer per new entry: an idle
+  pool does not wake all at once for every task.
 * ``COMMIT`` is ``task_done``: the task's outputs (``XADD`` + backlog ``HINCRBY``), its
-  reports, and the ``XACK``/``XDEL`` of the task, all or nothing — and only if this worker
-  still owns the task (``XPENDING`` for its consumer). A worker that stalled long enough
+  reports, and the ``XACK``/``XDEL`` of the task(s), all or nothing — and only if this worker
+  still owns them (``XPENDING`` for its consumer). A worker that stalled long enough
   for its task to be reclaimed and run elsewhere cannot add the outputs a second time.
 * ``REQUEUE`` gives a dead worker's tasks back: either every task pending for one consumer
   (the driver, when it knows the worker is dead) or every task idle longer than the claim
@@ -24,53 +25,63 @@ done. Entries are ``m`` (MAC), ``d`` (signed pickle) and, once redelivered, ``a`
 
 from __future__ import annotations
 
-__all__ = ["TAKE", "COMMIT", "REQUEUE", "REGISTER"]
+__all__ = ["TAKE", "COMMIT", "REQUEUE", "REGISTER", "GIVE_BACK"]
 
-# KEYS: counters, stream 1..n   ARGV: group, consumer, field 1..n ('' for a control stream)
+# KEYS: counters, stream 1..n
+# ARGV: group, consumer, field 1..n ('' for a control stream), then how many tasks 1..n
 TAKE = """
 local g, c = ARGV[1], ARGV[2]
 local n = #KEYS - 1
 for i = 1, n do
   local s = KEYS[i + 1]
-  local r = redis.call('XREADGROUP', 'GROUP', g, c, 'COUNT', 1, 'STREAMS', s, '>')
+  local r = redis.call('XREADGROUP', 'GROUP', g, c, 'COUNT', ARGV[2 + n + i], 'STREAMS', s, '>')
   if r then
-    local e = r[1][2][1]
+    local es = r[1][2]
     local f = ARGV[2 + i]
     if f == '' then
-      redis.call('XACK', s, g, e[1])
-      redis.call('XDEL', s, e[1])
+      for _, e in ipairs(es) do
+        redis.call('XACK', s, g, e[1])
+        redis.call('XDEL', s, e[1])
+      end
     else
-      redis.call('HINCRBY', KEYS[1], 'b' .. f, -1)
-      redis.call('HINCRBY', KEYS[1], 'r' .. f, 1)
+      redis.call('HINCRBY', KEYS[1], 'b' .. f, -#es)
+      redis.call('HINCRBY', KEYS[1], 'r' .. f, #es)
     end
-    return {i, e, redis.call('HGETALL', KEYS[1])}
+    return {i, es, redis.call('HGETALL', KEYS[1])}
   end
 end
-local ids = {}
-for i = 1, n do
-  ids[i] = '0-0'
-  for _, grp in ipairs(redis.call('XINFO', 'GROUPS', KEYS[i + 1])) do
-    local name, last = nil, nil
-    for j = 1, #grp, 2 do
-      if grp[j] == 'name' then name = grp[j + 1]
-      elseif grp[j] == 'last-delivered-id' then last = grp[j + 1] end
-    end
-    if name == g then ids[i] = last end
-  end
-end
-return {0, ids, redis.call('HGETALL', KEYS[1])}
+return {0, {}, redis.call('HGETALL', KEYS[1])}
 """
 
 # KEYS: counters, reports, source stream (or reports), destination streams...
-# ARGV: group, consumer, entry id ('' for none), source field, number of puts,
+# ARGV: group, consumer, source field, number of task ids, the ids, number of puts,
 #       per put: KEYS index, field, mac, data; then per report: mac, data
+# If one of the tasks is no longer this worker's, nothing is added and the others go back
+# to their queue (their delivery count unchanged); returns 0.
 COMMIT = """
-local g, c, id, sf = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if id ~= '' then
-  if #redis.call('XPENDING', KEYS[3], g, id, id, 1, c) == 0 then return 0 end
+local g, c, sf, nid = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local mine = {}
+for j = 1, nid do
+  local id = ARGV[4 + j]
+  if #redis.call('XPENDING', KEYS[3], g, id, id, 1, c) > 0 then mine[#mine + 1] = id end
 end
-local a = 6
-for _ = 1, tonumber(ARGV[5]) do
+if #mine < nid then
+  for _, id in ipairs(mine) do
+    local e = redis.call('XRANGE', KEYS[3], id, id)
+    redis.call('XACK', KEYS[3], g, id)
+    redis.call('XDEL', KEYS[3], id)
+    redis.call('HINCRBY', KEYS[1], 'r' .. sf, -1)
+    if #e > 0 then
+      redis.call('XADD', KEYS[3], '*', unpack(e[1][2]))
+      redis.call('HINCRBY', KEYS[1], 'b' .. sf, 1)
+    end
+  end
+  return 0
+end
+local a = 5 + nid
+local np = tonumber(ARGV[a])
+a = a + 1
+for _ = 1, np do
   redis.call('XADD', KEYS[tonumber(ARGV[a])], '*', 'm', ARGV[a + 2], 'd', ARGV[a + 3])
   redis.call('HINCRBY', KEYS[1], 'b' .. ARGV[a + 1], 1)
   a = a + 4
@@ -79,11 +90,11 @@ while a < #ARGV do
   redis.call('XADD', KEYS[2], '*', 'm', ARGV[a], 'd', ARGV[a + 1])
   a = a + 2
 end
-if id ~= '' then
-  redis.call('XACK', KEYS[3], g, id)
-  redis.call('XDEL', KEYS[3], id)
-  redis.call('HINCRBY', KEYS[1], 'r' .. sf, -1)
+for j = 1, nid do
+  redis.call('XACK', KEYS[3], g, ARGV[4 + j])
+  redis.call('XDEL', KEYS[3], ARGV[4 + j])
 end
+if nid > 0 then redis.call('HINCRBY', KEYS[1], 'r' .. sf, -nid) end
 return 1
 """
 
@@ -141,4 +152,21 @@ end
 redis.call('EXPIRE', ctl, ARGV[3])
 redis.call('SET', ARGV[1] .. 'alive:' .. w, '1', 'PX', ARGV[4])
 return w
+"""
+
+# KEYS: counters, stream   ARGV: group, consumer, field, entry id
+# A task a worker took but will not run (a blocking read handed it more than one): back to
+# the end of its queue, as it was (its delivery count unchanged), if it is still this worker's.
+GIVE_BACK = """
+local g, c, f, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if #redis.call('XPENDING', KEYS[2], g, id, id, 1, c) == 0 then return 0 end
+local e = redis.call('XRANGE', KEYS[2], id, id)
+redis.call('XACK', KEYS[2], g, id)
+redis.call('XDEL', KEYS[2], id)
+redis.call('HINCRBY', KEYS[1], 'r' .. f, -1)
+if #e > 0 then
+  redis.call('XADD', KEYS[2], '*', unpack(e[1][2]))
+  redis.call('HINCRBY', KEYS[1], 'b' .. f, 1)
+end
+return 1
 """

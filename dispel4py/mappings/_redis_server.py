@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import os
 import secrets
 import shutil
@@ -98,6 +99,8 @@ def connect(target: RedisTarget, *, socket_timeout: float | None, name: str) -> 
         extra["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
     except ImportError:
         pass
+    if "driver_info" in inspect.signature(redis.Redis.__init__).parameters:
+        extra["driver_info"] = None  # redis-py >= 7: no CLIENT SETINFO round trips per connection
     return redis.Redis.from_url(
         target.url,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
