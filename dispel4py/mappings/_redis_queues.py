@@ -10,8 +10,10 @@ same; what Redis adds is that workers may be anywhere, may join late and may die
   deletes them (``_redis_run.py``); every key has a TTL as a safety net.
 * **A task is taken** by ``TAKE`` (``_redis_scripts.py``): the first of the keys, in the
   engine's priority order, that has a task, one task at a time (so a worker never sits on
-  tasks another could run), counters updated in the same step. With none, the worker
-  waits in a non-consuming ``XREAD BLOCK``; no clock decides anything.
+  tasks another could run; several only for a PE whose tasks are measured to be tiny,
+  ``merge``), counters updated in the same step. With none, the worker waits in a
+  blocking ``XREADGROUP``, which Redis hands each new entry to one waiting worker; no
+  clock decides anything. A task's commit travels with the next take (one round trip).
 * **At-least-once, without duplicates.** What a *shared* task writes (its outputs and its
   results) is held until the task is done, then added with its report and the
   acknowledgement in one atomic ``COMMIT``, which also checks that the task is still this

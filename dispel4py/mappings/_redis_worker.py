@@ -16,10 +16,10 @@ Pinned tasks (stateful instances) and nested tasks still end the run: a stateful
 state after a failed item is unknown, and a nested task's outputs share buffers with the
 task it runs inside.
 
-Tasks are sized to ~20 ms of work (the local engine aims at ~5 ms): a task costs a round
-trip to the server, a few hundred microseconds, which 20 ms of work hides. Tasks that turn
-out much smaller (a producer flushes what it has when a task ends) are taken several at a
-time and run as one (``merge``: one round trip, one commit for all of them).
+Tasks are sized by the engine to ~20 ms of work, which hides the round trip a task costs
+here (a few hundred microseconds). Tasks that turn out much smaller (a producer flushes
+what it has when its own task ends) are taken several at a time and run as one
+(``merge``: one round trip, one commit for all of them).
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from dispel4py.dynamic.worker import DynamicWorker
+from dispel4py.dynamic.worker import TARGET_TASK_S, DynamicWorker
 from dispel4py.errors import WorkflowFailed
 
-__all__ = ["RedisWorker", "TASK_S"]
+__all__ = ["RedisWorker"]
 
-TASK_S = 0.02  # seconds of work per task, once a PE's cost per item is measured
 MAX_MERGE = 16  # tiny tasks of one PE run as one, at most this many
 
 
@@ -59,8 +58,7 @@ class RedisWorker(DynamicWorker):
         cost = self.cost.get(pe_id)
         if cost is None or count <= 0:
             return
-        self.sizes[pe_id] = max(1, min(self.tuning.batch_size, int(TASK_S / max(cost, 1e-7))))
-        # tasks far smaller than TASK_S (their producer flushed early): take a few at once
-        merge = max(1, min(MAX_MERGE, int(TASK_S / max(cost * count, 1e-7))))
+        # tasks far smaller than the engine's target (their producer flushed early): a few at once
+        merge = max(1, min(MAX_MERGE, int(TARGET_TASK_S / max(cost * count, 1e-7))))
         for iid in self.plan.instances[pe_id]:
             self.queues.merge[iid] = merge  # type: ignore[attr-defined]
