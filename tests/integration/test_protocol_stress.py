@@ -18,7 +18,7 @@ from protocol_stress import run_in_child
 
 pytestmark = pytest.mark.timeout(120)
 
-SECONDS = float(os.environ.get("D4PY_STRESS_SECONDS", "12"))
+SECONDS = float(os.environ.get("D4PY_STRESS_SECONDS", "8"))
 CHAIN = str(WORKFLOWS / "chain_to_global.py")
 
 
