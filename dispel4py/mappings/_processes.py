@@ -198,7 +198,8 @@ class _Pool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def start(self) -> None:
+    def start(self, count: int | None = None) -> None:
+        """Start workers 0 .. ``count`` - 1 (default: every worker of the plan)."""
         blob = _plan_blob(self.plan) if self.ctx.get_start_method() != "fork" else None
         self.lifeline = driver_lifeline()
         start = _WorkerStart(
@@ -209,7 +210,7 @@ class _Pool:
             levels=_log_levels(),
             tuning=self.tuning,
         )
-        for worker in range(self.plan.num_workers):
+        for worker in range(self.plan.num_workers if count is None else count):
             reader, writer = make_link()
             try:
                 process = self.ctx.Process(

@@ -30,16 +30,8 @@ from typing import Any
 
 from dispel4py.dynamic.signing import Forged
 from dispel4py.errors import TransportError, UsageError, WorkerDied
-from dispel4py.mappings._lifetime import death_watch, driver_leftovers, driver_lifeline
-from dispel4py.mappings._link import make_link
 from dispel4py.mappings._processes import (
-    _log_levels,
-    _module_files,
-    _plan_blob,
     _Pool,
-    _Worker,
-    _worker_main,
-    _WorkerStart,
 )
 from dispel4py.mappings._redis_queues import (
     BLOCK_MS,
@@ -228,36 +220,10 @@ class RedisPool(_Pool):
     def __enter__(self) -> RedisPool:
         return self
 
-    def start(self) -> None:
-        """Start the local workers (0 .. local-1): as ``_Pool.start``, without the slots
-        left to workers on other hosts."""
-        blob = _plan_blob(self.plan) if self.ctx.get_start_method() != "fork" else None
-        self.lifeline = driver_lifeline()
-        start = _WorkerStart(
-            driver_pid=os.getpid(),
-            lifeline=self.lifeline,
-            leftovers=driver_leftovers(self.ctx) + self.channels.leftover_paths(),
-            module_files=_module_files(self.plan),
-            levels=_log_levels(),
-            tuning=self.tuning,
-        )
-        for worker in range(self.local):
-            reader, writer = make_link()
-            try:
-                process = self.ctx.Process(
-                    target=_worker_main,
-                    args=(self.plan if blob is None else blob, start, worker, writer, self.channels),
-                    name=f"dispel4py-worker-{worker}",
-                    daemon=True,
-                )
-                process.start()
-            except BaseException:
-                reader.close()
-                raise
-            finally:
-                writer.close()
-            ended, pidfd = death_watch(process, self.ctx.get_start_method())
-            self.workers.append(_Worker(process, reader, ended, pidfd))
+    def start(self, count: int | None = None) -> None:
+        """Start the local workers (0 .. local-1), leaving the other slots to workers on
+        other hosts."""
+        super().start(self.local if count is None else count)
 
     def collect_run(
         self,
