@@ -88,16 +88,11 @@ class _MPITransport:
                 return payload
 
     def poll(self) -> Any:
-        """The next data message if one has arrived, else None (never waits)."""
-        while True:
-            status = _status()
-            message = self.comm.improbe(status=status)
-            if message is None:
-                return None
-            payload = message.recv()
-            if status.Get_tag() != _CONTROL:
-                return payload
-            self._control(status.Get_source(), payload)
+        """Never takes a message early on MPI (returns None): a rank reads credits only while
+        it waits. Taking them in during a long drain, as the process mappings do, hung one
+        run in many under mpiexec in this session's tests; until that is understood, MPI
+        keeps the behaviour that ran clean for hundreds of runs."""
+        return None
 
     def wait_for_all_done(self, size: int) -> None:
         while len(self.done) < size:

@@ -52,7 +52,14 @@ def test_a_killed_worker_gives_its_tasks_back_and_counts_stay_exact(
     redis_server: RedisServer, tmp_path
 ) -> None:
     watched, folder = marked_run(tmp_path, redis_server.url, "-n", "3")
-    pinned = watched.wait_until(lambda: marks(folder, "source") | marks(folder, "total"), "pinned marks")
+    pinned = watched.wait_until(
+        lambda: (
+            marks(folder, "source")
+            and marks(folder, "total")
+            and marks(folder, "source") | marks(folder, "total")
+        ),
+        "pinned marks of the source and the total",
+    )
     victim = watched.wait_until(
         lambda: sorted(marks(folder, "shared") - pinned), "a worker with only shared work"
     )[0]
