@@ -165,7 +165,7 @@ def test_worker_death_reported_while_its_forked_helper_holds_the_pipe(
     workers = set(driver.seen)
     helper = driver.adopt(pidfile)
     assert psutil.pid_exists(helper)  # it still holds the worker's pipe, yet the death is known
-    assert wait_gone(sorted(workers), within=1.0) == []
+    assert wait_gone(sorted(workers - {helper}), within=2.0) == []  # the helper lives on, by design
 
 
 def test_finished_worker_with_a_forked_helper_is_not_reported(tmp_path, drivers) -> None:
