@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -128,8 +130,41 @@ def run_reaped(
 def run(
     cmd: list[str], timeout: float = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
+    """``subprocess.run``; if ``cmd`` outlives ``timeout``, every process of it first prints its
+    Python stacks (``SIGUSR1``, see ``dispel4py.cli``), and the test fails showing them."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            out, err = _stacks_then_kill(process)
+            raise AssertionError(
+                f"{cmd} still ran after {timeout} s; its stacks:\n{err[-20000:]}\nstdout:\n{out[-2000:]}"
+            ) from None
+    return subprocess.CompletedProcess(cmd, process.returncode, out, err)
+
+
+def _stacks_then_kill(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ask every descendant of ``process`` for its stacks, then kill them all."""
+    try:
+        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    for member in family:
+        with contextlib.suppress(psutil.Error):
+            line = " ".join(member.cmdline())
+            if "dispel4py" in line and "_mpi_guard" not in line:  # those that print their stacks
+                member.send_signal(signal.SIGUSR1)
+    time.sleep(2)
+    for member in family:
+        with contextlib.suppress(psutil.Error):
+            member.kill()
+    try:
+        return process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:  # a grandchild we could not see holds the pipes
+        return "", "(no output: a process outside the run's tree holds its pipes)"
 
 
 class WatchedRun:
