@@ -435,15 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    _stacks_on_sigusr1()
+    from dispel4py.signals import stacks_on_sigusr1
+
+    stacks_on_sigusr1()
     sys.exit(main())
-
-
-def _stacks_on_sigusr1() -> None:
-    """``kill -USR1 <pid>`` prints every thread's Python stack to stderr, and the run goes
-    on: to see where a long run (or any of its workers) spends its time or waits."""
-    import faulthandler
-    import signal
-
-    if hasattr(signal, "SIGUSR1"):
-        faulthandler.register(signal.SIGUSR1, all_threads=True)

@@ -21,7 +21,7 @@ import signal
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Terminated", "stop_on_signals"]
+__all__ = ["Terminated", "stacks_on_sigusr1", "stop_on_signals"]
 
 _REASONS = {"SIGTERM": "terminated", "SIGHUP": "hangup"}
 
@@ -67,3 +67,13 @@ def stop_on_signals(signums: tuple[int, ...] | None = None) -> Iterator[None]:
     finally:
         for signum, action in previous.items():
             signal.signal(signum, action)
+
+
+def stacks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` prints every thread's Python stack on stderr and the run goes on:
+    to see where a long run spends its time or waits. Set by the ``dispel4py`` command
+    (worker processes started by fork inherit it), never by the Python API."""
+    import faulthandler
+
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)

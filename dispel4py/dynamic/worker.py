@@ -158,10 +158,18 @@ class DynamicWorker:
         return False
 
     def _by_need(self, keys: Iterable[int]) -> list[int]:
-        """Shared keys, those with the most queued work per worker already on it first (so a
-        slow PE cannot take every worker while others wait); ties go downstream first."""
+        """Shared keys in the order this worker should look at them: first those no worker
+        is on, then those with the most queued tasks per worker already on them; ties go
+        downstream first. So a slow PE with a long backlog cannot keep every worker while a
+        cheap PE's few (large) tasks wait: its failures, outputs and downstream work are not
+        held back until the slow PE is done."""
         queues = self.queues
-        return sorted(keys, key=lambda k: (-queues.backlog(k) / (1 + queues.running(k)), -self.level[k]))
+
+        def need(k: int) -> tuple[bool, float, int]:
+            running = queues.running(k)
+            return (running > 0, -queues.backlog(k) / (1 + running), -self.level[k])
+
+        return sorted(keys, key=need)
 
     # -- running tasks -------------------------------------------------------------------
     def _ensure(self, iid: int, preprocess: bool = True) -> None:
@@ -285,12 +293,17 @@ class DynamicWorker:
         of the stack; all of them when nothing runs). The others belong to an instance
         lower on the stack, which flushes them itself: waiting for room at or below the
         top could never end."""
-        self._flush_by = perf_counter() + self.flush_interval
         if above is None:
             above = self._top()
+        held = False
         for key, items in list(self.outbufs.items()):
             if items and self.level[key[0]] > above:
                 self._flush(key, above)
+            elif items:
+                held = True
+        # buffers held for a lower instance are looked at again soon, not a whole interval
+        # later: that instance may be back on top by then (a source that helped downstream)
+        self._flush_by = perf_counter() + (self.flush_interval / 10 if held else self.flush_interval)
 
     def _top(self) -> int:
         return self.level[self.calls.stack[-1]] if self.calls.stack else -1
@@ -314,6 +327,10 @@ class DynamicWorker:
         tasks above ``floor`` (the level of what wrote; at least the top of the stack), so
         that nested help climbs and ends."""
         nap = 0.0001
+        if self.queues.backlog(target) >= self.backlog_limit:
+            # about to help or wait: what the writer holds for other PEs goes out first,
+            # or a cheap PE fed by the same writer would wait on a slow one
+            self.flush_all(above=floor)
         self.helping += 1
         try:
             self._help_until_room(target, floor, nap)

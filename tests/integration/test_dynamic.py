@@ -7,6 +7,9 @@ randomized protocol stress runs on the dynamic mappings too.)
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 from _helpers import WORKFLOWS, cli, run
 
@@ -24,6 +27,22 @@ def test_a_pe_taking_3_s_per_item_is_never_cut_off(mapping: str) -> None:
     done = run(cli(mapping, SLOW, "-n", "2"), timeout=45, env={"D4PY_SLOW_ITEMS": "3", "D4PY_SLOW_S": "3"})
     assert done.returncode == 0, done.stderr
     assert "Outputs: {'Total3': {'total': [(3, 6)]}}" in done.stdout
+
+
+@pytest.mark.parametrize("mapping", DYNAMIC)
+def test_a_cheap_pe_is_not_held_back_by_a_slow_one(mapping: str) -> None:
+    """The source feeds Slow (200 x 0.2 s, 13 s of work on 3 workers) and the cheap Boom,
+    which raises on item 42: Boom's items are not kept in the source's buffer, nor left
+    in the queue, while Slow's backlog keeps every worker busy."""
+    started = time.time()
+    done = run(cli(mapping, str(WORKFLOWS / "slow_and_boom.py"), "-n", "3"), timeout=45)
+    ended = time.time()
+    assert done.returncode == 1, done.stderr
+    raised = float(re.search(r"raised at ([0-9.]+)", done.stderr).group(1))
+    # item 42 exists once Slow has taken ~40 items (backpressure): ~2 s; it was 13 s
+    assert raised - started < 6, raised - started
+    assert ended - raised < 2.5, ended - raised
+    assert done.stderr.count("dispel4py: error:") == 1 and "Outputs:" not in done.stdout
 
 
 @pytest.mark.parametrize("mapping", DYNAMIC)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import signal
 import subprocess
 import threading
@@ -363,10 +364,16 @@ def test_sigterm_and_ctrl_c_stop_the_run_and_delete_its_keys(
 
 
 def test_a_pe_error_ends_the_run_at_once_and_deletes_its_keys(redis_server: RedisServer) -> None:
+    """Slow has 13 s of work; the cheap Boom raises on item 42 (see test_dynamic.py)."""
+    started = time.time()
     done = run(
         cli("dyn_redis", str(WORKFLOWS / "slow_and_boom.py"), "-n", "3", "--redis-url", redis_server.url)
     )
+    ended = time.time()
     assert done.returncode == 1, done.stderr
+    raised = float(re.search(r"raised at ([0-9.]+)", done.stderr).group(1))
+    assert raised - started < 6, raised - started
+    assert ended - raised < 2.5, ended - raised
     assert done.stderr.count("dispel4py: error:") == 1
     assert redis_server.run_keys() == []
 
