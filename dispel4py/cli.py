@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -438,4 +439,19 @@ def console_main() -> None:
     from dispel4py.signals import stacks_on_sigusr1
 
     stacks_on_sigusr1()
-    sys.exit(main())
+    try:
+        code = main()
+    except BaseException:  # a bug of ours: its traceback follows, and no rank may be left waiting
+        _end_mpi_job_if_failed_early(1)
+        raise
+    if code:
+        _end_mpi_job_if_failed_early(code)
+    sys.exit(code)
+
+
+def _end_mpi_job_if_failed_early(code: int) -> None:
+    """Under mpiexec (hydra gives ``PMI_FD``), see ``_mpi_hydra.end_mpi_job_started_without_us``."""
+    if os.environ.get("PMI_FD"):
+        from dispel4py.mappings._mpi_hydra import end_mpi_job_started_without_us
+
+        end_mpi_job_started_without_us(code)

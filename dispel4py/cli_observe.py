@@ -128,8 +128,8 @@ def _check_writable(path: str, flag: str) -> None:
             pass
     except OSError as exc:
         raise UsageError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from exc
-    if not existed:
-        target.unlink()
+    if not existed:  # another MPI rank may have removed it already: they all check
+        target.unlink(missing_ok=True)
 
 
 def _log_format(text: str | None) -> str | None:

@@ -25,7 +25,14 @@ from pathlib import Path
 
 from dispel4py.mappings import _mpi_guard
 
-__all__ = ["Guard", "hydra_pmi_fd", "report_token", "unlink_run_files", "STOP_SIGNALS"]
+__all__ = [
+    "STOP_SIGNALS",
+    "Guard",
+    "end_mpi_job_started_without_us",
+    "hydra_pmi_fd",
+    "report_token",
+    "unlink_run_files",
+]
 
 _log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # what mpiexec forwards to the ranks
@@ -102,6 +109,22 @@ def hydra_pmi_fd() -> int | None:
     """The PMI socket hydra gave this rank (``PMI_FD``), or None under another launcher."""
     value = os.environ.get("PMI_FD", "")
     return int(value) if value.isdigit() else None
+
+
+def end_mpi_job_started_without_us(code: int) -> None:
+    """A process started by mpiexec (hydra) fails before it started MPI: end the whole job.
+
+    Otherwise the other ranks would wait in ``MPI_Init`` for this one forever (a file
+    check that fails on one rank only, say). Its error is on stderr already; hydra must
+    read it before the abort. Once MPI is started, the ``mpi`` mapping ends failed runs.
+    """
+    pmi_fd = hydra_pmi_fd()
+    if pmi_fd is None or "mpi4py.MPI" in sys.modules:
+        return
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    _mpi_guard.wait_until_read(2, within=1.0)
+    _mpi_guard.pmi_abort(pmi_fd, code)
 
 
 def report_token(pmi_fd: int | None) -> str:

@@ -183,6 +183,27 @@ def test_a_failure_on_one_rank_only_ends_every_rank() -> None:
     assert "data file missing on this node" in done.stderr
 
 
+def test_a_rank_failing_before_mpi_starts_ends_every_rank(tmp_path) -> None:
+    """The other ranks would wait in MPI_Init forever (this hung a CI run: two ranks raced
+    over the --stats-json check). Here rank 1 alone is given a folder that does not exist."""
+    good, bad = tmp_path / "stats.json", tmp_path / "missing" / "stats.json"
+    workflow = GT + "pipeline_test"
+    started = time.monotonic()
+    done = run(
+        [
+            mpiexec(),
+            *("-n", "1", *cli("mpi", workflow, "--stats-json", str(good))),
+            ":",
+            *("-n", "1", *cli("mpi", workflow, "--stats-json", str(bad))),
+        ],
+        timeout=30,
+    )
+    assert time.monotonic() - started < 15
+    assert done.returncode == 2, done.stderr
+    assert f"dispel4py: error: --stats-json {bad}: the folder" in done.stderr
+    assert "Traceback" not in done.stderr and "BAD TERMINATION" not in done.stdout
+
+
 def test_invalid_json_is_reported_once() -> None:
     done = _mpi(3, GT + "pipeline_test", "-d", "{bad")
     assert done.returncode == 2
