@@ -88,11 +88,15 @@ class _MPITransport:
                 return payload
 
     def poll(self) -> Any:
-        """Never takes a message early on MPI (returns None): a rank reads credits only while
-        it waits. Taking them in during a long drain, as the process mappings do, hung one
-        run in many under mpiexec in this session's tests; until that is understood, MPI
-        keeps the behaviour that ran clean for hundreds of runs."""
-        return None
+        """The next data message if one has arrived, else None (never waits); control
+        messages are handled on the way. Lets a rank take credits during a long drain."""
+        while True:
+            got = self._arrived()
+            if got is None:
+                return None
+            tag, payload = got
+            if tag != _CONTROL:
+                return payload
 
     def wait_for_all_done(self, size: int) -> None:
         while len(self.done) < size:
@@ -102,13 +106,20 @@ class _MPITransport:
         """Wait for any message, polling with a growing nap so idle ranks do not spin."""
         nap = 0.0
         while True:
-            status = _status()
-            message = self.comm.improbe(status=status)
-            if message is not None:
-                break
+            got = self._arrived()
+            if got is not None:
+                return got
             self._progress()
             time.sleep(nap)
             nap = min(_MAX_NAP_S, nap * 2 or 0.00002)
+
+    def _arrived(self) -> tuple[int, Any] | None:
+        """``(tag, payload)`` of a message that has arrived (a control message is handled
+        here too), or None."""
+        status = _status()
+        message = self.comm.improbe(status=status)
+        if message is None:
+            return None
         payload = message.recv()
         tag = status.Get_tag()
         if tag == _CONTROL:

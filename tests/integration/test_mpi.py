@@ -204,6 +204,16 @@ def test_a_rank_failing_before_mpi_starts_ends_every_rank(tmp_path) -> None:
     assert "Traceback" not in done.stderr and "BAD TERMINATION" not in done.stdout
 
 
+def test_a_slow_stage_feeds_the_next_while_it_drains() -> None:
+    """As on the process mappings (test_process_flow.py): credits are taken in during a
+    long drain, so the next stage gets items long before the slow one is done."""
+    done = _mpi(3, str(WORKFLOWS / "latency_chain.py"))
+    assert done.returncode == 0, done.stderr
+    outputs = ast.literal_eval(done.stdout.split("Outputs: ", 1)[1].strip())
+    [last], [thirtieth] = outputs["Slow1"]["last"], outputs["Note2"]["thirtieth"]
+    assert thirtieth < last - 0.3, f"the 30th item came only {last - thirtieth:.2f} s before the end"
+
+
 def test_invalid_json_is_reported_once() -> None:
     done = _mpi(3, GT + "pipeline_test", "-d", "{bad")
     assert done.returncode == 2
