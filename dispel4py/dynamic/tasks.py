@@ -42,6 +42,10 @@ class WorkerQueues(Protocol):
     def backlog(self, key: int) -> int:
         """Tasks queued under ``key`` and not taken yet (may lag a little)."""
 
+    def queued(self, key: int) -> int:
+        """:meth:`backlog` as last seen, without asking anyone (for choosing what to take:
+        a take refreshes it anyway)."""
+
     def running(self, key: int) -> int:
         """Tasks taken from ``key`` and not done yet, on all workers (may lag a little)."""
 

@@ -54,6 +54,8 @@ _DEFERRED = ("post", "end", "Q")
 
 
 class DynamicWorker:
+    target_task_s = TARGET_TASK_S  # seconds of work per task, once a PE's cost is known
+
     def __init__(
         self,
         plan: Plan,
@@ -167,7 +169,7 @@ class DynamicWorker:
 
         def need(k: int) -> tuple[bool, float, int]:
             running = queues.running(k)
-            return (running > 0, -queues.backlog(k) / (1 + running), -self.level[k])
+            return (running > 0, -queues.queued(k) / (1 + running), -self.level[k])
 
         return sorted(keys, key=need)
 
@@ -265,7 +267,7 @@ class DynamicWorker:
         per_item = busy / count
         old = self.cost.get(pe_id)
         self.cost[pe_id] = per_item if old is None else 0.7 * old + 0.3 * per_item
-        size = int(TARGET_TASK_S / max(self.cost[pe_id], 1e-7))
+        size = int(self.target_task_s / max(self.cost[pe_id], 1e-7))
         self.sizes[pe_id] = max(1, min(self.tuning.batch_size, size))
 
     def _take_created(self) -> dict[str, int]:

@@ -211,6 +211,9 @@ class RedisQueues(Channels):
     def backlog(self, key: int) -> int:
         if time.monotonic() - self.counted_at > _STALE_S:
             self._send_pending()
+        return self.queued(key)
+
+    def queued(self, key: int) -> int:
         return self.counts.get(b"b%d" % key, 0) + self.unsent[key]
 
     def running(self, key: int) -> int:
