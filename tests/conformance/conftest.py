@@ -50,8 +50,9 @@ else:
         # tiny tasks and backlogs through Redis: help-instead-of-wait, counting, commits
         ("dyn_redis", {"num": 2, "batch_size": 1, "credits": 1}),
         ("dyn_auto_redis", {"num": 3}),
+        # the original's names for dyn_redis: default settings
+        ("hybrid_redis", {"num": 2}),
         # spawned workers: the queues travel pickled and connect on their own
-        # (hybrid_redis and redis are dyn_redis under other names: one of them is enough)
         ("redis", {"num": 2, "start_method": "spawn"}),
     ]
 

