@@ -3,12 +3,12 @@
 The same interface as the multiprocess queues (``dynamic/tasks.py``), so the engine is the
 same; what Redis adds is that workers may be anywhere, may join late and may die.
 
-* **Keys.** Everything of a run lives under ``d4py:<run id>:`` (``RunNames``): one stream
+* **Keys.** Everything of a run lives under ``d4py:<run id>:`` (``RunNames``, ``_redis_keys.py``): one stream
   per queue key (``q:<pe>:<index>`` per instance, ``ctl:<worker>`` per worker), one
   consumer group ``d4py`` on each, a counters hash ``n`` (tasks queued/running per key), the
   reports stream, the dead-letter stream, the run's ``info`` hash. The driver creates and
   deletes them (``_redis_run.py``); every key has a TTL as a safety net.
-* **A task is taken** by ``TAKE`` (``_redis_scripts.py``): the first of the keys, in the
+* **A task is taken** (``_redis_take.py``) by ``TAKE`` (``_redis_scripts.py``): the first of the keys, in the
   engine's priority order, that has a task, one task at a time (so a worker never sits on
   tasks another could run; several only for a PE whose tasks are measured to be tiny,
   ``merge``), counters updated in the same step. With none, the worker waits in a
@@ -39,68 +39,31 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from dispel4py.dynamic.layout import SHARED
-from dispel4py.dynamic.signing import Forged, Signer
-from dispel4py.errors import TransportError
+from dispel4py.dynamic.signing import Signer
 from dispel4py.live import sampling
 from dispel4py.mappings._processes import Channels, live_sender
+from dispel4py.mappings._redis_keys import GROUP, SOCKET_TIMEOUT_S, RunNames, lost_error
 from dispel4py.mappings._redis_scripts import COMMIT, GIVE_BACK, REQUEUE, TAKE
 from dispel4py.mappings._redis_server import RedisTarget, connect
+from dispel4py.mappings._redis_take import Taking, _Frame
 from dispel4py.mappings._redis_worker import RedisWorker  # imported before workers fork
 from dispel4py.mappings.base import ResultBuffer
 from dispel4py.plan import Plan
 
-__all__ = ["RedisQueues", "RunNames", "GROUP", "lost_error"]
+__all__ = ["RedisQueues", "Reporter", "RunNames", "GROUP", "lost_error"]  # the last three: _redis_keys
 
 _log = logging.getLogger("dispel4py.engine")
 
-GROUP = "d4py"
-BLOCK_MS = 1000  # longest single wait on the server; socket timeouts are longer
-SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 10
 _STALE_S = 0.02  # counters older than this are read again before a backlog is answered
 _PENDING_PUTS = 64  # pinned puts sent in one round trip
 _PENDING_BYTES = 4 << 20
 _SPILL_BYTES = 64 << 20  # a shared task holding more output than this sends it early
 
 
-class RunNames:
-    """The key names of one run (plain data: travels to workers)."""
-
-    def __init__(self, run_id: str, plan: Plan) -> None:
-        self.run_id = run_id
-        self.prefix = p = f"d4py:{run_id}:"
-        placement = plan.placement
-        self.instances = len(placement.pe_of)
-        self.instance_streams = [f"{p}q:{pe}:{placement.index_of[i]}" for i, pe in enumerate(placement.pe_of)]
-        self.info, self.counters, self.reports = p + "info", p + "n", p + "reports"
-        self.dead, self.workers, self.driver = p + "dead", p + "workers", p + "driver"
-
-    def stream(self, key: int) -> str:
-        if key < self.instances:
-            return self.instance_streams[key]
-        return f"{self.prefix}ctl:{key - self.instances}"
-
-    def alive(self, worker: int) -> str:
-        return f"{self.prefix}alive:{worker}"
-
-
-@dataclass
-class _Frame:
-    """A task being run: its entries (several tiny tasks may run as one), and what a shared
-    task holds back until it is done."""
-
-    key: int
-    entries: list[bytes]
-    shared: bool
-    puts: list[tuple[int, bytes, bytes]] = field(default_factory=list)
-    reports: list[tuple[bytes, bytes]] = field(default_factory=list)
-    size: int = 0
-
-
-class RedisQueues(Channels):
+class RedisQueues(Taking, Channels):
     """Made by the driver; each worker process (or ``dispel4py worker``) opens its own."""
 
     def __init__(
@@ -319,10 +282,6 @@ class RedisQueues(Channels):
         return [int(k) for k in moved], [int(k) for k in dead]
 
     # -- a worker's side ---------------------------------------------------------------------
-    @property
-    def consumer(self) -> str:
-        return f"w{self.worker}"
-
     def serve(self, plan: Plan, worker: int, link: Any, where: str, tuning: Any) -> None:
         """A local worker process: run the dynamic engine until the driver says quit."""
         self.link = link
@@ -354,149 +313,6 @@ class RedisQueues(Channels):
             self._heart.set()
         if self.client is not None:
             self.client.close()
-
-    def take(self, keys: Sequence[int], timeout: float | None) -> tuple[int, Any] | None:
-        """The first of ``keys`` with a task (``TAKE``); with none, wait in a blocking
-        ``XREADGROUP``, which hands a new task to one waiting worker only (no herd)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        streams = [self.names.stream(k) for k in keys]
-        fields = [b"" if k >= self.instances else self.fields[k] for k in keys]
-        while True:
-            if time.monotonic() >= self.next_reclaim and not self.is_shared.isdisjoint(keys):
-                self._reclaim()
-            found, got = self._take_once(keys, streams, fields)
-            if got is not None:
-                return got
-            if found:  # a forged entry was dropped: look again at once
-                continue
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return None
-            wait_ms = BLOCK_MS if left is None else max(1, min(BLOCK_MS, int(left * 1000)))
-            wait_ms = min(wait_ms, max(1, self.claim_idle_ms // 2))
-            wanted = dict.fromkeys(streams, ">")
-            reply = self.client.xreadgroup(GROUP, self.consumer, wanted, count=1, block=wait_ms)
-            got = self._taken_blocking(keys, streams, reply)
-            if got is not None:
-                return got
-
-    def _take_once(
-        self, keys: Sequence[int], streams: list[str], fields: list[bytes]
-    ) -> tuple[bool, tuple[int, Any] | None]:
-        pipe = self._pipeline()
-        counts = [self.merge.get(k, 1) for k in keys]
-        args = (GROUP, self.consumer, *fields, *counts)
-        pipe.evalsha(self.take_sha, 1 + len(keys), self.names.counters, *streams, *args)
-        found, body, counters = self._execute(pipe)[-1]
-        self._counted(counters)
-        if not found:
-            return False, None
-        entries = [(entry_id, dict(zip(raw[::2], raw[1::2]))) for entry_id, raw in body]
-        if len(entries) == 1:
-            return True, self._open(keys[found - 1], *entries[0])
-        return True, self._open_many(keys[found - 1], entries)
-
-    def _open_many(self, key: int, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[int, Any] | None:
-        """Several tiny tasks of one key, run as one: their items in one list, one frame
-        holding every entry (one commit acknowledges them all). Tasks that cannot join the
-        first (another input port, provided inputs, a retry of one item) go back to the
-        queue; forged ones are dropped."""
-        ids: list[bytes] = []
-        port: Any = None
-        items: list[Any] = []
-        back = []
-        alone = False
-        for entry_id, values in entries:
-            try:
-                task = self.signer.loads(self._scope(key), values.get(b"m"), values.get(b"d"))
-            except Forged as exc:
-                self._drop(key, entry_id, str(exc))
-                continue
-            single = len(task) > 2 or task[0] is None
-            if ids and (alone or single or task[0] != port):
-                back.append(entry_id)
-                continue
-            if not ids:
-                port, alone = task[0], single
-            ids.append(entry_id)
-            items.extend(task[1] if port is not None else [task[1]])
-        if back:
-            stream, pipe = self.names.stream(key), self.client.pipeline(transaction=False)
-            for entry_id in back:
-                pipe.evalsha(
-                    self.give_back_sha,
-                    2,
-                    self.names.counters,
-                    stream,
-                    GROUP,
-                    self.consumer,
-                    self.fields[key],
-                    entry_id,
-                )
-            pipe.execute()
-        if not ids:
-            return None
-        self.frames.append(_Frame(key, ids, key in self.is_shared))
-        return key, (port, items if port is not None else items[0])
-
-    def _open(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> tuple[int, Any] | None:
-        """A taken entry's task or command (``None``: forged, dropped); a task gets a frame."""
-        try:
-            message = self.signer.loads(self._scope(key), values.get(b"m"), values.get(b"d"))
-        except Forged as exc:
-            self._drop(key, entry_id, str(exc))
-            return None
-        if key < self.instances:
-            self.frames.append(_Frame(key, [entry_id], key in self.is_shared))
-            message = message[:2]  # (port, items), without a retry's mark
-        return key, message
-
-    def _taken_blocking(self, keys: Sequence[int], streams: list[str], reply: Any) -> tuple[int, Any] | None:
-        """The entry a blocking read handed to this worker, counted as taken (a command is
-        acknowledged and deleted, as ``TAKE`` does). A read that found entries at once may
-        hand over one per stream: the first in priority order is kept, the others given
-        back, so that no task waits on a worker that will not run it now."""
-        entries = _entries(reply)
-        if not entries:
-            return None
-        key_of = dict(zip(streams, keys))
-        entries.sort(key=lambda e: keys.index(key_of[e[0]]))
-        pipe = self.client.pipeline(transaction=False)
-        for n, (stream, entry_id, _) in enumerate(entries):
-            key = key_of[stream]
-            if key >= self.instances:  # a command: acknowledged with the next round trip
-                self.acks.append((stream, entry_id))
-                continue
-            pipe.hincrby(self.names.counters, b"b" + self.fields[key], -1)
-            pipe.hincrby(self.names.counters, b"r" + self.fields[key], 1)
-            if n:
-                args = (2, self.names.counters, stream, GROUP, self.consumer, self.fields[key], entry_id)
-                pipe.evalsha(self.give_back_sha, *args)
-        if len(pipe):
-            pipe.execute()
-        stream, entry_id, values = entries[0]
-        return self._open(key_of[stream], entry_id, values)
-
-    def _drop(self, key: int, entry_id: bytes, why: str) -> None:
-        """A forged entry: acknowledged and deleted unread, counted, reported."""
-        stream = self.names.stream(key)
-        if key < self.instances:  # TAKE counted it as taken; it was never put
-            pipe = self.client.pipeline(transaction=False)
-            pipe.xack(stream, GROUP, entry_id).xdel(stream, entry_id)
-            pipe.hincrby(self.names.counters, b"r" + self.fields[key], -1)
-            pipe.hincrby(self.names.counters, b"b" + self.fields[key], 1)
-            pipe.execute()
-        self.send_now(("forged", (stream, why)))
-
-    def _reclaim(self) -> None:
-        self.next_reclaim = time.monotonic() + self.claim_idle_ms / 2000
-        moved, dead = self.requeue(None)
-        if moved:
-            _log.info(
-                "worker %d gave back %d task(s) idle for %d ms", self.worker, len(moved), self.claim_idle_ms
-            )
-        if dead:
-            self.send_now(("dead", (self.worker, dead)))
 
     def retry_or_give_up(self, key: int, task: Any, error: Any) -> None:
         """``--on-error dead-letter``: a shared task raised (its outputs are dropped with its
@@ -614,34 +430,3 @@ class Reporter:
         self.results = ResultBuffer(lambda batch: queues.report(("results", batch)))
         self.result_list = self.results.result_list
         self.flush_results = self.results.flush_results
-
-
-def lost_error(target: RedisTarget, exc: BaseException) -> BaseException:
-    """A Redis failure as a clear :class:`TransportError`; anything else unchanged."""
-    import redis
-
-    if not isinstance(exc, redis.RedisError):
-        return exc
-    text = str(exc)
-    if "NOGROUP" in text or "NOSCRIPT" in text:
-        return TransportError(
-            f"the run's queues are gone from Redis at {target.where}: was the server restarted or "
-            f"flushed? ({text})"
-        )
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return TransportError(f"lost the connection to Redis at {target.where}: {text}")
-    return TransportError(f"Redis at {target.where} failed: {type(exc).__name__}: {text}")
-
-
-def _entries(reply: Any) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
-    """``(stream, id, fields)`` of an ``XREAD``/``XREADGROUP`` reply (RESP2 or RESP3 shape)."""
-    if not reply:
-        return []
-    pairs = reply.items() if isinstance(reply, dict) else reply
-    found = []
-    for stream, entries in pairs:
-        name = stream.decode() if isinstance(stream, bytes) else stream
-        for entry in entries or ():
-            if entry and entry[1] is not None:
-                found.append((name, entry[0], dict(entry[1])))
-    return found

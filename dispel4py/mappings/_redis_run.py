@@ -33,14 +33,8 @@ from dispel4py.errors import TransportError, UsageError, WorkerDied
 from dispel4py.mappings._processes import (
     _Pool,
 )
-from dispel4py.mappings._redis_queues import (
-    BLOCK_MS,
-    GROUP,
-    SOCKET_TIMEOUT_S,
-    RedisQueues,
-    _entries,
-    lost_error,
-)
+from dispel4py.mappings._redis_keys import BLOCK_MS, GROUP, SOCKET_TIMEOUT_S, entries, lost_error
+from dispel4py.mappings._redis_queues import RedisQueues
 from dispel4py.mappings._redis_server import connect
 from dispel4py.mappings.base import ResultCollector
 from dispel4py.result import InstanceStats
@@ -168,7 +162,7 @@ class ReportReader:
         last = b"0-0"
         try:
             while True:
-                got = _entries(self.client.xread({names.reports: last}, count=1000, block=BLOCK_MS))
+                got = entries(self.client.xread({names.reports: last}, count=1000, block=BLOCK_MS))
                 if not got:
                     continue
                 for _, entry_id, values in got:
