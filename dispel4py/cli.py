@@ -342,7 +342,13 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
             _log.warning("Processing %d iteration%s.", args.iter, "" if args.iter == 1 else "s")
             inputs = {pe.id: args.iter for pe in roots(graph)}
     with observing(args, mapping):  # live progress on stderr, or -v progress lines
-        result = mapping.run(graph, inputs)
+        try:
+            result = mapping.run(graph, inputs)
+        except Dispel4PyError as exc:  # a run that went on past failures (dead-letter) has outputs
+            partial = getattr(exc, "outputs", None)
+            if partial is not None:
+                _print_partial_outputs(args, partial)
+            raise
     if result is None:  # a non-root MPI rank: rank 0 prints
         return 0
     _log.info(result.processes)
@@ -354,6 +360,16 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
     write_run_files(args, result)
     _log.info("ELAPSED TIME: %s", result.elapsed_s)
     return 0
+
+
+def _print_partial_outputs(args: argparse.Namespace, outputs: dict[str, Any]) -> None:
+    """What a run produced although some of its items were given up (``--on-error
+    dead-letter``): on stdout or ``-o`` as usual; the error follows on stderr, exit 1."""
+    from dispel4py.cli_observe import outputs_to_stdout, write_outputs_json
+
+    if outputs_to_stdout(args):
+        print_outputs(outputs)
+    write_outputs_json(args, outputs)
 
 
 def _report(exc: BaseException) -> None:

@@ -30,6 +30,7 @@ from dispel4py.errors import UsageError
 __all__ = [
     "add_observation_arguments",
     "check_observation_arguments",
+    "write_outputs_json",
     "configure_log_output",
     "observing",
     "show_plan",
@@ -223,12 +224,19 @@ def outputs_to_stdout(args: argparse.Namespace) -> bool:
 
 
 def write_run_files(args: argparse.Namespace, result: Any) -> None:
-    from dispel4py.report import outputs_dict, stats_dict
+    from dispel4py.report import stats_dict
 
-    if args.output_json is not None:
-        _write_json(args.output_json, "--output-json", outputs_dict(result.outputs))
+    write_outputs_json(args, result.outputs)
     if args.stats_json is not None:
         _write_json(args.stats_json, "--stats-json", stats_dict(result))
+
+
+def write_outputs_json(args: argparse.Namespace, outputs: dict[str, Any]) -> None:
+    """``-o/--output-json``, if given."""
+    from dispel4py.report import outputs_dict
+
+    if args.output_json is not None:
+        _write_json(args.output_json, "--output-json", outputs_dict(outputs))
 
 
 def _write_json(path: str, flag: str, data: Any) -> None:

@@ -434,6 +434,8 @@ def test_dead_letter_gives_up_the_bad_items_and_the_run_goes_on(redis_server: Re
     )
     assert done.returncode == 1
     assert "2 task(s) given up after 3 deliveries each" in done.stderr
+    # what the run produced is printed as usual, the error follows
+    assert f"Outputs: {{'Total2': {{'total': [(98, {sum(range(100)) - 13 - 42})]}}}}" in done.stdout
 
 
 def test_a_killed_driver_leaves_no_process_and_no_folder_behind(tmp_path) -> None:
