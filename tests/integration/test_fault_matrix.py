@@ -19,6 +19,12 @@ Cells left out, because the fault does not exist there:
   the program there and then; nothing is left to report it (nor to leave behind).
 * ``simple`` x ``SIGKILL-worker``: ``simple`` has no worker process.
 * ``simple`` x ``unpicklable``: ``simple`` never pickles an item; the locks just travel.
+* ``dyn_redis`` x ``os-exit`` and ``SIGKILL-worker``: there a worker that dies while running
+  a shared task is not a failure of the run: its task goes back to the queue and another
+  worker runs it (``test_redis_faults.py`` checks that, and that the death of a worker
+  hosting a pinned instance fails the run naming it).
+
+``dyn_redis`` runs on its private embedded server, which must be gone with the run too.
 """
 
 from __future__ import annotations
@@ -39,11 +45,12 @@ pytestmark = pytest.mark.timeout(40)
 WORKFLOW = str(WORKFLOWS / "fault_pipeline.py")
 WORKERS = 3
 END_WITHIN_S = 2.0  # from the fault to the exit, and again from the exit until every process is gone
-MAPPINGS = ["simple", "multi", "zmq_multi", "dyn_multi", "dyn_auto_multi", "mpi"]
+MAPPINGS = ["simple", "multi", "zmq_multi", "dyn_multi", "dyn_auto_multi", "mpi", "dyn_redis"]
 IN_WORKFLOW = ["raise-preprocess", "raise-process", "raise-postprocess", "sys-exit", "os-exit", "unpicklable"]
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGHUP": signal.SIGHUP}
 FROM_OUTSIDE = ["SIGKILL-worker", *SIGNALS]
 NOT_ON_SIMPLE = {"os-exit", "SIGKILL-worker", "unpicklable"}  # why: the module docstring
+NOT_ON_REDIS = {"os-exit", "SIGKILL-worker"}  # why: the module docstring
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}  # every other fault: 1
 SIGNAL_LINES = {
     "SIGINT": "dispel4py: interrupted",
@@ -66,6 +73,8 @@ def _cells() -> Iterator[Any]:
     for mapping in MAPPINGS:
         for fault in IN_WORKFLOW + FROM_OUTSIDE:
             if mapping == "simple" and fault in NOT_ON_SIMPLE:
+                continue
+            if mapping == "dyn_redis" and fault in NOT_ON_REDIS:
                 continue
             marks = [pytest.mark.mpi] if mapping == "mpi" else []
             yield pytest.param(mapping, fault, id=f"{mapping}-{fault}", marks=marks)
