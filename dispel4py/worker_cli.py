@@ -172,14 +172,14 @@ def _runs(client: Any, signer: Any, run_id: str | None) -> dict[str, tuple[dict[
 
 
 def _serve(target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: bytes) -> int:
-    from dispel4py.mappings._processes import _load_plan
     from dispel4py.mappings._redis_queues import GROUP, Reporter, RunNames, lost_error
     from dispel4py.mappings._redis_scripts import REGISTER
     from dispel4py.mappings._redis_worker import RedisWorker
+    from dispel4py.mappings._worker_process import load_plan
     from dispel4py.signals import Terminated
 
     try:
-        plan = _load_plan(blob, meta["module_files"])
+        plan = load_plan(blob, meta["module_files"])
     except Exception as exc:
         raise UsageError(
             f"cannot load the plan of run {run_id}: {type(exc).__name__}: {exc}; give the workflow "

@@ -24,9 +24,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import pickle
-import socket
-import sys
 import time
 from abc import abstractmethod
 from collections.abc import Callable
@@ -34,22 +31,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispel4py.errors import (
-    Dispel4PyError,
-    TransportError,
     UsageError,
     WorkerDied,
 )
 from dispel4py.executor import Executor, Tuning
 from dispel4py.live import LIVE_KIND, sampling
 from dispel4py.mappings._lifetime import (
-    bind_to_driver,
     death_watch,
-    driver_gone,
     driver_leftovers,
     driver_lifeline,
 )
-from dispel4py.mappings._link import FdHandle, LinkReader, LinkWriter, make_link
-from dispel4py.mappings.base import Mapping, ResultBuffer, ResultCollector
+from dispel4py.mappings._link import FdHandle, LinkReader, make_link
+from dispel4py.mappings._worker_process import emit_log, log_levels, module_files, plan_blob, worker_main
+from dispel4py.mappings.base import Mapping, ResultCollector
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
 
@@ -200,21 +194,21 @@ class _Pool:
 
     def start(self, count: int | None = None) -> None:
         """Start workers 0 .. ``count`` - 1 (default: every worker of the plan)."""
-        blob = _plan_blob(self.plan) if self.ctx.get_start_method() != "fork" else None
+        blob = plan_blob(self.plan) if self.ctx.get_start_method() != "fork" else None
         self.lifeline = driver_lifeline()
         start = _WorkerStart(
             driver_pid=os.getpid(),
             lifeline=self.lifeline,
             leftovers=driver_leftovers(self.ctx) + self.channels.leftover_paths(),
-            module_files=_module_files(self.plan),
-            levels=_log_levels(),
+            module_files=module_files(self.plan),
+            levels=log_levels(),
             tuning=self.tuning,
         )
         for worker in range(self.plan.num_workers if count is None else count):
             reader, writer = make_link()
             try:
                 process = self.ctx.Process(
-                    target=_worker_main,
+                    target=worker_main,
                     args=(self.plan if blob is None else blob, start, worker, writer, self.channels),
                     name=f"dispel4py-worker-{worker}",
                     daemon=True,
@@ -276,7 +270,7 @@ class _Pool:
                 for pe_id, output, items in body:
                     collector.extend(pe_id, output, items)
             elif kind == "log":
-                _emit_log(*body)
+                emit_log(*body)
             elif kind == "done":
                 self.stats.extend(body)
                 self.done.add(worker)
@@ -338,126 +332,3 @@ def _wait_all(fds: list[int], timeout: float) -> list[int]:
         ready = wait(pending, left)
         pending = [fd for fd in pending if fd not in ready]
     return pending
-
-
-# -- helpers for the driver ------------------------------------------------------------------
-def _plan_blob(plan: Plan) -> bytes:
-    """The plan pickled with dill, for start methods that do not fork."""
-    import dill
-
-    try:
-        return dill.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL, recurse=True)
-    except Exception as exc:
-        for pe_id, pe in plan.pes.items():
-            try:
-                dill.dumps(pe, recurse=True)
-            except Exception as pe_exc:
-                raise TransportError(
-                    f"PE {pe_id} cannot be sent to worker processes: {type(pe_exc).__name__}: "
-                    f"{pe_exc}; make it picklable or use --start-method fork"
-                ) from pe_exc
-        raise TransportError(f"the plan cannot be sent to worker processes: {exc}") from exc
-
-
-def _module_files(plan: Plan) -> list[tuple[str, str]]:
-    """Workflow modules loaded from files, so a spawned worker can load them too."""
-    found = []
-    for pe in plan.pes.values():
-        module = sys.modules.get(type(pe).__module__)
-        path = getattr(module, "__file__", None)
-        if module is not None and path and module.__name__ != "__main__":
-            found.append((module.__name__, path))
-    return sorted(set(found))
-
-
-def _log_levels() -> dict[str, int]:
-    return {name: logging.getLogger(name).getEffectiveLevel() for name in ("dispel4py", "dispel4py.pe")}
-
-
-def _emit_log(name: str, level: int, text: str) -> None:
-    logger = logging.getLogger(name)
-    if logger.isEnabledFor(level):
-        logger.handle(logging.LogRecord(name, level, "", 0, text, None, None))
-
-
-# -- the worker process ------------------------------------------------------------------------
-class _DriverLink(logging.Handler):
-    """Everything a worker tells the driver: results, logs, stats, errors."""
-
-    def __init__(self, writer: FdHandle) -> None:
-        super().__init__()
-        self.writer = LinkWriter(writer)
-        self.pid = os.getpid()
-        self.results = ResultBuffer(lambda batch: self.send(("results", batch)))
-        self.result_list = self.results.result_list
-        self.flush_results = self.results.flush_results
-
-    def send(self, message: Any) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            self.writer.send_bytes(data)
-        except OSError:
-            if os.getpid() != self.pid:  # a process the PE forked: its own business
-                raise
-            driver_gone()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.send(("log", (record.name, record.levelno, record.getMessage())))
-
-    def close(self) -> None:
-        self.writer.close()
-        super().close()
-
-
-def _worker_main(
-    payload: Any, start: _WorkerStart, worker: int, writer: FdHandle, channels: Channels
-) -> None:
-    bind_to_driver(start.driver_pid, start.lifeline, start.leftovers)
-    link = _DriverLink(writer)
-    _route_logging(link, start.levels)
-    try:
-        plan = payload if isinstance(payload, Plan) else _load_plan(payload, start.module_files)
-        where = f"worker {worker}, pid {os.getpid()} on {socket.gethostname()}"
-        channels.serve(plan, worker, link, where, start.tuning)
-    except Dispel4PyError as exc:
-        _send_error(link, exc)
-    except BaseException as exc:  # anything else still reaches the driver, as data
-        _send_error(link, Dispel4PyError(f"worker {worker} failed: {type(exc).__name__}: {exc}"))
-    finally:
-        link.close()
-
-
-def _send_error(link: _DriverLink, exc: Dispel4PyError) -> None:
-    try:
-        link.send(("error", exc))
-    except Exception:
-        link.send(("error", Dispel4PyError(str(exc))))
-
-
-def _load_plan(blob: bytes, module_files: list[tuple[str, str]]) -> Plan:
-    import importlib
-    import importlib.util
-
-    import dill
-
-    for name, path in module_files:
-        if name in sys.modules:
-            continue
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                continue
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-    return dill.loads(blob)
-
-
-def _route_logging(link: _DriverLink, levels: dict[str, int]) -> None:
-    root = logging.getLogger("dispel4py")
-    root.handlers[:] = [link]
-    root.propagate = False
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)

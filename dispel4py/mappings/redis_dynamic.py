@@ -31,7 +31,7 @@ from dispel4py.dynamic.coordinator import Coordinator, merge_copies
 from dispel4py.dynamic.signing import Signer, load_key, new_key
 from dispel4py.errors import Dispel4PyError, UsageError
 from dispel4py.executor import Tuning
-from dispel4py.mappings._processes import _module_files, _plan_blob
+from dispel4py.mappings._worker_process import module_files, plan_blob
 from dispel4py.mappings.base import ResultCollector
 from dispel4py.mappings.dynamic import DynMultiMapping
 from dispel4py.plan import Plan
@@ -283,7 +283,7 @@ class DynRedisMapping(DynMultiMapping):
             "ttl_s": DEFAULT_TTL_S,
             "on_error": self.options.get("on_error"),
             "tuning": dataclasses.replace(tuning, live_s=0.0),
-            "module_files": _module_files(plan),
+            "module_files": module_files(plan),
             "order": list(plan.order),
             "driver": f"{socket.gethostname()} pid {os.getpid()}",
             "started": time.time(),
@@ -295,7 +295,7 @@ class DynRedisMapping(DynMultiMapping):
         if key is None:
             return None
         try:
-            return _plan_blob(plan)
+            return plan_blob(plan)
         except Exception as exc:
             _log.warning("workers on other hosts cannot join this run: %s", exc)
             return None
