@@ -35,9 +35,9 @@ from typing import Any
 from dispel4py.calls import InstanceCalls
 from dispel4py.core import WRITER
 from dispel4py.errors import TransportError
-from dispel4py.executor import Tuning
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
+from dispel4py.tuning import Tuning
 from dispel4py.wiring import make_emitter, make_handler, make_routes, unpicklable_message
 from dispel4py.writers import SAMPLE_MASK, make_writer, sized_limit
 

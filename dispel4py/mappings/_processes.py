@@ -34,7 +34,7 @@ from dispel4py.errors import (
     UsageError,
     WorkerDied,
 )
-from dispel4py.executor import Executor, Tuning
+from dispel4py.executor import Executor
 from dispel4py.live import LIVE_KIND, sampling
 from dispel4py.mappings._lifetime import (
     death_watch,
@@ -46,6 +46,7 @@ from dispel4py.mappings._worker_process import emit_log, log_levels, module_file
 from dispel4py.mappings.base import Mapping, ResultCollector
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
+from dispel4py.tuning import Tuning
 
 __all__ = ["ProcessMapping", "Channels"]
 

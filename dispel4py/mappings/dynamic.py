@@ -18,12 +18,12 @@ from typing import Any
 
 from dispel4py.dynamic.coordinator import Coordinator, merge_copies
 from dispel4py.dynamic.layout import dynamic_place
-from dispel4py.executor import Tuning
 from dispel4py.mappings._local_queues import LocalQueues
 from dispel4py.mappings._processes import ProcessMapping, _Pool
 from dispel4py.mappings.base import ResultCollector
 from dispel4py.plan import Plan, make_plan
 from dispel4py.result import InstanceStats
+from dispel4py.tuning import Tuning
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = ["DynMultiMapping", "DynAutoMultiMapping"]

@@ -40,12 +40,13 @@ from collections.abc import Mapping as MappingABC
 from typing import Any, NoReturn
 
 from dispel4py.errors import Dispel4PyError, GraphError, UsageError, WorkflowFailed
-from dispel4py.executor import Executor, Tuning
+from dispel4py.executor import Executor
 from dispel4py.live import DEFAULT_EVERY_S
 from dispel4py.mappings import _mpi_guard, _mpi_hydra, _mpi_live
 from dispel4py.mappings.base import Mapping, ResultBuffer, ResultCollector
 from dispel4py.plan import Plan, make_plan
 from dispel4py.result import InstanceStats
+from dispel4py.tuning import Tuning
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = ["MPIMapping"]

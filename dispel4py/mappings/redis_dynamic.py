@@ -30,12 +30,12 @@ from typing import Any
 from dispel4py.dynamic.coordinator import Coordinator, merge_copies
 from dispel4py.dynamic.signing import Signer, load_key, new_key
 from dispel4py.errors import Dispel4PyError, UsageError
-from dispel4py.executor import Tuning
 from dispel4py.mappings._worker_process import module_files, plan_blob
 from dispel4py.mappings.base import ResultCollector
 from dispel4py.mappings.dynamic import DynMultiMapping
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
+from dispel4py.tuning import Tuning
 
 __all__ = [
     "DynRedisMapping",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dispel4py.executor import Executor, Tuning
+from dispel4py.executor import Executor
 from dispel4py.live import sampling
 from dispel4py.mappings.base import Mapping, ResultCollector
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
+from dispel4py.tuning import Tuning
 
 __all__ = ["SimpleMapping"]
 

@@ -21,8 +21,8 @@ from dispel4py import timing
 from dispel4py.calls import InstanceCalls
 from dispel4py.errors import UsageError
 from dispel4py.examples.graph_testing import testing_PEs as t
-from dispel4py.executor import Tuning
 from dispel4py.plan import make_plan
+from dispel4py.tuning import Tuning
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]
