@@ -8,7 +8,7 @@
 * **Reports** (:class:`ReportReader`): a thread blocks in ``XREAD`` on the reports stream,
   checks each entry's MAC, and hands the messages to the driver's loop through a pipe the
   loop waits on, with the workers' pipes and deaths: a report is seen as soon as it is
-  written. Entries read are trimmed. A stop entry ends the thread without waiting.
+  written. Entries read are trimmed (every 256). A stop entry ends the thread without waiting.
 * **Workers** (:class:`RedisPool`): the local worker processes of ``_processes.py``, plus
   workers on other hosts, which say ``hello`` when they join, keep a liveness key, and say
   ``bye`` when they leave. A worker that dies or leaves gives its tasks back (``REQUEUE``)
@@ -44,6 +44,7 @@ __all__ = ["RedisRun", "ReportReader", "RedisPool"]
 _log = logging.getLogger("dispel4py.engine")
 
 _TICK_S = 0.1
+_TRIM_EVERY = 256  # reports read before the driver trims them from the server
 _ALIVE_EVERY_S = 1.0  # the driver's liveness key is renewed this often...
 _DRIVER_TTL_MS = 5000  # ...and expires this long after the driver is gone
 _QUIT_WAIT = 10.0
@@ -160,6 +161,7 @@ class ReportReader:
         names, signer = self.queues.names, self.queues.signer
         scope = names.reports.encode()
         last = b"0-0"
+        unread = 0  # entries read since the stream was last trimmed
         try:
             while True:
                 got = entries(self.client.xread({names.reports: last}, count=1000, block=BLOCK_MS))
@@ -175,8 +177,11 @@ class ReportReader:
                         self.inbox.append(signer.loads(scope, values.get(b"m"), values.get(b"d")))
                     except Forged as exc:
                         self.inbox.append((-1, ("forged", (names.reports, str(exc)))))
-                self.client.xtrim(names.reports, minid=last, approximate=False)
                 os.write(self.write_fd, b"x")
+                unread += len(got)
+                if unread >= _TRIM_EVERY:  # what was read leaves the server, a round trip each time
+                    self.client.xtrim(names.reports, minid=last, approximate=False)
+                    unread = 0
         except Exception as exc:
             if not self.stopping:
                 self.inbox.append((-1, ("error", lost_error(self.queues.target, exc))))
