@@ -21,7 +21,7 @@ import signal
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Terminated", "stacks_on_sigusr1", "stop_on_signals"]
+__all__ = ["Terminated", "stacks_on_sigusr1", "stacks_on_sigusr1_here", "stop_on_signals"]
 
 _REASONS = {"SIGTERM": "terminated", "SIGHUP": "hangup"}
 
@@ -69,11 +69,21 @@ def stop_on_signals(signums: tuple[int, ...] | None = None) -> Iterator[None]:
             signal.signal(signum, action)
 
 
+_stacks_on_sigusr1 = False
+
+
 def stacks_on_sigusr1() -> None:
     """``kill -USR1 <pid>`` prints every thread's Python stack on stderr and the run goes on:
-    to see where a long run spends its time or waits. Set by the ``dispel4py`` command
-    (worker processes started by fork inherit it), never by the Python API."""
+    to see where a long run spends its time or waits. Set by the ``dispel4py`` command and,
+    then, in its worker processes (whatever the start method), never by the Python API."""
     import faulthandler
 
+    global _stacks_on_sigusr1
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+        _stacks_on_sigusr1 = True
+
+
+def stacks_on_sigusr1_here() -> bool:
+    """Whether this process prints its stacks on SIGUSR1 (its workers then do too)."""
+    return _stacks_on_sigusr1

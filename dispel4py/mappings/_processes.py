@@ -46,6 +46,7 @@ from dispel4py.mappings._worker_process import emit_log, log_levels, module_file
 from dispel4py.mappings.base import Mapping, ResultCollector
 from dispel4py.plan import Plan
 from dispel4py.result import InstanceStats
+from dispel4py.signals import stacks_on_sigusr1_here
 from dispel4py.tuning import Tuning
 
 __all__ = ["ProcessMapping", "Channels"]
@@ -164,6 +165,7 @@ class _WorkerStart:
     module_files: list[tuple[str, str]]
     levels: dict[str, int]
     tuning: Tuning
+    stacks_on_sigusr1: bool = False  # as the driver (the dispel4py command) does
 
 
 @dataclass
@@ -204,6 +206,7 @@ class _Pool:
             module_files=module_files(self.plan),
             levels=log_levels(),
             tuning=self.tuning,
+            stacks_on_sigusr1=stacks_on_sigusr1_here(),
         )
         for worker in range(self.plan.num_workers if count is None else count):
             reader, writer = make_link()

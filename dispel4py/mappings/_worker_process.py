@@ -22,6 +22,7 @@ from dispel4py.mappings._lifetime import bind_to_driver, driver_gone
 from dispel4py.mappings._link import FdHandle, LinkWriter
 from dispel4py.mappings.base import ResultBuffer
 from dispel4py.plan import Plan
+from dispel4py.signals import stacks_on_sigusr1
 
 if TYPE_CHECKING:
     from dispel4py.mappings._processes import Channels, _WorkerStart
@@ -100,6 +101,8 @@ class _DriverLink(logging.Handler):
 
 def worker_main(payload: Any, start: _WorkerStart, worker: int, writer: FdHandle, channels: Channels) -> None:
     bind_to_driver(start.driver_pid, start.lifeline, start.leftovers)
+    if start.stacks_on_sigusr1:  # spawned or forkserver workers did not inherit it
+        stacks_on_sigusr1()
     link = _DriverLink(writer)
     _route_logging(link, start.levels)
     try:
