@@ -53,12 +53,27 @@ end
 return {0, {}, redis.call('HGETALL', KEYS[1])}
 """
 
+# A taken entry goes back to the end of its queue as it was (delivery count unchanged):
+# used by COMMIT (a refused commit) and GIVE_BACK.
+_PUT_BACK = """
+local function put_back(counters, s, g, f, id)
+  local e = redis.call('XRANGE', s, id, id)
+  redis.call('XACK', s, g, id)
+  redis.call('XDEL', s, id)
+  redis.call('HINCRBY', counters, 'r' .. f, -1)
+  if #e > 0 then
+    redis.call('XADD', s, '*', unpack(e[1][2]))
+    redis.call('HINCRBY', counters, 'b' .. f, 1)
+  end
+end
+"""
+
 # KEYS: counters, reports, source stream (or reports), destination streams...
 # ARGV: group, consumer, source field, number of task ids, the ids, number of puts,
 #       per put: KEYS index, field, mac, data; then per report: mac, data
 # If one of the tasks is no longer this worker's, nothing is added and the others go back
 # to their queue (their delivery count unchanged); returns 0.
-COMMIT = """
+COMMIT = _PUT_BACK + """
 local g, c, sf, nid = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local mine = {}
 for j = 1, nid do
@@ -66,16 +81,7 @@ for j = 1, nid do
   if #redis.call('XPENDING', KEYS[3], g, id, id, 1, c) > 0 then mine[#mine + 1] = id end
 end
 if #mine < nid then
-  for _, id in ipairs(mine) do
-    local e = redis.call('XRANGE', KEYS[3], id, id)
-    redis.call('XACK', KEYS[3], g, id)
-    redis.call('XDEL', KEYS[3], id)
-    redis.call('HINCRBY', KEYS[1], 'r' .. sf, -1)
-    if #e > 0 then
-      redis.call('XADD', KEYS[3], '*', unpack(e[1][2]))
-      redis.call('HINCRBY', KEYS[1], 'b' .. sf, 1)
-    end
-  end
+  for _, id in ipairs(mine) do put_back(KEYS[1], KEYS[3], g, sf, id) end
   return 0
 end
 local a = 5 + nid
@@ -157,16 +163,9 @@ return w
 # KEYS: counters, stream   ARGV: group, consumer, field, entry id
 # A task a worker took but will not run (a blocking read handed it more than one): back to
 # the end of its queue, as it was (its delivery count unchanged), if it is still this worker's.
-GIVE_BACK = """
+GIVE_BACK = _PUT_BACK + """
 local g, c, f, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if #redis.call('XPENDING', KEYS[2], g, id, id, 1, c) == 0 then return 0 end
-local e = redis.call('XRANGE', KEYS[2], id, id)
-redis.call('XACK', KEYS[2], g, id)
-redis.call('XDEL', KEYS[2], id)
-redis.call('HINCRBY', KEYS[1], 'r' .. f, -1)
-if #e > 0 then
-  redis.call('XADD', KEYS[2], '*', unpack(e[1][2]))
-  redis.call('HINCRBY', KEYS[1], 'b' .. f, 1)
-end
+put_back(KEYS[1], KEYS[2], g, f, id)
 return 1
 """
