@@ -43,7 +43,7 @@ _DEST = "ignored_options"
 
 def _option_owners(mapping: str | None) -> dict[str, tuple[str, set[str]]]:
     """Each option string of the other mappings -> (kind, the mappings that define it)."""
-    from dispel4py.cli import _AMBIGUOUS, _OPTIONAL, _mapping_options
+    from dispel4py.cli_args import _AMBIGUOUS, _OPTIONAL, _mapping_options
 
     found: dict[str, tuple[str, set[str]]] = {}
     for family in ("builtin", "plugin"):
@@ -80,7 +80,7 @@ def add_other_options(parser: argparse.ArgumentParser, mapping: str | None) -> N
     parser.set_defaults(**{_DEST: []})
     if mapping is None:
         return
-    from dispel4py.cli import _FLAG, _VALUE
+    from dispel4py.cli_args import _FLAG, _VALUE
     from dispel4py.mappings import resolve_name
 
     taken = {s for action in parser._actions for s in action.option_strings}

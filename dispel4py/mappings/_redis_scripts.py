@@ -73,7 +73,9 @@ end
 #       per put: KEYS index, field, mac, data; then per report: mac, data
 # If one of the tasks is no longer this worker's, nothing is added and the others go back
 # to their queue (their delivery count unchanged); returns 0.
-COMMIT = _PUT_BACK + """
+COMMIT = (
+    _PUT_BACK
+    + """
 local g, c, sf, nid = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local mine = {}
 for j = 1, nid do
@@ -103,6 +105,7 @@ end
 if nid > 0 then redis.call('HINCRBY', KEYS[1], 'r' .. sf, -nid) end
 return 1
 """
+)
 
 # KEYS: counters, dead-letter stream, stream 1..n
 # ARGV: group, mode ('consumer' or 'idle'), consumer, min idle ms, max attempts, field 1..n
@@ -163,9 +166,12 @@ return w
 # KEYS: counters, stream   ARGV: group, consumer, field, entry id
 # A task a worker took but will not run (a blocking read handed it more than one): back to
 # the end of its queue, as it was (its delivery count unchanged), if it is still this worker's.
-GIVE_BACK = _PUT_BACK + """
+GIVE_BACK = (
+    _PUT_BACK
+    + """
 local g, c, f, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if #redis.call('XPENDING', KEYS[2], g, id, id, 1, c) == 0 then return 0 end
 put_back(KEYS[1], KEYS[2], g, f, id)
 return 1
 """
+)

@@ -271,7 +271,7 @@ def get_partitions(workflow: WorkflowGraph) -> list[list[Any]]:
 # -- arguments and inputs ---------------------------------------------------------------------------
 def create_arg_parser() -> argparse.ArgumentParser:
     """The common options (mapping, workflow, -a, -f, -d, -i, --provenance-config, ...)."""
-    from dispel4py.cli import _common_parser
+    from dispel4py.cli_args import _common_parser
 
     return _common_parser(None)
 

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from dispel4py import cli
+from dispel4py import cli_args as cli  # where the argument parsing lives
 from dispel4py.errors import UsageError
 from dispel4py.mappings import BUILTIN, get_mapping, mapping_status
 
