@@ -40,12 +40,16 @@ __all__ = ["measure", "mapping_unavailable"]
 TRANSPORT_LIBRARIES = ("multiprocess", "zmq", "redis")
 
 
-def mapping_unavailable(mapping: str) -> str | None:
-    """Why ``mapping`` cannot run now, or ``None`` if it can (its module is imported, and
-    every transport library there is: redis-py alone takes ~0.1 s to import)."""
+def import_transport_libraries() -> None:
+    """Every transport library there is, before the clock starts (redis-py alone takes
+    ~0.1 s to import)."""
     for name in TRANSPORT_LIBRARIES:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+
+
+def mapping_unavailable(mapping: str) -> str | None:
+    """Why ``mapping`` cannot run now, or ``None`` if it can (its module is imported)."""
     try:
         get_mapping(mapping)
     except dispel4py.MappingUnavailable as exc:
@@ -93,6 +97,7 @@ def measure(
     reason = mapping_unavailable(mapping)
     if reason is not None:
         return {"status": "unavailable", "reason": reason}
+    import_transport_libraries()
     if kind == "tiny":
         graph, inputs = make_tiny_graph(n_items), None
     else:

@@ -295,17 +295,12 @@ class DynamicWorker:
         of the stack; all of them when nothing runs). The others belong to an instance
         lower on the stack, which flushes them itself: waiting for room at or below the
         top could never end."""
+        self._flush_by = perf_counter() + self.flush_interval
         if above is None:
             above = self._top()
-        held = False
         for key, items in list(self.outbufs.items()):
             if items and self.level[key[0]] > above:
                 self._flush(key, above)
-            elif items:
-                held = True
-        # buffers held for a lower instance are looked at again soon, not a whole interval
-        # later: that instance may be back on top by then (a source that helped downstream)
-        self._flush_by = perf_counter() + (self.flush_interval / 10 if held else self.flush_interval)
 
     def _top(self) -> int:
         return self.level[self.calls.stack[-1]] if self.calls.stack else -1
