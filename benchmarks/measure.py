@@ -72,7 +72,7 @@ def _run_watched(graph: Any, inputs: Any, mapping: str, options: dict[str, Any])
     """``dispel4py.run`` with live counters on and read every 0.5 s (``--live``)."""
     import threading
 
-    from dispel4py.live import LiveBoard
+    from dispel4py.observe.live import LiveBoard
 
     board = LiveBoard()
     stop = threading.Event()

@@ -48,7 +48,7 @@ class Server:
     """A redis-server for the "against a server" figures."""
 
     def __init__(self) -> None:
-        from dispel4py.mappings._redis_server import server_binary
+        from dispel4py.mappings.redis.server import server_binary
 
         binary = server_binary()
         if binary is None:

@@ -27,8 +27,8 @@ __all__ = [
 
 _LAZY = {
     "run": "dispel4py.api",
-    "RunResult": "dispel4py.result",
-    "InstanceStats": "dispel4py.result",
+    "RunResult": "dispel4py.engine.result",
+    "InstanceStats": "dispel4py.engine.result",
     "Dispel4PyError": "dispel4py.errors",
     "UsageError": "dispel4py.errors",
     "GraphError": "dispel4py.errors",

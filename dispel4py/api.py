@@ -7,13 +7,13 @@ import logging
 from collections.abc import Mapping as MappingABC
 from typing import Any
 
-from dispel4py._fresh import fresh_copy
-from dispel4py._other_options import ignoring_message, other_mapping_dests, split_options
+from dispel4py.engine.fresh import fresh_copy
+from dispel4py.engine.result import RunResult
 from dispel4py.errors import UsageError, did_you_mean
-from dispel4py.live import LiveBoard
 from dispel4py.mappings import get_mapping
 from dispel4py.mappings.base import Mapping
-from dispel4py.result import RunResult
+from dispel4py.mappings.options import ignoring_message, other_mapping_dests, split_options
+from dispel4py.observe.live import LiveBoard
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = ["run", "run_in_place", "mapping_options"]
@@ -34,7 +34,7 @@ def mapping_options(mapping_cls: type[Mapping], options: MappingABC[str, Any]) -
             f"{did_you_mean(unknown[0], known)}; its options are: "
             f"{', '.join(sorted(defaults)) or '(none)'}"
         )
-    if ignored:  # options of other mappings: ignored, said once (see _other_options.py)
+    if ignored:  # options of other mappings: ignored, said once (see mappings/options.py)
         entries = [(f"{k}={options[k]!r}", owners) for k, owners in ignored.items()]
         _log.warning("%s", ignoring_message(mapping_cls.name, entries))
     return {**defaults, **own}
@@ -56,11 +56,11 @@ def run(
     their long names (``num=4`` for ``multi``). ``collect`` (``{pe_id: [outputs]}``) chooses
     which outputs are returned; by default, every unconnected output. Under ``mpi`` only
     rank 0 gets the result; the other ranks get ``None``. ``board`` (a
-    :class:`dispel4py.live.LiveBoard`) turns on live counters: read ``board.progress()``
+    :class:`dispel4py.observe.live.LiveBoard`) turns on live counters: read ``board.progress()``
     from another thread while the run goes (``docs/observability.md``).
 
     Each run works on a fresh deep copy of the graph's PEs: ``graph`` is left as it was, and
-    running it twice gives the same result twice (see ``_fresh.py``).
+    running it twice gives the same result twice (see ``engine/fresh.py``).
     """
     graph, inputs = fresh_copy(graph, inputs)
     return run_in_place(graph, inputs, mapping, collect=collect, board=board, **options)

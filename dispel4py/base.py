@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dispel4py.core import NAME, GenericPE
+from dispel4py.errors import GraphError
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = [
@@ -144,8 +145,6 @@ def create_iterative_chain(
             graph.connect(previous, previous.OUTPUT_NAME, pe, pe.INPUT_NAME)
         previous = pe
     if first is None or previous is None:
-        from dispel4py.errors import GraphError
-
         raise GraphError("create_iterative_chain() needs at least one function")
     graph.inputmappings = {"input": (first, first.INPUT_NAME)}
     graph.outputmappings = {"output": (previous, previous.OUTPUT_NAME)}

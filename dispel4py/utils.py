@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from itertools import chain
 from typing import Any
 
+from dispel4py.engine.loading import find_graph, load_module
+from dispel4py.engine.routing import stable_hash
 from dispel4py.errors import GraphError
-from dispel4py.loading import find_graph, load_module
-from dispel4py.routing import stable_hash
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = [

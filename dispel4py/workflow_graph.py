@@ -9,11 +9,14 @@ so two connections between the same pair of PEs in opposite directions are both 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from dispel4py.core import GenericPE
+from dispel4py.drawing import FORMATS, Cluster, Drawing, Edge, Node, dot_id, render, run_dot, to_dot
+from dispel4py.errors import GraphError, did_you_mean
 
-__all__ = ["WorkflowNode", "WorkflowGraph", "draw", "drawDot", "write_image"]
+__all__ = ["WorkflowNode", "WorkflowGraph", "abstract_drawing", "draw", "drawDot", "write_image"]
 
 FROM_CONNECTION = "from_connection"
 TO_CONNECTION = "to_connection"
@@ -177,8 +180,6 @@ def _composite_mapping(composite: Any, kind: str, port: str) -> tuple[Any, str]:
     try:
         return mappings[port]
     except KeyError:
-        from dispel4py.errors import GraphError, did_you_mean
-
         side = "input" if kind == "inputmappings" else "output"
         raise GraphError(
             f"composite graph has no {side} '{port}'{did_you_mean(port, mappings)}; "
@@ -198,22 +199,63 @@ def _resolve_input(obj: Any, port: str) -> tuple[Any, str]:
     return obj, port
 
 
-# -- drawing (the original's names; the work is in dispel4py.drawing) ------------------
+# -- drawing: the graph's own picture, and the original's names for it -----------------
+def abstract_drawing(graph: WorkflowGraph) -> Drawing:
+    """PEs with their declared ports; a composite (not yet flattened) is a cluster."""
+    drawing = Drawing()
+    keys: dict[int, str] = {}
+    counter = iter(range(1 << 62))
+    _add_members(graph, drawing, keys, counter, None)
+    _add_connections(graph, drawing, keys)
+    return drawing
+
+
+def _add_members(
+    graph: WorkflowGraph, drawing: Drawing, keys: dict[int, str], counter: Iterator[int], parent: str | None
+) -> None:
+    for node in graph.nodes:
+        obj, index = node.obj, next(counter)
+        if isinstance(obj, WorkflowGraph):
+            key = f"cluster_{index}"
+            drawing.clusters.append(Cluster(key, _composite_label(obj), parent))
+            _add_members(obj, drawing, keys, counter, key)
+            continue
+        key = f"{dot_id(obj.id)}{index}"
+        keys[id(obj)] = key
+        drawing.nodes.append(
+            Node(key, obj.id, list(obj.inputconnections), list(obj.outputconnections), parent)
+        )
+
+
+def _add_connections(graph: WorkflowGraph, drawing: Drawing, keys: dict[int, str]) -> None:
+    for node in graph.nodes:
+        if isinstance(node.obj, WorkflowGraph):
+            _add_connections(node.obj, drawing, keys)
+    for src, out, dst, inp in graph.connections:
+        src, out = _resolve_output(src, out)
+        dst, inp = _resolve_input(dst, inp)
+        drawing.edges.append(Edge(keys[id(src)], out, keys[id(dst)], inp))
+
+
+def _composite_label(composite: WorkflowGraph) -> str:
+    name = getattr(composite, "name", None)
+    if name:
+        return str(name)
+    kind = type(composite).__name__
+    return "composite" if kind == "WorkflowGraph" else kind
+
+
 def draw(graph: WorkflowGraph) -> str:
     """Return the graph in Graphviz DOT, one record node per PE with its ports.
 
     Composites are drawn as clusters holding their PEs; edges go to the inner PEs' ports.
     """
-    from dispel4py.drawing import abstract_drawing, to_dot
-
     return to_dot(abstract_drawing(graph))
 
 
 def drawDot(graph: WorkflowGraph, img_type: str = "png") -> bytes:
     """The graph as an image: ``png`` (and Graphviz's other types) through Graphviz ``dot``;
     ``svg`` without Graphviz too, ``dot`` and ``mmd`` as text."""
-    from dispel4py.drawing import FORMATS, abstract_drawing, render, run_dot, to_dot
-
     drawing = abstract_drawing(graph)
     if img_type in FORMATS.values():
         return render(drawing, img_type)

@@ -25,8 +25,8 @@ import dataclasses
 import logging
 from typing import Any
 
-from dispel4py.plan import Plan
-from dispel4py.result import InstanceStats
+from dispel4py.engine.plan import Plan
+from dispel4py.engine.result import InstanceStats
 
 from .layout import SHARED
 from .tasks import CoordinatorQueues

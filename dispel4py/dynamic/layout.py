@@ -9,7 +9,7 @@ the static mappings (same stable hash). Every other PE
 is **shared**: it has one queue that any worker takes tasks from, and each worker runs its
 own copy of the PE (made on its first task, ``preprocess`` before its first item).
 
-The layout is a :class:`~dispel4py.placement.Placement`, so the plan, routing and writers
+The layout is a :class:`~dispel4py.engine.placement.Placement`, so the plan, routing and writers
 work unchanged: a shared PE has one *virtual* instance whose worker is ``SHARED`` (-1);
 its instance id names its queue. Instance counts: a source, a ``stateful``/``single`` PE
 or one with an ``'all'``/``'global'`` input has 1; an explicit ``numprocesses > 1`` is
@@ -21,12 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispel4py.placement import Placement
-from dispel4py.routing import ALL, GLOBAL, GROUP_BY, Grouping
+from dispel4py.engine.placement import SHARED, Placement
+from dispel4py.engine.routing import ALL, GLOBAL, GROUP_BY, Grouping
 
 __all__ = ["SHARED", "dynamic_place", "is_pinned_pe"]
-
-SHARED = -1  # the worker of a shared PE's virtual instance
 
 
 def is_pinned_pe(pe_id: str, pe: Any, edges: list[tuple[str, str, Grouping]], sources: list[str]) -> bool:
@@ -55,7 +53,7 @@ def dynamic_place(
     partitions: list[list[str]] | None = None,
     force_partitioned: bool = False,
 ) -> Placement:
-    """The dynamic layout (same signature as :func:`dispel4py.placement.place`)."""
+    """The dynamic layout (same signature as :func:`dispel4py.engine.placement.place`)."""
     instances: dict[str, list[int]] = {}
     pe_of: list[str] = []
     index_of: list[int] = []

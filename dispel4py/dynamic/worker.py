@@ -32,14 +32,14 @@ from collections.abc import Iterable
 from time import perf_counter
 from typing import Any
 
-from dispel4py.calls import InstanceCalls
 from dispel4py.core import WRITER
+from dispel4py.engine.calls import InstanceCalls
+from dispel4py.engine.plan import Plan
+from dispel4py.engine.result import InstanceStats
+from dispel4py.engine.tuning import Tuning
+from dispel4py.engine.wiring import make_emitter, make_handler, make_routes, unpicklable_message
+from dispel4py.engine.writers import SAMPLE_MASK, make_writer, sized_limit
 from dispel4py.errors import TransportError
-from dispel4py.plan import Plan
-from dispel4py.result import InstanceStats
-from dispel4py.tuning import Tuning
-from dispel4py.wiring import make_emitter, make_handler, make_routes, unpicklable_message
-from dispel4py.writers import SAMPLE_MASK, make_writer, sized_limit
 
 from .layout import SHARED
 from .tasks import WorkerQueues

@@ -16,7 +16,16 @@ from typing import Any
 from dispel4py.errors import MappingUnavailable, did_you_mean
 from dispel4py.mappings.base import Mapping
 
-__all__ = ["MappingInfo", "available_mappings", "get_mapping", "mapping_status", "resolve_name"]
+__all__ = [
+    "ALIASES",
+    "BUILTIN",
+    "MappingInfo",
+    "available_mappings",
+    "get_mapping",
+    "mapping_status",
+    "plugins",
+    "resolve_name",
+]
 
 
 @dataclass(frozen=True)
@@ -32,63 +41,63 @@ _BUILTIN = [
     MappingInfo("simple", "dispel4py.mappings.simple:SimpleMapping", "sequential, in this process"),
     MappingInfo(
         "multi",
-        "dispel4py.mappings.multi:MultiMapping",
+        "dispel4py.mappings.processes.multi:MultiMapping",
         "worker processes on this machine (pipes)",
         None,
         ("multiprocess",),
     ),
     MappingInfo(
         "zmq_multi",
-        "dispel4py.mappings.zmq_multi:ZmqMultiMapping",
+        "dispel4py.mappings.processes.zmq_multi:ZmqMultiMapping",
         "worker processes on this machine (ZeroMQ)",
         "zmq",
         ("multiprocess", "zmq"),
     ),
     MappingInfo(
         "mpi",
-        "dispel4py.mappings.mpi:MPIMapping",
+        "dispel4py.mappings.mpi.mapping:MPIMapping",
         "MPI ranks: mpiexec -n N dispel4py mpi ...",
         "mpi",
         ("mpi4py",),
     ),
     MappingInfo(
         "dyn_multi",
-        "dispel4py.mappings.dynamic:DynMultiMapping",
+        "dispel4py.mappings.processes.dynamic:DynMultiMapping",
         "dynamic work queue on this machine",
         None,
         ("multiprocess",),
     ),
     MappingInfo(
         "dyn_auto_multi",
-        "dispel4py.mappings.dynamic:DynAutoMultiMapping",
+        "dispel4py.mappings.processes.dynamic:DynAutoMultiMapping",
         "dynamic work queue with autoscaling",
         None,
         ("multiprocess",),
     ),
     MappingInfo(
         "dyn_redis",
-        "dispel4py.mappings.redis_dynamic:DynRedisMapping",
+        "dispel4py.mappings.redis.mapping:DynRedisMapping",
         "dynamic work queue on a Redis server",
         "redis",
         ("multiprocess", "redis"),
     ),
     MappingInfo(
         "dyn_auto_redis",
-        "dispel4py.mappings.redis_dynamic:DynAutoRedisMapping",
+        "dispel4py.mappings.redis.mapping:DynAutoRedisMapping",
         "dynamic Redis work queue with autoscaling",
         "redis",
         ("multiprocess", "redis"),
     ),
     MappingInfo(
         "hybrid_redis",
-        "dispel4py.mappings.redis_dynamic:HybridRedisMapping",
+        "dispel4py.mappings.redis.mapping:HybridRedisMapping",
         "Redis: stateful PEs pinned, stateless dynamic (as dyn_redis)",
         "redis",
         ("multiprocess", "redis"),
     ),
     MappingInfo(
         "redis",
-        "dispel4py.mappings.redis_dynamic:RedisMapping",
+        "dispel4py.mappings.redis.mapping:RedisMapping",
         "alias of hybrid_redis in the original (as dyn_redis)",
         "redis",
         ("multiprocess", "redis"),
@@ -131,7 +140,7 @@ ALIASES = {
 }
 
 
-def _plugins() -> dict[str, Any]:
+def plugins() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group="dispel4py.mappings") if ep.name not in BUILTIN}
 
 
@@ -158,7 +167,7 @@ def mapping_status(name: str) -> str:
 def available_mappings() -> list[tuple[str, str, str]]:
     """``(name, status, summary)`` for every built-in and plug-in mapping."""
     rows = [(m.name, mapping_status(m.name), m.summary) for m in _BUILTIN]
-    rows += [(name, "available (plug-in)", ep.value) for name, ep in sorted(_plugins().items())]
+    rows += [(name, "available (plug-in)", ep.value) for name, ep in sorted(plugins().items())]
     return rows
 
 
@@ -167,10 +176,10 @@ def get_mapping(name: str) -> type[Mapping]:
     name = resolve_name(name)
     info = BUILTIN.get(name)
     if info is None:
-        plugin = _plugins().get(name)
+        plugin = plugins().get(name)
         if plugin is not None:
             return plugin.load()
-        names = list(BUILTIN) + list(_plugins())
+        names = list(BUILTIN) + list(plugins())
         raise MappingUnavailable(
             f"unknown mapping '{name}'{did_you_mean(name, names)}; mappings are: "
             f"{', '.join(names)} (see dispel4py --list-mappings)"

@@ -12,10 +12,13 @@ from collections.abc import Iterator
 from collections.abc import Mapping as MappingABC
 from typing import Any, ClassVar
 
+from dispel4py.dynamic.layout import dynamic_place
+from dispel4py.engine.pe_log_output import ensure_pe_log_output
+from dispel4py.engine.plan import Plan, make_plan
+from dispel4py.engine.result import InstanceStats, Outputs, RunResult
 from dispel4py.errors import TransportError
-from dispel4py.live import LiveBoard
-from dispel4py.plan import Plan, make_plan
-from dispel4py.result import InstanceStats, RunResult
+from dispel4py.observe.live import LiveBoard
+from dispel4py.observe.report import find_bottleneck, layout_of
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = ["Mapping", "ResultCollector", "ResultBuffer"]
@@ -87,6 +90,10 @@ class Mapping(ABC):
     summary: ClassVar[str] = ""
     primary = True  # whether this process reports results (False on MPI ranks other than 0)
     layout: ClassVar[str] = "static"  # "dynamic": shared PEs on a work queue (dynamic/layout.py)
+    worker_word: ClassVar[str] = "worker"  # what a worker is called in drawings and timing files
+    # True when the launcher fixes the workers (mpiexec -n N): making the mapping object then
+    # starts the transport (MPI_Init), so a plan is previewed without making one
+    sized_by_launcher: ClassVar[bool] = False
 
     def __init__(self, options: MappingABC[str, Any] | None = None) -> None:
         self.options = dict(options or {})
@@ -145,8 +152,6 @@ class Mapping(ABC):
         effects: no process, no file, no MPI."""
         mapping = cls(options)
         if cls.layout == "dynamic":
-            from dispel4py.dynamic.layout import dynamic_place
-
             return make_plan(graph, inputs, mapping.num_workers(), place_fn=dynamic_place)
         partitioned = bool(mapping.options.get("simple"))
         return make_plan(graph, inputs, mapping.num_workers(), partitioned=partitioned)
@@ -163,9 +168,6 @@ class Mapping(ABC):
         *,
         collect: MappingABC[str, list[str]] | None = None,
     ) -> RunResult | None:
-        from dispel4py.pelog import ensure_pe_log_output
-        from dispel4py.report import find_bottleneck, layout_of
-        from dispel4py.result import Outputs
 
         ensure_pe_log_output()  # self.log lines show in a program that configured no logging
         plan = self.make_plan(graph, inputs, collect)

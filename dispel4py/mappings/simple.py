@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dispel4py.executor import Executor
-from dispel4py.live import sampling
+from dispel4py.engine.executor import Executor
+from dispel4py.engine.plan import Plan
+from dispel4py.engine.result import InstanceStats
+from dispel4py.engine.tuning import Tuning
 from dispel4py.mappings.base import Mapping, ResultCollector
-from dispel4py.plan import Plan
-from dispel4py.result import InstanceStats
-from dispel4py.tuning import Tuning
+from dispel4py.observe.live import sampling
 
 __all__ = ["SimpleMapping"]
 

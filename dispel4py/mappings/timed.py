@@ -2,7 +2,7 @@
 
 Each is its base mapping unchanged plus the original's monitoring flags (``--timing-dir``,
 ``--run-id``, ...): the engine times every ``process`` call (``Tuning.timings``, off in
-normal runs) and the driver writes the original's files (``dispel4py/timing.py``). The
+normal runs) and the driver writes the original's files (``dispel4py/observe/timing.py``). The
 abstract shape is written before the run, as the original did, so a folder that cannot
 be written is reported (exit 2) before anything runs; on MPI, rank 0 alone writes and
 every rank learns of its failure.
@@ -13,23 +13,26 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingABC
 from typing import Any
 
-from dispel4py.drawing import Drawing, abstract_drawing
+from dispel4py.drawing import Drawing
+from dispel4py.engine.plan import Plan
+from dispel4py.engine.result import RunResult
 from dispel4py.mappings.base import Mapping
-from dispel4py.mappings.mpi import MPIMapping
-from dispel4py.mappings.multi import MultiMapping
+from dispel4py.mappings.mpi.mapping import MPIMapping
+from dispel4py.mappings.processes.multi import MultiMapping
 from dispel4py.mappings.simple import SimpleMapping
-from dispel4py.plan import Plan
-from dispel4py.result import RunResult
-from dispel4py.timing import TimingOptions, add_timing_arguments, write_abstract_shape, write_run_files
-from dispel4py.workflow_graph import WorkflowGraph
+from dispel4py.observe.timing import (
+    TimingOptions,
+    add_timing_arguments,
+    write_abstract_shape,
+    write_run_files,
+)
+from dispel4py.workflow_graph import WorkflowGraph, abstract_drawing
 
 __all__ = ["TimedSimpleMapping", "TimedMultiMapping", "TimedMPIMapping", "timing_options_from_args"]
 
 
 class _Timed(Mapping):
     """Mixed in before a mapping class: the same run, timed, with the timing files."""
-
-    worker_word = "worker"
 
     def __init__(self, options: MappingABC[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -85,7 +88,6 @@ class TimedMultiMapping(_Timed, MultiMapping):
 class TimedMPIMapping(_Timed, MPIMapping):
     name = "timed_mpi"
     summary = "mpi with per-PE timing files"
-    worker_word = "rank"
 
 
 _OPTION_NAMES = (

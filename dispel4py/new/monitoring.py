@@ -1,7 +1,7 @@
 """Timing helpers kept from the original ``dispel4py.new.monitoring``.
 
 For timings of a whole run, per PE instance and per call, use the ``timed_simple``,
-``timed_multi`` and ``timed_mpi`` mappings (``dispel4py/timing.py``) rather than wrapping PEs.
+``timed_multi`` and ``timed_mpi`` mappings (``dispel4py/observe/timing.py``) rather than wrapping PEs.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ communication classes, ``assign_and_connect`` (the original's instance layout),
 ``GenericWrapper``. The engine itself does not use them.
 
 Where the original was wrong, these are not: group-by uses the stable hash of every
-mapping (``dispel4py.keys``), each instance gets its own list of sources (the original shared one list, and
-waited for too many ends of stream), and
-failures raise clear errors instead of returning ``None`` silently.
+mapping (``dispel4py.engine.keys``), each instance gets its own list of sources (the
+original shared one list, and waited for too many ends of stream), and failures raise
+clear errors instead of returning ``None`` silently.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from dispel4py.cli import console_main
 from dispel4py.cli import main as _cli_main
 from dispel4py.core import GROUPING, WRITER, GenericPE
-from dispel4py.keys import stable_hash
+from dispel4py.engine.keys import stable_hash
 from dispel4py.new.mappings import config
 from dispel4py.workflow_graph import WorkflowGraph
 
@@ -271,7 +271,7 @@ def get_partitions(workflow: WorkflowGraph) -> list[list[Any]]:
 # -- arguments and inputs ---------------------------------------------------------------------------
 def create_arg_parser() -> argparse.ArgumentParser:
     """The common options (mapping, workflow, -a, -f, -d, -i, --provenance-config, ...)."""
-    from dispel4py.cli_args import _common_parser
+    from dispel4py.cli.args import _common_parser
 
     return _common_parser(None)
 
@@ -283,7 +283,7 @@ def parse_common_args(argv: Sequence[str] | None = None) -> tuple[argparse.Names
 
 def get_inputs_from_arguments(args: Any) -> dict[str, Any]:
     """The ``-f`` file (preferred) or ``-d`` JSON of ``args`` as a dict; ``{}`` when neither."""
-    from dispel4py.inputs import parse_cli_inputs
+    from dispel4py.engine.inputs import parse_cli_inputs
 
     return parse_cli_inputs(getattr(args, "data", None), getattr(args, "file", None)) or {}
 
@@ -291,7 +291,7 @@ def get_inputs_from_arguments(args: Any) -> dict[str, Any]:
 def create_inputs(args: Any, graph: WorkflowGraph) -> dict[str, Any]:
     """Inputs keyed by PE id: from ``-f``/``-d``, else ``args.iter`` iterations of every source
     PE (logging ``Processing N iterations.``). Keys may be PE names or ids."""
-    from dispel4py.inputs import normalise_inputs, roots
+    from dispel4py.engine.inputs import normalise_inputs, roots
 
     inputs: dict[Any, Any] = get_inputs_from_arguments(args)
     if not inputs:
@@ -312,7 +312,7 @@ def load_graph_and_inputs(args: Any) -> tuple[WorkflowGraph, dict[str, Any]]:
     Errors raise :class:`dispel4py.errors.GraphError`/``InputError`` where the original
     returned ``(None, None)``.
     """
-    from dispel4py.loading import load_workflow
+    from dispel4py.engine.loading import load_workflow
 
     graph = load_workflow(args.module, getattr(args, "attr", None))
     return graph, create_inputs(args, graph)

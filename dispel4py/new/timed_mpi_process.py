@@ -1,5 +1,5 @@
 """The original ``dispel4py.new.timed_mpi_process.process(workflow, inputs, args)``:
-``mpi`` with timing files (see ``dispel4py/timing.py``)."""
+``mpi`` with timing files (see ``dispel4py/observe/timing.py``)."""
 
 from __future__ import annotations
 

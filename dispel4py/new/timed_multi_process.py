@@ -1,5 +1,5 @@
 """The original ``dispel4py.new.timed_multi_process.process(workflow, inputs, args)``:
-``multi`` with timing files (see ``dispel4py/timing.py``)."""
+``multi`` with timing files (see ``dispel4py/observe/timing.py``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The original ``dispel4py.new.timed_simple_process.process(workflow, inputs, args)``:
-``simple`` with timing files (see ``dispel4py/timing.py``)."""
+``simple`` with timing files (see ``dispel4py/observe/timing.py``)."""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ import textwrap
 
 import pytest
 
-from dispel4py import cli_args as cli  # where the argument parsing lives
+from dispel4py.cli import args as cli  # where the argument parsing lives
 from dispel4py.errors import UsageError
-from dispel4py.mappings import BUILTIN, get_mapping, mapping_status
+from dispel4py.mappings import BUILTIN, get_mapping, mapping_status, options
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -165,8 +165,8 @@ def test_find_mapping(argv, expected):
 
 def test_ambiguous_option_before_the_mapping_name(monkeypatch):
     """An option that takes a value in one mapping and not in another cannot be placed."""
-    monkeypatch.setitem(cli._MAPPING_OPTIONS, "builtin", {"a": {"-x": "value"}, "b": {"-x": "flag"}})
-    monkeypatch.setitem(cli._MAPPING_OPTIONS, "plugin", {})
+    monkeypatch.setitem(options._MAPPING_OPTIONS, "builtin", {"a": {"-x": "value"}, "b": {"-x": "flag"}})
+    monkeypatch.setitem(options._MAPPING_OPTIONS, "plugin", {})
     with pytest.raises(UsageError, match=r"'-x' before the mapping name .*after the mapping name"):
         cli._find_mapping(["-x", "1", "a", "wf.py"])
     assert cli._find_mapping(["a", "wf.py", "-x", "1"]) == "a"

@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 import dispel4py
-from dispel4py import replay
+from dispel4py.engine import replay
 from dispel4py.errors import WorkflowFailed
 
 pytestmark = pytest.mark.timeout(60)

@@ -27,8 +27,8 @@ from typing import Any
 import psutil
 
 import dispel4py
-from dispel4py.loading import load_workflow
-from dispel4py.result import RunResult
+from dispel4py.engine.loading import load_workflow
+from dispel4py.engine.result import RunResult
 from dispel4py.workflow_graph import WorkflowGraph, WorkflowNode
 
 Outputs = dict[str, dict[str, list[Any]]]

@@ -32,7 +32,7 @@ from conformance_support import MappingEntry, entry_id, is_in_process  # noqa: E
 
 
 def _redis_missing() -> bool:
-    from dispel4py.mappings._redis_server import server_binary
+    from dispel4py.mappings.redis.server import server_binary
 
     return importlib.util.find_spec("redis") is None or server_binary() is None
 

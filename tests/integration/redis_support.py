@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from _helpers import IN_CI
 
-from dispel4py.mappings._redis_server import server_binary
+from dispel4py.mappings.redis.server import server_binary
 
 NO_DISK = ("--save", "", "--appendonly", "no")
 

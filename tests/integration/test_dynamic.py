@@ -14,7 +14,7 @@ import pytest
 from _helpers import WORKFLOWS, cli, run
 
 import dispel4py
-from dispel4py.loading import load_workflow
+from dispel4py.engine.loading import load_workflow
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -35,7 +35,13 @@ pytestmark = [pytest.mark.mpi, pytest.mark.timeout(120)]
 WORKFLOW = str(WORKFLOWS / "mpi_failing.py")
 END_WITHIN_S = 2.0  # from the failure to the end of mpiexec, and again for every rank to be gone
 HYDRA_CTRL_C = ["Sending Ctrl-C to processes as requested", "Press Ctrl-C again to force abort"]
-INTERNALS = ("UnboundLocalError", "dispel4py/mappings/", "dispel4py/cli.py", "<frozen runpy>", "Abort(")
+INTERNALS = (
+    "UnboundLocalError",
+    "dispel4py/mappings/",
+    "dispel4py/cli/",
+    "<frozen runpy>",
+    "Abort(",
+)
 
 
 @dataclass
@@ -97,7 +103,7 @@ class MpiRun:
                 proc = psutil.Process(pid)
                 if any(
                     mark in " ".join(proc.cmdline())
-                    for mark in ("mpi_failing.py", "_mpi_guard.py", "sleep(20)")
+                    for mark in ("mpi_failing.py", "mpi/guard.py", "sleep(20)")
                 ):
                     proc.kill()  # only processes of this run: a pid may have been reused
 
@@ -111,13 +117,13 @@ class MpiRun:
         return [info["pid"] for info in self.rank_info().values()]
 
     def guard_pids(self) -> list[int]:
-        """Guard processes (``_mpi_guard.py RANK_PID ...``) of this run's ranks."""
+        """Guard processes (``mpi/guard.py RANK_PID ...``) of this run's ranks."""
         ranks = {str(pid) for pid in self.rank_pids()}
         found = []
         for proc in psutil.process_iter(["cmdline"]):
             cmdline = proc.info["cmdline"] or []
             for i, arg in enumerate(cmdline[:-1]):
-                if arg.endswith("_mpi_guard.py") and cmdline[i + 1] in ranks:
+                if arg.endswith("mpi/guard.py") and cmdline[i + 1] in ranks:
                     found.append(proc.pid)
         return found
 

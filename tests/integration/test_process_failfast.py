@@ -33,7 +33,7 @@ def test_user_exception_ends_run_fast_with_one_message(mapping: str, start_metho
     assert "on input 'input' with item 42" in done.stderr
     assert "ValueError: bad item 42 raised at" in done.stderr
     assert "slow_and_boom.py" in done.stderr and "_process" in done.stderr
-    assert "executor.py" not in done.stderr and "_processes.py" not in done.stderr
+    assert "executor.py" not in done.stderr and "processes/pool.py" not in done.stderr
     assert "Outputs:" not in done.stdout
     assert leftovers == []  # no worker left (this run's own processes only)
 

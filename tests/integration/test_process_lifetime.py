@@ -229,7 +229,7 @@ def test_link_reads_what_is_there_and_drops_a_cut_frame() -> None:
     short by a death is dropped, though the write end is still open (as a helper keeps it)."""
     import pickle
 
-    from dispel4py.mappings._link import LinkWriter, make_link
+    from dispel4py.mappings.processes.link import LinkWriter, make_link
 
     reader, handle = make_link()
     writer = LinkWriter(handle)

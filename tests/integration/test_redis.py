@@ -16,7 +16,7 @@ from _helpers import WORKFLOWS, WatchedRun, cli, run
 from redis_support import RedisServer, free_port, redis_server_fixture  # noqa: F401 - the fixture
 
 import dispel4py
-from dispel4py.loading import load_workflow
+from dispel4py.engine.loading import load_workflow
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,7 +63,7 @@ def test_ri_rp_and_the_environment_name_the_server(redis_server: RedisServer) ->
 
 
 def test_credentials_from_the_url_and_from_the_environment() -> None:
-    from dispel4py.mappings._redis_server import EmbeddedRedis
+    from dispel4py.mappings.redis.server import EmbeddedRedis
 
     with EmbeddedRedis() as target:  # it has a random password
         password = target.url.split(":")[2].split("@")[0]

@@ -18,7 +18,7 @@ from _helpers import WORKFLOWS, WatchedRun, cli, run
 from redis_support import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
 
 import dispel4py
-from dispel4py.loading import load_workflow
+from dispel4py.engine.loading import load_workflow
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -227,10 +227,10 @@ def test_a_live_worker_reclaims_an_idle_task_and_the_old_owner_cannot_commit(
     """XAUTOCLAIM: the mechanism itself, on two queue objects of one run."""
     from dispel4py.dynamic.layout import dynamic_place
     from dispel4py.dynamic.signing import Signer, new_key
-    from dispel4py.mappings._redis_queues import RedisQueues, RunNames
-    from dispel4py.mappings._redis_run import RedisRun
-    from dispel4py.mappings._redis_server import target_from_url
-    from dispel4py.plan import make_plan
+    from dispel4py.engine.plan import make_plan
+    from dispel4py.mappings.redis.queues import RedisQueues, RunNames
+    from dispel4py.mappings.redis.run import RedisRun
+    from dispel4py.mappings.redis.server import target_from_url
 
     graph = load_workflow(MARKS)
     plan = make_plan(graph, None, 2, place_fn=dynamic_place)
@@ -416,7 +416,7 @@ def test_the_worker_command_says_what_it_needs(redis_server: RedisServer) -> Non
 
 
 def test_dead_letter_gives_up_the_bad_items_and_the_run_goes_on(redis_server: RedisServer, fresh_ids) -> None:
-    from dispel4py.mappings.redis_dynamic import ItemsGivenUp
+    from dispel4py.mappings.redis.mapping import ItemsGivenUp
 
     graph = load_workflow(str(WORKFLOWS / "redis_picky.py"))
     with pytest.raises(ItemsGivenUp) as info:

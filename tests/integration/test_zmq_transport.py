@@ -24,7 +24,7 @@ from _helpers import WORKFLOWS, cli, descendants_alive, run, wait_gone
 
 import dispel4py
 from dispel4py.errors import TransportError, UsageError
-from dispel4py.mappings import zmq_multi
+from dispel4py.mappings.processes import zmq_multi
 
 pytestmark = pytest.mark.timeout(60)
 LINUX = sys.platform.startswith("linux")

@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from dispel4py.base import IterativePE, ProducerPE
-from dispel4py.calls import InstanceCalls
+from dispel4py.engine.calls import InstanceCalls
+from dispel4py.engine.plan import make_plan
 from dispel4py.errors import WorkflowFailed
-from dispel4py.plan import make_plan
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = pytest.mark.timeout(30)

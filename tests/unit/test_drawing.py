@@ -12,12 +12,15 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from dispel4py import drawing
-from dispel4py._svg import to_svg
 from dispel4py.base import create_iterative_chain
+from dispel4py.cli.draw import concrete_plan
+from dispel4py.drawing.svg import to_svg
+from dispel4py.engine.plan import make_plan
 from dispel4py.errors import MappingUnavailable, UsageError
 from dispel4py.examples.graph_testing import testing_PEs as t
-from dispel4py.plan import make_plan
-from dispel4py.workflow_graph import WorkflowGraph, draw, drawDot, write_image
+from dispel4py.mappings import get_mapping
+from dispel4py.observe.concrete import communication, concrete_drawing, concrete_edges
+from dispel4py.workflow_graph import WorkflowGraph, abstract_drawing, draw, drawDot, write_image
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]
 
@@ -105,7 +108,7 @@ def check_dot(dot: str) -> tuple[dict[str, str], list[tuple[str, ...]]]:
 
 
 def test_pipeline_dot_keeps_the_original_layout():
-    dot = drawing.to_dot(drawing.abstract_drawing(pipeline()))
+    dot = drawing.to_dot(abstract_drawing(pipeline()))
     nodes, edges = check_dot(dot)
     assert dot.startswith("digraph request {\nnode [shape=Mrecord, style=filled, fillcolor=white];\n")
     assert nodes["TestProducer00"] == "{TestProducer0|{<out_output>output}}"
@@ -118,7 +121,7 @@ def test_pipeline_dot_keeps_the_original_layout():
 
 
 def test_nested_composites_are_nested_clusters_with_edges_to_inner_pes():
-    picture = drawing.abstract_drawing(nested_composite())
+    picture = abstract_drawing(nested_composite())
     outer = next(c for c in picture.clusters if c.parent is None)
     inner = next(c for c in picture.clusters if c.parent is not None)
     assert outer.label == 'outer "box"' and inner.parent == outer.key
@@ -144,7 +147,7 @@ def test_odd_names_are_escaped():
 
 
 def test_mermaid_flowchart():
-    text = drawing.to_mermaid(drawing.abstract_drawing(nested_composite()))
+    text = drawing.to_mermaid(abstract_drawing(nested_composite()))
     lines = text.splitlines()
     assert lines[0] == "flowchart TB"
     assert sum(x.strip().startswith("subgraph ") for x in lines) == 2
@@ -155,8 +158,8 @@ def test_mermaid_flowchart():
 
 # -- concrete drawings -------------------------------------------------------------------
 def test_concrete_drawing_has_every_instance_in_its_worker_cluster():
-    plan = drawing.concrete_plan(split_merge(), "multi", 6)
-    picture = drawing.concrete_drawing(plan)
+    plan = concrete_plan(split_merge(), "multi", 6)
+    picture = concrete_drawing(plan)
     assert {n.title for n in picture.nodes} == {
         f"{plan.pe_of(i)}@{i}" for i in range(len(plan.placement.pe_of))
     }
@@ -174,22 +177,22 @@ def test_concrete_drawing_has_every_instance_in_its_worker_cluster():
 
 def test_concrete_edges_follow_the_engine_routes():
     plan = make_plan(split_merge(), None, 6)
-    found = drawing.concrete_edges(plan)
+    found = concrete_edges(plan)
     groupby = {(s, d) for s, d, e in found if e.inp == "input0"}
     assert groupby == {
         (s, d) for s in plan.instances["TestOneInOneOut1"] for d in plan.instances["TestTwoInOneOut3"]
     }
-    assert drawing.communication(next(e for *_, e in found if e.inp == "input0").grouping) == "[0]"
+    assert communication(next(e for *_, e in found if e.inp == "input0").grouping) == "[0]"
 
 
 def test_concrete_plan_per_mapping():
-    assert drawing.concrete_plan(pipeline(), "simple").num_workers == 1
-    assert drawing.concrete_plan(pipeline(), "multi", 3).num_workers == 3
-    assert drawing.concrete_plan(pipeline(), "mpi", 5).num_workers == 5  # MPI is not started
-    assert drawing.concrete_plan(pipeline(), "timed_multi", 2, simple=True).placement.partitioned
-    shared = drawing.concrete_drawing(drawing.concrete_plan(pipeline(), "dyn_multi", 2))
+    assert concrete_plan(pipeline(), "simple").num_workers == 1
+    assert concrete_plan(pipeline(), "multi", 3).num_workers == 3
+    assert concrete_plan(pipeline(), "mpi", 5).num_workers == 5  # MPI is not started
+    assert concrete_plan(pipeline(), "timed_multi", 2, simple=True).placement.partitioned
+    shared = concrete_drawing(concrete_plan(pipeline(), "dyn_multi", 2))
     assert "shared: any worker" in {c.label for c in shared.clusters}
-    assert drawing.worker_word("mpi") == "rank" and drawing.worker_word("multi") == "worker"
+    assert get_mapping("mpi").worker_word == "rank" and get_mapping("multi").worker_word == "worker"
 
 
 @pytest.mark.parametrize(
@@ -203,12 +206,12 @@ def test_concrete_plan_per_mapping():
 )
 def test_concrete_plan_errors(mapping, num, simple, message):
     with pytest.raises(UsageError, match=re.escape(message)):
-        drawing.concrete_plan(pipeline(), mapping, num, simple)
+        concrete_plan(pipeline(), mapping, num, simple)
 
 
 def test_concrete_plan_unknown_mapping():
     with pytest.raises(MappingUnavailable, match="did you mean 'multi'"):
-        drawing.concrete_plan(pipeline(), "mutli", 2)
+        concrete_plan(pipeline(), "mutli", 2)
 
 
 # -- SVG without Graphviz ----------------------------------------------------------------
@@ -259,11 +262,11 @@ def check_svg(picture: drawing.Drawing) -> ET.Element:
     "make", [pipeline, nested_composite, split_merge], ids=["pipeline", "nested", "split_merge"]
 )
 def test_svg_layout_abstract(make):
-    check_svg(drawing.abstract_drawing(make()))
+    check_svg(abstract_drawing(make()))
 
 
 def test_svg_layout_concrete_and_sources_on_top():
-    picture = drawing.concrete_drawing(drawing.concrete_plan(split_merge(), "multi", 4))
+    picture = concrete_drawing(concrete_plan(split_merge(), "multi", 4))
     root = check_svg(picture)
     tops = {
         g.get("id"): float(g.find(f"{SVG}rect").get("y"))
@@ -279,7 +282,7 @@ def test_svg_escapes_text():
     pe.name = "a<b>&c"
     graph = WorkflowGraph()
     graph.connect(t.TestProducer(), "output", pe, "input")
-    root = check_svg(drawing.abstract_drawing(graph))
+    root = check_svg(abstract_drawing(graph))
     assert "a<b>&c1" in {el.text for el in root.iter(f"{SVG}text")}
 
 
@@ -288,7 +291,7 @@ def test_svg_of_a_cycle_and_an_empty_graph_does_not_fail():
     graph = WorkflowGraph()
     graph.connect(a, "output", b, "input")
     graph.connect(b, "output", a, "input")
-    ET.fromstring(to_svg(drawing.abstract_drawing(graph)))
+    ET.fromstring(to_svg(abstract_drawing(graph)))
     ET.fromstring(to_svg(drawing.Drawing()))
 
 
@@ -299,14 +302,14 @@ def no_graphviz(monkeypatch):
 
 
 def test_svg_without_graphviz_is_ours(no_graphviz):
-    data = drawing.render(drawing.abstract_drawing(pipeline()), "svg")
+    data = drawing.render(abstract_drawing(pipeline()), "svg")
     assert b'<g class="node"' in data
     assert drawDot(pipeline(), "svg").startswith(b"<?xml")
 
 
 def test_png_without_graphviz_says_what_to_do(no_graphviz, tmp_path):
     with pytest.raises(UsageError, match=r"install Graphviz .* or write \.svg, \.dot or \.mmd"):
-        drawing.render(drawing.abstract_drawing(pipeline()), "png")
+        drawing.render(abstract_drawing(pipeline()), "png")
     with pytest.raises(UsageError, match="Graphviz"):
         write_image(pipeline(), str(tmp_path / "g.png"))
     assert not (tmp_path / "g.png").exists()
@@ -330,13 +333,13 @@ def test_drawdot_text_formats():
     ("name", "fmt"), [("g.dot", "dot"), ("g.GV", "dot"), ("g.mmd", "mmd"), ("g.svg", "svg")]
 )
 def test_write_drawing_by_suffix(tmp_path, name, fmt, no_graphviz):
-    picture = drawing.abstract_drawing(pipeline())
+    picture = abstract_drawing(pipeline())
     drawing.write_drawing(picture, tmp_path / name)
     assert (tmp_path / name).read_bytes() == drawing.render(picture, fmt)
 
 
 def test_unknown_suffix_and_unwritable_file(tmp_path):
-    picture = drawing.abstract_drawing(pipeline())
+    picture = abstract_drawing(pipeline())
     with pytest.raises(UsageError, match=r"-o g\.jpg: cannot tell the drawing format from '\.jpg'"):
         drawing.write_drawing(picture, "g.jpg")
     with pytest.raises(UsageError, match=r"-o .*missing/g\.dot: cannot write the drawing"):

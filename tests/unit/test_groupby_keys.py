@@ -1,6 +1,6 @@
 """Group-by keys: keys that are == reach one instance; keys without a stable encoding are refused.
 
-The rule lives in ``dispel4py/routing.py`` (module docstring) and the README ("Group-by keys").
+The rule lives in ``dispel4py/engine/routing.py`` (module docstring) and the README ("Group-by keys").
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pytest
 
 import dispel4py
 from dispel4py.base import IterativePE, ProducerPE
+from dispel4py.engine.routing import GroupByRoute, stable_hash
 from dispel4py.errors import Dispel4PyError, GroupingError, WorkflowFailed
-from dispel4py.routing import GroupByRoute, stable_hash
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]

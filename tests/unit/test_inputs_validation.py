@@ -13,10 +13,10 @@ import pytest
 
 import dispel4py
 from dispel4py.base import ProducerPE
+from dispel4py.engine.inputs import normalise_inputs
+from dispel4py.engine.plan import make_plan
 from dispel4py.errors import InputError
 from dispel4py.examples.graph_testing import testing_PEs as t
-from dispel4py.inputs import normalise_inputs
-from dispel4py.plan import make_plan
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]

@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from dispel4py import utils
+from dispel4py.engine.loading import find_graph, load_module, load_workflow
 from dispel4py.errors import GraphError
-from dispel4py.loading import find_graph, load_module, load_workflow
 from dispel4py.workflow_graph import WorkflowGraph, WorkflowNode
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dispel4py import cli_observe
+from dispel4py.cli import observe as cli_observe
 from dispel4py.errors import UsageError
 
 

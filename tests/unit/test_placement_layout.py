@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
+from dispel4py.engine.plan import Plan, make_plan
 from dispel4py.examples.graph_testing import testing_PEs as t
-from dispel4py.plan import Plan, make_plan
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]

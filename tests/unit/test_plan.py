@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from dispel4py.base import IterativePE, ProducerPE
+from dispel4py.engine.plan import make_plan
 from dispel4py.errors import GraphError, InputError, UsageError
 from dispel4py.examples.graph_testing import testing_PEs as t
-from dispel4py.plan import make_plan
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]

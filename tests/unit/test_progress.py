@@ -9,13 +9,13 @@ import time
 import pytest
 
 from dispel4py.base import ConsumerPE, IterativePE, ProducerPE
-from dispel4py.calls import InstanceCalls
-from dispel4py.executor import Executor
-from dispel4py.live import LIVE_KIND, LiveBoard, PEProgress, Progress, Sampler, sampling
+from dispel4py.engine.calls import InstanceCalls
+from dispel4py.engine.executor import Executor
+from dispel4py.engine.plan import make_plan
+from dispel4py.engine.result import InstanceStats
 from dispel4py.mappings.base import ResultCollector
-from dispel4py.plan import make_plan
-from dispel4py.progress import ProgressLines, progress_line, render_text
-from dispel4py.result import InstanceStats
+from dispel4py.observe.live import LIVE_KIND, LiveBoard, PEProgress, Progress, Sampler, sampling
+from dispel4py.observe.progress import ProgressLines, progress_line, render_text
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = pytest.mark.timeout(30)

@@ -19,7 +19,7 @@ PUBLIC_MODULES = [
     "dispel4py.workflow_graph",
     "dispel4py.utils",
     "dispel4py.errors",
-    "dispel4py.routing",
+    "dispel4py.engine.routing",
 ]
 
 

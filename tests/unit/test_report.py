@@ -14,10 +14,11 @@ import pytest
 import dispel4py
 from dispel4py.base import ConsumerPE, IterativePE, ProducerPE
 from dispel4py.dynamic.layout import dynamic_place
+from dispel4py.engine.plan import make_plan
+from dispel4py.engine.result import InstanceStats, Outputs, RunResult
+from dispel4py.engine.result_json import SCHEMA, jsonable, stats_dict
 from dispel4py.mappings import get_mapping
-from dispel4py.plan import make_plan
-from dispel4py.report import SCHEMA, describe_layout, find_bottleneck, jsonable, layout_of, stats_dict
-from dispel4py.result import InstanceStats, Outputs, RunResult
+from dispel4py.observe.report import describe_layout, find_bottleneck, layout_of
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = pytest.mark.timeout(30)

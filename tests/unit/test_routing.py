@@ -13,10 +13,8 @@ import pytest
 
 import dispel4py
 from dispel4py.base import IterativePE
-from dispel4py.errors import GraphError
-from dispel4py.examples.graph_testing import testing_PEs as t
-from dispel4py.plan import make_plan
-from dispel4py.routing import (
+from dispel4py.engine.plan import make_plan
+from dispel4py.engine.routing import (
     BroadcastRoute,
     FixedRoute,
     GroupByRoute,
@@ -25,6 +23,8 @@ from dispel4py.routing import (
     parse_grouping,
     stable_hash,
 )
+from dispel4py.errors import GraphError
+from dispel4py.examples.graph_testing import testing_PEs as t
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]
@@ -220,7 +220,7 @@ _KEYS_SCRIPT = r"""
 import dataclasses, enum, json, numpy as np
 from decimal import Decimal
 from fractions import Fraction
-from dispel4py.routing import stable_hash
+from dispel4py.engine.routing import stable_hash
 
 @dataclasses.dataclass(frozen=True)
 class Cell:

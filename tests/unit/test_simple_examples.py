@@ -12,9 +12,9 @@ import pytest
 
 import dispel4py
 from dispel4py.base import ConsumerPE, IterativePE, ProducerPE
+from dispel4py.engine.result import InstanceStats, RunResult
 from dispel4py.examples.graph_testing import testing_PEs as t
 from dispel4py.new.simple_process import process, process_and_return
-from dispel4py.result import InstanceStats, RunResult
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 import dispel4py
-from dispel4py import timing
-from dispel4py.calls import InstanceCalls
+from dispel4py.engine.calls import InstanceCalls
+from dispel4py.engine.plan import make_plan
+from dispel4py.engine.tuning import Tuning
 from dispel4py.errors import UsageError
 from dispel4py.examples.graph_testing import testing_PEs as t
-from dispel4py.plan import make_plan
-from dispel4py.tuning import Tuning
+from dispel4py.observe import timing
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]
@@ -369,7 +369,7 @@ def test_iteration_files_are_what_csv_writer_writes():
     """The fast line writer gives the bytes csv.writer gives (quoting, float repr, CRLF)."""
     import io
 
-    from dispel4py.result import InstanceStats
+    from dispel4py.engine.result import InstanceStats
 
     stats = InstanceStats('odd,"id"', 3, 0, calls=3, iteration_s=[0.1, 1e-07, 2.5])
     (row,) = timing._instances([stats])

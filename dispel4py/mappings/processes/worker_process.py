@@ -1,0 +1,151 @@
+"""What runs in a local worker process, and how the plan gets there.
+
+* :func:`worker_main` is the worker's entry point: it ties its life to the driver
+  (``processes/lifetime.py``), routes its logging to the driver, loads the plan (pickled with dill by
+  :func:`plan_blob` unless the process was forked) and serves its channels; an error
+  reaches the driver as data (``_DriverLink``).
+* :func:`module_files` and :func:`load_plan` let a spawned worker (or ``dispel4py worker``
+  on another host) import the workflow modules the plan's PEs come from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import socket
+import sys
+from typing import Any
+
+from dispel4py.engine.plan import Plan
+from dispel4py.engine.signals import stacks_on_sigusr1
+from dispel4py.errors import Dispel4PyError, TransportError
+from dispel4py.mappings.base import ResultBuffer
+from dispel4py.mappings.processes.channels import Channels, WorkerStart
+from dispel4py.mappings.processes.lifetime import bind_to_driver, driver_gone
+from dispel4py.mappings.processes.link import FdHandle, LinkWriter
+
+__all__ = ["emit_log", "load_plan", "log_levels", "module_files", "plan_blob", "worker_main"]
+
+
+# -- helpers for the driver ------------------------------------------------------------------
+def plan_blob(plan: Plan) -> bytes:
+    """The plan pickled with dill, for start methods that do not fork."""
+    import dill
+
+    try:
+        return dill.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL, recurse=True)
+    except Exception as exc:
+        for pe_id, pe in plan.pes.items():
+            try:
+                dill.dumps(pe, recurse=True)
+            except Exception as pe_exc:
+                raise TransportError(
+                    f"PE {pe_id} cannot be sent to worker processes: {type(pe_exc).__name__}: "
+                    f"{pe_exc}; make it picklable or use --start-method fork"
+                ) from pe_exc
+        raise TransportError(f"the plan cannot be sent to worker processes: {exc}") from exc
+
+
+def module_files(plan: Plan) -> list[tuple[str, str]]:
+    """Workflow modules loaded from files, so a spawned worker can load them too."""
+    found = []
+    for pe in plan.pes.values():
+        module = sys.modules.get(type(pe).__module__)
+        path = getattr(module, "__file__", None)
+        if module is not None and path and module.__name__ != "__main__":
+            found.append((module.__name__, path))
+    return sorted(set(found))
+
+
+def log_levels() -> dict[str, int]:
+    return {name: logging.getLogger(name).getEffectiveLevel() for name in ("dispel4py", "dispel4py.pe")}
+
+
+def emit_log(name: str, level: int, text: str) -> None:
+    logger = logging.getLogger(name)
+    if logger.isEnabledFor(level):
+        logger.handle(logging.LogRecord(name, level, "", 0, text, None, None))
+
+
+# -- the worker process ------------------------------------------------------------------------
+class _DriverLink(logging.Handler):
+    """Everything a worker tells the driver: results, logs, stats, errors."""
+
+    def __init__(self, writer: FdHandle) -> None:
+        super().__init__()
+        self.writer = LinkWriter(writer)
+        self.pid = os.getpid()
+        self.results = ResultBuffer(lambda batch: self.send(("results", batch)))
+        self.result_list = self.results.result_list
+        self.flush_results = self.results.flush_results
+
+    def send(self, message: Any) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.writer.send_bytes(data)
+        except OSError:
+            if os.getpid() != self.pid:  # a process the PE forked: its own business
+                raise
+            driver_gone()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.send(("log", (record.name, record.levelno, record.getMessage())))
+
+    def close(self) -> None:
+        self.writer.close()
+        super().close()
+
+
+def worker_main(payload: Any, start: WorkerStart, worker: int, writer: FdHandle, channels: Channels) -> None:
+    bind_to_driver(start.driver_pid, start.lifeline, start.leftovers)
+    if start.stacks_on_sigusr1:  # spawned or forkserver workers did not inherit it
+        stacks_on_sigusr1()
+    link = _DriverLink(writer)
+    _route_logging(link, start.levels)
+    try:
+        plan = payload if isinstance(payload, Plan) else load_plan(payload, start.module_files)
+        where = f"worker {worker}, pid {os.getpid()} on {socket.gethostname()}"
+        channels.serve(plan, worker, link, where, start.tuning)
+    except Dispel4PyError as exc:
+        _send_error(link, exc)
+    except BaseException as exc:  # anything else still reaches the driver, as data
+        _send_error(link, Dispel4PyError(f"worker {worker} failed: {type(exc).__name__}: {exc}"))
+    finally:
+        link.close()
+
+
+def _send_error(link: _DriverLink, exc: Dispel4PyError) -> None:
+    try:
+        link.send(("error", exc))
+    except Exception:
+        link.send(("error", Dispel4PyError(str(exc))))
+
+
+def load_plan(blob: bytes, module_files: list[tuple[str, str]]) -> Plan:
+    import importlib
+    import importlib.util
+
+    import dill
+
+    for name, path in module_files:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                continue
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+    return dill.loads(blob)
+
+
+def _route_logging(link: _DriverLink, levels: dict[str, int]) -> None:
+    root = logging.getLogger("dispel4py")
+    root.handlers[:] = [link]
+    root.propagate = False
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)

@@ -1,0 +1,227 @@
+"""Joining a Redis run in progress from any host (``dispel4py worker``), and leaving it.
+
+The worker finds the run (``--run``, or the only run on the server signed with its key,
+waiting up to ``--wait`` seconds for one to start), checks and loads the plan the driver
+published (so every worker routes and groups exactly as the driver's), says ``hello``, and
+runs the same dynamic engine as the driver's local workers: shared tasks of any PE, and
+the pinned instances of a worker slot no local worker took (``-n 0`` on the driver). Its
+PE logs and errors go to the driver. It leaves:
+
+* when the run ends (exit 0);
+* on SIGTERM/SIGINT (exit 0, after a ``bye``: the tasks it was running go back to the
+  queue; if it hosted pinned instances, the run fails, as their state is lost) — this is
+  how an autoscaler (KEDA, ``docs/redis.md``) scales workers down;
+* when the driver is gone (its liveness key expired; exit 1).
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from dispel4py.dynamic.signing import MAC_SIZE, Forged, Signer, load_key
+from dispel4py.engine.loading import load_workflow
+from dispel4py.engine.signals import Terminated
+from dispel4py.errors import Dispel4PyError, TransportError, UsageError
+from dispel4py.mappings.processes.worker_process import load_plan
+from dispel4py.mappings.redis.queues import GROUP, RedisQueues, Reporter, RunNames, lost_error
+from dispel4py.mappings.redis.scripts import REGISTER
+from dispel4py.mappings.redis.server import check_server, connect, resolve_target
+from dispel4py.mappings.redis.worker import RedisWorker
+
+__all__ = ["join_run"]
+
+_log = logging.getLogger("dispel4py.worker")
+_POLL_S = 0.5  # while waiting for a run to start
+
+
+def join_run(options: Mapping[str, Any]) -> int:
+    """Join the run that ``options`` name (the ``dispel4py worker`` options by their long
+    names) and serve it until it ends; the exit code."""
+    target = resolve_target(options)
+    if target is None:
+        raise UsageError(
+            "name the run's Redis server: --redis-url redis://host:port/db (or -ri/-rp, REDIS_HOST)"
+        )
+    try:
+        key = load_key(options.get("key_file"), create=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--key-file: {exc}") from exc
+    if key is None:
+        raise UsageError("the run key is needed: --key-file FILE (the driver's) or DISPEL4PY_KEY")
+    signer = Signer(key)
+    check_server(target)
+    client = connect(target, socket_timeout=10, name="dispel4py-worker-join")
+    try:
+        run_id, meta, blob = _find_run(client, signer, options.get("run"), float(options.get("wait", 30.0)))
+    finally:
+        client.close()
+    if options.get("workflow"):
+        load_workflow(options["workflow"], options.get("attr"))  # makes its module importable under its name
+    return _serve(target, signer, run_id, meta, blob)
+
+
+def _find_run(
+    client: Any, signer: Any, run_id: str | None, wait_s: float
+) -> tuple[str, dict[str, Any], bytes]:
+    """The run to join: its id, its signed metadata and its plan (waiting for it to start)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        runs = _runs(client, signer, run_id)
+        if len(runs) > 1:
+            raise UsageError(
+                f"several runs are in progress: {', '.join(sorted(runs))}; choose one with --run"
+            )
+        if runs:
+            [(found, (meta, blob))] = runs.items()
+            if blob is None:
+                raise UsageError(
+                    f"run {found} cannot take workers from other hosts: its driver has no shareable key "
+                    "(start it with --key-file FILE or DISPEL4PY_KEY) or its plan could not be pickled"
+                )
+            return found, meta, blob
+        if time.monotonic() >= deadline:
+            which = f"run {run_id} is not" if run_id else "no run signed with this key is"
+            raise UsageError(f"{which} in progress on this server (waited {wait_s:g} s)")
+        time.sleep(_POLL_S)
+
+
+def _runs(client: Any, signer: Any, run_id: str | None) -> dict[str, tuple[dict[str, Any], bytes | None]]:
+    infos = [f"d4py:{run_id}:info"] if run_id else list(client.scan_iter(match="d4py:*:info", count=1000))
+    found = {}
+    for info in infos:
+        name = info.decode() if isinstance(info, bytes) else info
+        sealed, plan = client.hmget(name, ["meta", "plan"])
+        if not sealed:
+            continue
+        try:
+            meta = signer.loads(name.encode(), sealed[:MAC_SIZE], sealed[MAC_SIZE:])
+        except Forged:
+            if run_id:
+                raise UsageError(
+                    f"run {run_id} was not signed with this key (--key-file/DISPEL4PY_KEY)"
+                ) from None
+            continue  # another user's run
+        blob = None
+        if plan:
+            blob = signer.check(name.encode() + b"plan", plan[:MAC_SIZE], plan[MAC_SIZE:])
+        found[name.split(":")[1]] = (meta, blob)
+    return found
+
+
+def _serve(target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: bytes) -> int:
+    try:
+        plan = load_plan(blob, meta["module_files"])
+    except Exception as exc:
+        raise UsageError(
+            f"cannot load the plan of run {run_id}: {type(exc).__name__}: {exc}; give the workflow "
+            "file as an argument if it is not at the same path here"
+        ) from exc
+    names = RunNames(run_id, plan)
+    queues = _RemoteQueues(
+        plan,
+        target,
+        names,
+        signer,
+        claim_idle_ms=meta["claim_idle_ms"],
+        max_deliveries=meta["max_deliveries"],
+        dead_letter=meta.get("on_error") == "dead-letter",
+    )
+    queues.open_client("dispel4py-worker")
+    worker = int(
+        queues.client.eval(
+            REGISTER,
+            2,
+            names.info,
+            names.workers,
+            names.prefix,
+            GROUP,
+            meta["ttl_s"],
+            max(1000, queues.claim_idle_ms),
+        )
+    )
+    if worker < 0:
+        _log.info("run %s has ended", run_id)
+        return 0
+    host = socket.gethostname()
+    queues.client.close()
+    queues.start_worker(worker, f"dispel4py-w{worker}", alive_key=True)
+    _route_logging(queues)
+    queues.send_now(("hello", (worker, host, os.getpid())))
+    slot = " (hosting pinned instances)" if plan.hosted(worker) else ""
+    _log.info("worker %d joined run %s on Redis at %s%s", worker, run_id, target.where, slot)
+    where = f"worker {worker}, pid {os.getpid()} on {host}"
+    engine = RedisWorker(plan, worker, queues, Reporter(queues), tuning=meta["tuning"], where=where)
+    try:
+        engine.run()
+    except Terminated as exc:
+        queues.send_now(("bye", worker))
+        _log.info("worker %d left run %s (%s); its tasks go back to the queue", worker, run_id, exc)
+        return 0
+    except KeyboardInterrupt:
+        if queues.driver_gone:
+            return queues.gone_exit(run_id)
+        queues.send_now(("bye", worker))
+        return 130
+    except Dispel4PyError as exc:
+        queues.send_now(("error", exc))
+        raise
+    except Exception as exc:
+        error = lost_error(target, exc)
+        if error is exc:
+            queues.send_now(("error", TransportError(f"worker {worker} failed: {type(exc).__name__}: {exc}")))
+            raise
+        if not queues.run_exists():
+            _log.info("run %s has ended", run_id)
+            return 0
+        raise error from exc
+    finally:
+        engine.close()
+        queues.stop_worker()
+    _log.info("run %s has ended; worker %d leaves", run_id, worker)
+    return 0
+
+
+class _RemoteQueues(RedisQueues):
+    """The queues of a worker on another host: it notices when the driver is gone."""
+
+    driver_gone = False
+
+    def on_driver_gone(self) -> None:
+        self.driver_gone = True
+        _thread.interrupt_main()
+
+    def run_exists(self) -> bool:
+        try:
+            return bool(self.client.exists(self.names.info))
+        except Exception:
+            return False
+
+    def gone_exit(self, run_id: str) -> int:
+        if not self.run_exists():
+            _log.info("run %s has ended", run_id)
+            return 0
+        _log.error("the driver of run %s is gone (no sign of life for 5 s); leaving", run_id)
+        return 1
+
+
+def _route_logging(queues: Any) -> None:
+    """The engine's and PEs' log records go to the driver, which prints them."""
+
+    class ToDriver(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                queues.send_now(("log", (record.name, record.levelno, record.getMessage())))
+            except Exception:  # the run is ending; the record is not worth an error
+                pass
+
+    root = logging.getLogger("dispel4py")
+    root.handlers[:] = [ToDriver()]
+    root.propagate = False
+    root.setLevel(logging.INFO)
+    logging.getLogger("dispel4py.worker").propagate = False

@@ -1,0 +1,345 @@
+"""``dyn_redis``, ``dyn_auto_redis``, ``hybrid_redis``, ``redis``: the dynamic engine on Redis.
+
+The same engine as ``dyn_multi`` (``dynamic/``: shared PEs on work queues, pinned stateful
+instances, end of stream by counting, help instead of wait), with Redis Streams as the task
+queues (``redis/queues.py``) so that workers can run on any host that reaches the server:
+``-n N`` local worker processes, plus any number of ``dispel4py worker`` processes started
+elsewhere (``cli/worker.py (mappings/redis/join.py)``), which join the run and leave at its end.
+
+* ``hybrid_redis`` and ``redis`` are the original's names for the design every dynamic
+  mapping here has (stateful PEs pinned, stateless PEs on a shared queue): they are
+  ``dyn_redis`` under another name.
+* ``dyn_auto_redis`` adds autoscaling of the local workers with the policy of
+  ``dyn_auto_multi``; ``-thr/--idle_time`` is the original's idle time in milliseconds.
+* With no server named (``--redis-url``, ``-ri/-rp``, ``REDIS_HOST``/``REDIS_PORT``), a
+  private embedded server runs for the length of the run (``redis/server.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import socket
+import time
+import uuid
+from typing import Any
+
+from dispel4py.dynamic.coordinator import Coordinator, merge_copies
+from dispel4py.dynamic.signing import Signer, load_key, new_key
+from dispel4py.engine.plan import Plan
+from dispel4py.engine.result import InstanceStats
+from dispel4py.engine.tuning import Tuning
+from dispel4py.errors import Dispel4PyError, UsageError
+from dispel4py.mappings.base import ResultCollector
+from dispel4py.mappings.processes.dynamic import DynMultiMapping
+from dispel4py.mappings.processes.worker_process import module_files, plan_blob
+
+__all__ = [
+    "DynRedisMapping",
+    "DynAutoRedisMapping",
+    "HybridRedisMapping",
+    "RedisMapping",
+    "ItemsGivenUp",
+    "add_connection_arguments",
+]
+
+_log = logging.getLogger("dispel4py.engine")
+_RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DEFAULT_TTL_S = 600
+
+
+def add_connection_arguments(parser: Any, *, driver: bool = True) -> None:
+    """How to reach the server and the run key (the driver's and ``dispel4py worker``'s)."""
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="redis://[user:password@]host:port/db (rediss:// for TLS); default: -ri/-rp, then "
+        "REDIS_HOST/REDIS_PORT" + (", else a private embedded server" if driver else ""),
+    )
+    parser.add_argument("-ri", "--redis-ip", default=None, help="Redis host (the original's flag)")
+    parser.add_argument("-rp", "--redis-port", type=int, default=None, help="Redis port (default 6379)")
+    parser.add_argument(
+        "--key-file",
+        default=None,
+        help="file holding the run key that signs every payload (made if missing); workers on "
+        "other hosts need the same key (this file, or DISPEL4PY_KEY)"
+        if driver
+        else "file holding the run's key (the driver's --key-file); or set DISPEL4PY_KEY",
+    )
+
+
+class ItemsGivenUp(Dispel4PyError):
+    """``--on-error dead-letter``: the run went on, but some tasks were given up.
+
+    ``given_up`` says why, one entry per task; ``outputs`` holds what the run produced."""
+
+    def __init__(self, given_up: list[str], outputs: dict[str, Any], deliveries: int) -> None:
+        self.given_up, self.outputs = given_up, outputs
+        shown = "; ".join(given_up[:5]) + (f"; and {len(given_up) - 5} more" if len(given_up) > 5 else "")
+        super().__init__(
+            f"{len(given_up)} task(s) given up after {deliveries} deliveries each (--on-error "
+            f"dead-letter), the rest of the run completed: {shown}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ItemsGivenUp, (self.given_up, self.outputs, 0))
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID.fullmatch(run_id):
+        raise UsageError(f"--run must be 1-64 letters, digits, '_', '.' or '-' (got {run_id!r})")
+    return run_id
+
+
+class DynRedisMapping(DynMultiMapping):
+    name = "dyn_redis"
+    summary = "dynamic work queue on a Redis server"
+
+    @classmethod
+    def add_arguments(cls, parser: Any) -> None:
+        parser.add_argument(
+            "-n",
+            "--num",
+            type=int,
+            default=None,
+            help="local worker processes (default: number of cores; 0: none, workers join with "
+            "'dispel4py worker')",
+        )
+        cls.add_tuning_arguments(parser)
+        parser.add_argument(
+            "--start-method",
+            choices=("fork", "spawn", "forkserver"),
+            default=None,
+            help="how local worker processes start (default: the platform's)",
+        )
+        parser.add_argument(
+            "-ct",
+            "--consumer-timeout",
+            type=int,
+            default=None,
+            help="accepted for compatibility and ignored: runs end by protocol, never on a timeout",
+        )
+        add_connection_arguments(parser)
+        parser.add_argument(
+            "--run", default=None, help="run id, the key prefix d4py:<run>: (default: random)"
+        )
+        parser.add_argument(
+            "--claim-idle-ms",
+            type=int,
+            default=5000,
+            help="a task whose worker stopped heartbeating this long is given to another (default 5000)",
+        )
+        parser.add_argument(
+            "--max-deliveries",
+            type=int,
+            default=3,
+            help="a task whose workers died (or, with --on-error dead-letter, that raised) this many "
+            "times is given up (default 3)",
+        )
+        parser.add_argument(
+            "--on-error",
+            choices=("fail", "dead-letter"),
+            default="fail",
+            help="a PE that raises: end the run (fail, default), or retry the item and, after "
+            "--max-deliveries, give it up, go on, list it at the end and exit 1 (dead-letter)",
+        )
+
+    def local_workers(self) -> int:
+        num = self.options.get("num")
+        if num is None:
+            return os.cpu_count() or 1
+        if num < 0:
+            raise UsageError(f"-n/--num must be at least 0 (got {num})")
+        return int(num)
+
+    def num_workers(self) -> int:
+        """Worker slots of the plan (pinned instances are laid over them): at least one,
+        which a worker from another host takes when there is no local worker."""
+        return max(1, self.local_workers())
+
+    def _check_options(self) -> tuple[int, int]:
+        claim, deliveries = self.options.get("claim_idle_ms"), self.options.get("max_deliveries")
+        if not isinstance(claim, int) or claim < 100:
+            raise UsageError(f"--claim-idle-ms must be at least 100 (got {claim!r})")
+        if not isinstance(deliveries, int) or deliveries < 1:
+            raise UsageError(f"--max-deliveries must be at least 1 (got {deliveries!r})")
+        return claim, deliveries
+
+    def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats]:
+        from dispel4py.mappings.redis.server import EmbeddedRedis, check_server, resolve_target
+
+        tuning = self.live_tuning(Tuning.from_options(self.options))
+        claim_ms, deliveries = self._check_options()
+        run_id = check_run_id(self.options.get("run") or uuid.uuid4().hex[:12])
+        try:
+            key = load_key(self.options.get("key_file"), create=True)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--key-file: {exc}") from exc
+        target = resolve_target(self.options)
+        with contextlib.ExitStack() as stack:
+            leftovers: list[str] = []
+            if target is None:
+                embedded = EmbeddedRedis()
+                target = stack.enter_context(embedded)
+                leftovers = embedded.leftovers()
+            check_server(target)
+            return self._run_on(
+                plan, collector, stack, tuning, target, run_id, key, claim_ms, deliveries, leftovers
+            )
+
+    def _run_on(
+        self,
+        plan: Plan,
+        collector: ResultCollector,
+        stack: contextlib.ExitStack,
+        tuning: Tuning,
+        target: Any,
+        run_id: str,
+        key: bytes | None,
+        claim_ms: int,
+        deliveries: int,
+        leftovers: list[str],
+    ) -> list[InstanceStats]:
+        import multiprocess
+
+        from dispel4py.mappings.redis.queues import RedisQueues, RunNames, lost_error
+        from dispel4py.mappings.redis.run import RedisPool, RedisRun, ReportReader
+
+        ctx = multiprocess.get_context(self.options.get("start_method"))
+        local = self.local_workers()
+        signer = Signer(key or new_key())
+        queues = RedisQueues(
+            plan,
+            target,
+            RunNames(run_id, plan),
+            signer,
+            claim_idle_ms=claim_ms,
+            max_deliveries=deliveries,
+            dead_letter=self.options.get("on_error") == "dead-letter",
+            leftovers=leftovers,
+        )
+        try:
+            queues.open_client("dispel4py-driver")
+            stack.callback(queues.client.close)
+            run = RedisRun(queues, slots=plan.num_workers, local=local, ttl_s=DEFAULT_TTL_S)
+            stack.callback(run.destroy)
+            run.create(self._meta(plan, local, claim_ms, deliveries, tuning), self._shared_plan(plan, key))
+            _log.info("run %s on Redis at %s, %d local worker(s)", run_id, target.where, local)
+            if key is not None or local == 0:
+                _log.info(
+                    "workers join with: dispel4py worker --redis-url URL --run %s --key-file FILE [workflow]",
+                    run_id,
+                )
+            reader = ReportReader(queues).start()
+            stack.callback(reader.close)
+            coordinator = Coordinator(plan, queues)
+            scaler = self._scaler(plan, queues, coordinator) if local else None
+            pool = stack.enter_context(RedisPool(ctx, plan, queues, tuning, local=local))
+            pool.start()
+            coordinator.start()
+            stats = pool.collect_run(
+                collector,
+                reader,
+                run,
+                coordinator,
+                self._on_report(coordinator),
+                scaler.tick if scaler else None,
+            )
+        except Exception as exc:
+            error = lost_error(target, exc)
+            if error is exc:
+                raise
+            raise error from exc
+        pool.report_forged()
+        if scaler is not None:
+            self.workers_timeline = scaler.timeline
+        if pool.dropped:
+            raise ItemsGivenUp(pool.dropped, collector.outputs(plan), deliveries)
+        return merge_copies(stats)
+
+    def _on_report(self, coordinator: Coordinator) -> Any:
+        board = self.board
+        if board is None:
+            return coordinator.on_report
+        board.queued_source = coordinator.queued_tasks
+
+        def on_report(worker: int, kind: str, body: Any) -> bool:
+            return board.on_report(worker, kind, body) or coordinator.on_report(worker, kind, body)
+
+        return on_report
+
+    def _meta(self, plan: Plan, local: int, claim_ms: int, deliveries: int, tuning: Tuning) -> dict[str, Any]:
+        """What a worker joining from another host needs besides the plan (signed in ``info``)."""
+        return {
+            "version": 1,
+            "mapping": self.name,
+            "slots": plan.num_workers,
+            "local": local,
+            "claim_idle_ms": claim_ms,
+            "max_deliveries": deliveries,
+            "ttl_s": DEFAULT_TTL_S,
+            "on_error": self.options.get("on_error"),
+            "tuning": dataclasses.replace(tuning, live_s=0.0),
+            "module_files": module_files(plan),
+            "order": list(plan.order),
+            "driver": f"{socket.gethostname()} pid {os.getpid()}",
+            "started": time.time(),
+        }
+
+    def _shared_plan(self, plan: Plan, key: bytes | None) -> bytes | None:
+        """The plan for workers on other hosts, when they can have the key (a key file or
+        DISPEL4PY_KEY); with a key nobody else knows, nobody else can join anyway."""
+        if key is None:
+            return None
+        try:
+            return plan_blob(plan)
+        except Exception as exc:
+            _log.warning("workers on other hosts cannot join this run: %s", exc)
+            return None
+
+    def _scaler(self, plan: Plan, queues: Any, coordinator: Coordinator) -> Any:
+        return None
+
+
+class DynAutoRedisMapping(DynRedisMapping):
+    name = "dyn_auto_redis"
+    summary = "dynamic Redis work queue with autoscaling"
+    autoscale = True
+
+    @classmethod
+    def add_arguments(cls, parser: Any) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "-thr",
+            "--idle_time",
+            type=int,
+            default=1000,
+            help="milliseconds the local workers must be idle before one fewer takes shared tasks "
+            "(the original's flag; default 1000)",
+        )
+
+    def _scaler(self, plan: Plan, queues: Any, coordinator: Coordinator) -> Any:
+        from dispel4py.dynamic.autoscale import ScalingPolicy
+        from dispel4py.mappings.processes.scaling import LocalScaler
+
+        idle_ms = self.options.get("idle_time")
+        if not isinstance(idle_ms, int) or idle_ms < 0:
+            raise UsageError(f"-thr/--idle_time must be a number of milliseconds (got {idle_ms!r})")
+        local = self.local_workers()
+        scaler = LocalScaler(local, queues, coordinator, None)
+        # the same initial target as LocalScaler's policy, with the original's idle time
+        scaler.policy = ScalingPolicy(1, local, idle_time_s=idle_ms / 1000)
+        return scaler
+
+
+class HybridRedisMapping(DynRedisMapping):
+    name = "hybrid_redis"
+    summary = "Redis: stateful PEs pinned, stateless dynamic (same as dyn_redis)"
+
+
+class RedisMapping(DynRedisMapping):
+    name = "redis"
+    summary = "the original's alias of hybrid_redis (same as dyn_redis)"

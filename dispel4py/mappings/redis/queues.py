@@ -1,0 +1,432 @@
+"""The dynamic engine's task queues on Redis Streams (``dyn_redis``, ``dyn_auto_redis``, …).
+
+The same interface as the multiprocess queues (``dynamic/tasks.py``), so the engine is the
+same; what Redis adds is that workers may be anywhere, may join late and may die.
+
+* **Keys.** Everything of a run lives under ``d4py:<run id>:`` (``RunNames``, ``redis/keys.py``): one stream
+  per queue key (``q:<pe>:<index>`` per instance, ``ctl:<worker>`` per worker), one
+  consumer group ``d4py`` on each, a counters hash ``n`` (tasks queued/running per key), the
+  reports stream, the dead-letter stream, the run's ``info`` hash. The driver creates and
+  deletes them (``redis/run.py``); every key has a TTL as a safety net.
+* **A task is taken** (``redis/take.py``) by ``TAKE`` (``redis/scripts.py``): the first of the keys, in the
+  engine's priority order, that has a task, one task at a time (so a worker never sits on
+  tasks another could run; several only for a PE whose tasks are measured to be tiny,
+  ``merge``), counters updated in the same step. With none, the worker waits in a
+  blocking ``XREADGROUP``, which Redis hands each new entry to one waiting worker; no
+  clock decides anything. A task's commit travels with the next take (one round trip).
+* **At-least-once, without duplicates.** What a *shared* task writes (its outputs and its
+  results) is held until the task is done, then added with its report and the
+  acknowledgement in one atomic ``COMMIT``, which also checks that the task is still this
+  worker's: a worker that dies mid-task has added nothing, and its task is given back and
+  run again elsewhere (``REQUEUE``, by the driver when it sees the death, or by any worker
+  with ``XAUTOCLAIM`` after ``--claim-idle-ms``). A worker keeps the tasks it is running
+  fresh (``XCLAIM … JUSTID`` from a heartbeat thread), so a long task is never taken from a
+  live worker. Pinned tasks write at once (pipelined): a pinned instance's state dies with
+  its worker, so the run fails instead and there is nothing to replay.
+* **Signed payloads.** Every entry is a pickle plus an HMAC bound to its stream
+  (``dynamic/signing.py``); an entry whose MAC is wrong is never unpickled: it is
+  acknowledged, counted, reported to the driver, and dropped.
+* **Reports** (task done, results, stats, ``hello``/``bye`` of remote workers) go to the
+  driver through the reports stream, each as ``(worker, message)``; local workers send
+  logs and errors on their pipe, as on ``multi``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from dispel4py.dynamic.layout import SHARED
+from dispel4py.dynamic.signing import Signer
+from dispel4py.engine.plan import Plan
+from dispel4py.mappings.base import ResultBuffer
+from dispel4py.mappings.processes.channels import Channels, live_sender
+from dispel4py.mappings.redis.keys import GROUP, SOCKET_TIMEOUT_S, RunNames, lost_error
+from dispel4py.mappings.redis.scripts import COMMIT, GIVE_BACK, REQUEUE, TAKE
+from dispel4py.mappings.redis.server import RedisTarget, connect
+from dispel4py.mappings.redis.take import Taking, _Frame
+from dispel4py.mappings.redis.worker import RedisWorker  # imported before workers fork
+from dispel4py.observe.live import sampling
+
+__all__ = ["RedisQueues", "Reporter", "RunNames", "GROUP", "lost_error"]  # the last three: from keys.py
+
+_log = logging.getLogger("dispel4py.engine")
+
+_STALE_S = 0.02  # counters older than this are read again before a backlog is answered
+_PENDING_PUTS = 64  # pinned puts sent in one round trip
+_PENDING_BYTES = 4 << 20
+_SPILL_BYTES = 64 << 20  # a shared task holding more output than this sends it early
+
+
+class RedisQueues(Taking, Channels):
+    """Made by the driver; each worker process (or ``dispel4py worker``) opens its own."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        target: RedisTarget,
+        names: RunNames,
+        signer: Signer,
+        *,
+        claim_idle_ms: int = 5000,
+        max_deliveries: int = 3,
+        dead_letter: bool = False,
+        leftovers: Sequence[str] = (),
+    ) -> None:
+        self.target, self.names, self.signer = target, names, signer
+        placement = plan.placement
+        self.instances = len(placement.pe_of)
+        self.pe_ids = list(placement.pe_of)
+        self.labels = [f"{pe}[{placement.index_of[i]}]" for i, pe in enumerate(placement.pe_of)]
+        self.shared = [i for i, w in enumerate(placement.worker_of) if w == SHARED]
+        self.is_shared = frozenset(self.shared)
+        self.claim_idle_ms, self.max_deliveries = claim_idle_ms, max_deliveries
+        self.dead_letter = dead_letter
+        self._leftovers = list(leftovers)
+        self.worker = -1
+        self._runtime()
+
+    def _runtime(self) -> None:
+        self.client: Any = None
+        self.link: Any = None
+        self.frames: list[_Frame] = []
+        self.pending: list[tuple[int, bytes, bytes]] = []
+        self.commits: list[tuple[int, tuple[Any, ...]]] = []
+        self.merge: dict[int, int] = {}  # tasks of a key taken at once (tiny tasks), default 1
+        self.outbox: list[tuple[str, bytes, bytes]] = []  # the driver's commands not sent yet
+        self.acks: list[tuple[str, bytes]] = []  # commands taken, acknowledged with the next round trip
+        self.pending_bytes = 0
+        self.unsent: Counter[int] = Counter()
+        self.counts: dict[bytes, int] = {}
+        self.counted_at = 0.0
+        self.next_reclaim = 0.0
+        self._heart: threading.Event | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for name in (
+            "merge",
+            "outbox",
+            "acks",
+            "client",
+            "link",
+            "frames",
+            "pending",
+            "commits",
+            "unsent",
+            "counts",
+            "_heart",
+        ):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._runtime()
+
+    # -- connecting ------------------------------------------------------------------------
+    def open_client(self, name: str, *, load_scripts: bool = True) -> None:
+        """Connect; ``load_scripts``: also load the scripts (once per run is enough: the
+        driver does it, local workers call them by their SHA-1 at once)."""
+        self.client = connect(self.target, socket_timeout=SOCKET_TIMEOUT_S, name=name)
+        texts = (TAKE, COMMIT, REQUEUE, GIVE_BACK)
+        if load_scripts:
+            scripts = self.client.pipeline(transaction=False)
+            for text in texts:
+                scripts.script_load(text)
+            scripts.execute()
+        shas = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
+        self.take_sha, self.commit_sha, self.requeue_sha, self.give_back_sha = shas
+        self.scope = [self.names.stream(k).encode() for k in range(self.instances)]
+        self.fields = [str(k).encode() for k in range(self.instances)]
+        self.reports_scope = self.names.reports.encode()
+
+    def leftover_paths(self) -> list[str]:
+        return list(self._leftovers)
+
+    # -- the interface, both sides ---------------------------------------------------------
+    def control_key(self, worker: int) -> int:
+        return self.instances + worker
+
+    def put(self, key: int, task: Any) -> None:
+        mac, data = self.signer.dumps(self._scope(key), task)
+        top = self.frames[-1] if self.frames else None
+        if top is not None and top.shared:
+            top.puts.append((key, mac, data))
+            top.size += len(data)
+            if top.size > _SPILL_BYTES:  # bounded memory beats exactness for a huge task
+                self.pending.extend(top.puts)
+                self.unsent.update(k for k, _, _ in top.puts)
+                top.puts, top.size = [], 0
+                self._send_pending()
+            return
+        self.pending.append((key, mac, data))
+        self.unsent[key] += 1
+        self.pending_bytes += len(data)
+        if self.worker < 0 or len(self.pending) >= _PENDING_PUTS or self.pending_bytes >= _PENDING_BYTES:
+            self._send_pending()
+
+    def backlog(self, key: int) -> int:
+        if time.monotonic() - self.counted_at > _STALE_S:
+            self._send_pending()
+        return self.queued(key)
+
+    def queued(self, key: int) -> int:
+        return self.counts.get(b"b%d" % key, 0) + self.unsent[key]
+
+    def running(self, key: int) -> int:
+        return self.counts.get(b"r%d" % key, 0)
+
+    def total_backlog(self) -> int:
+        self._send_pending()
+        return sum(max(0, self.counts.get(b"b%d" % k, 0)) for k in range(self.instances))
+
+    def _scope(self, key: int) -> bytes:
+        return self.scope[key] if key < self.instances else self.names.stream(key).encode()
+
+    def _send_pending(self) -> None:
+        """Commits and pinned puts so far, in one round trip that also reads the counters."""
+        pipe = self._pipeline()
+        pipe.hgetall(self.names.counters)
+        self._counted(self._execute(pipe)[-1])
+
+    def flush(self) -> None:
+        """Send the commits and pinned puts not sent yet."""
+        if self.commits or self.pending or self.acks:
+            self._execute(self._pipeline())
+
+    def _pipeline(self) -> Any:
+        """A pipeline starting with the commits not sent yet, then the pinned puts."""
+        pipe = self.client.pipeline(transaction=False)
+        for _, args in self.commits:
+            pipe.evalsha(self.commit_sha, *args)
+        for key, mac, data in self.pending:
+            pipe.xadd(self.names.stream(key), {"m": mac, "d": data})
+        for key, n in self.unsent.items():
+            pipe.hincrby(self.names.counters, f"b{key}", n)
+        for stream, entry_id in self.acks:
+            pipe.xack(stream, GROUP, entry_id).xdel(stream, entry_id)
+        return pipe
+
+    def _execute(self, pipe: Any) -> list[Any]:
+        """Send it; warn of a commit refused (its task was given to another worker)."""
+        commits, self.commits = self.commits, []
+        self.pending, self.pending_bytes, self.unsent, self.acks = [], 0, Counter(), []
+        results = pipe.execute()
+        for (key, _), ok in zip(commits, results):
+            if not ok:
+                _log.warning(
+                    "a task of %s was given to another worker while worker %d ran it (no heartbeat "
+                    "for %d ms?); this worker's outputs of it are dropped",
+                    self.labels[key],
+                    self.worker,
+                    self.claim_idle_ms,
+                )
+        return results
+
+    def _counted(self, counts: Any) -> None:
+        if isinstance(counts, list):  # from a script: a flat list
+            counts = dict(zip(counts[::2], counts[1::2]))
+        self.counts = {k: int(v) for k, v in counts.items()}
+        self.counted_at = time.monotonic()
+
+    # -- the coordinator's side --------------------------------------------------------------
+    def command(self, worker: int, message: Any) -> None:
+        """Queued; the driver's loop sends what it queued in one round trip (``send_commands``)."""
+        key = self.control_key(worker)
+        mac, data = self.signer.dumps(self._scope(key), message)
+        self.outbox.append((self.names.stream(key), mac, data))
+
+    def send_commands(self) -> None:
+        if not self.outbox:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for stream, mac, data in self.outbox:
+            pipe.xadd(stream, {"m": mac, "d": data})
+        self.outbox = []
+        pipe.execute()
+
+    def send_from_driver(self, worker: int, message: Any) -> None:
+        self.command(worker, message)
+
+    def open(self, worker: int) -> Any:
+        raise NotImplementedError("the dynamic engine takes tasks from the queues; see serve()")
+
+    def requeue(
+        self, consumer: str | None, streams: Sequence[int] | None = None
+    ) -> tuple[list[int], list[int]]:
+        """Give back the tasks of a dead ``consumer`` (``None``: every task idle longer than
+        the claim time, for this worker); ``(requeued keys, dead-lettered keys)``."""
+        keys = list(self.shared if streams is None else streams)
+        if not keys:
+            return [], []
+        mode, who = ("consumer", consumer) if consumer is not None else ("idle", self.consumer)
+        moved, dead = self.client.evalsha(
+            self.requeue_sha,
+            2 + len(keys),
+            self.names.counters,
+            self.names.dead,
+            *(self.names.stream(k) for k in keys),
+            GROUP,
+            mode,
+            who,
+            self.claim_idle_ms,
+            self.max_deliveries,
+            *(self.fields[k] for k in keys),
+        )
+        return [int(k) for k in moved], [int(k) for k in dead]
+
+    # -- a worker's side ---------------------------------------------------------------------
+    def serve(self, plan: Plan, worker: int, link: Any, where: str, tuning: Any) -> None:
+        """A local worker process: run the dynamic engine until the driver says quit."""
+        self.link = link
+        self.start_worker(worker, f"dispel4py-w{worker}")
+        engine = RedisWorker(plan, worker, self, Reporter(self), tuning=tuning, where=where)
+        try:
+            with sampling(engine.live_rows, live_sender(link, worker), tuning.live_s):
+                engine.run()
+        except Exception as exc:
+            error = lost_error(self.target, exc)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            engine.close()
+            self.stop_worker()
+
+    def start_worker(self, worker: int, name: str, *, alive_key: bool = False) -> None:
+        self.worker = worker
+        self.open_client(name, load_scripts=alive_key)  # a worker from elsewhere loads them too
+        self._heart = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(self._heart, alive_key), name="dispel4py-heartbeat", daemon=True
+        )
+        beat.start()
+
+    def stop_worker(self) -> None:
+        if self._heart is not None:
+            self._heart.set()
+        if self.client is not None:
+            self.client.close()
+
+    def retry_or_give_up(self, key: int, task: Any, error: Any) -> None:
+        """``--on-error dead-letter``: a shared task raised (its outputs are dropped with its
+        frame). Split it into one task per item, or retry it, or give it up."""
+        frame = self.frames.pop()
+        assert frame.key == key, (frame.key, key)
+        port, items = task
+        pe_id = self.pe_ids[key]
+        if port is not None and len(items) > 1:  # only the bad item should be retried
+            # one task per item, each marked so that it is never merged with others again
+            frame.puts = [(key, *self.signer.dumps(self._scope(key), (port, [item], 1))) for item in items]
+            done = self._merged(frame, ("task", (self.worker, pe_id, {pe_id: len(items)}, 0, 0.0)))
+            self._commit(frame, [self.signer.dumps(self.reports_scope, (self.worker, done))])
+            return
+        _, dead = self.requeue(self.consumer, [key])
+        if dead:
+            text = f"{self.labels[key]} with item {error.item_repr}: {error.error}"
+            self.send_now(("dropped", (self.worker, [key], text)))
+
+    def running_now(self, key: int) -> None:
+        """Nothing to do: the frames say what runs (the driver learns it from the queues)."""
+
+    def task_done(self, key: int, report: Any) -> None:
+        """The commit goes with the next round trip (the next take, as a rule): one round
+        trip per task. A worker that dies before it is sent has committed nothing."""
+        frame = self.frames.pop()
+        assert frame.key == key, (frame.key, key)
+        sealed = self.signer.dumps(self.reports_scope, (self.worker, self._merged(frame, report)))
+        self._commit(frame, [*frame.reports, sealed])
+
+    def _merged(self, frame: _Frame, report: Any) -> Any:
+        """The report of a frame that ran n tasks as one: n tasks done for the coordinator
+        (the engine reports one; the others are counted as created minus one each)."""
+        extra = len(frame.entries) - 1
+        if not extra:
+            return report
+        kind, (worker, pe_id, created, items, busy) = report
+        created = {**created, pe_id: created.get(pe_id, 0) - extra}
+        return kind, (worker, pe_id, created, items, busy)
+
+    def report(self, message: Any) -> None:
+        sealed = self.signer.dumps(self.reports_scope, (self.worker, message))
+        top = self.frames[-1] if self.frames else None
+        if top is not None and top.shared:
+            top.reports.append(sealed)
+        else:
+            self._commit(None, [sealed])
+            self._execute(self._pipeline())
+
+    def send_now(self, message: Any) -> None:
+        """A report that is not part of any task (logs, errors, hello/bye); any thread."""
+        mac, data = self.signer.dumps(self.reports_scope, (self.worker, message))
+        self.client.xadd(self.names.reports, {"m": mac, "d": data})
+
+    def _commit(self, frame: _Frame | None, reports: list[tuple[bytes, bytes]]) -> None:
+        """Queue the atomic step of the puts (the frame's and the pending pinned ones), the
+        reports and the acknowledgement of the frame's task (refused if the task is no
+        longer this worker's); it is sent with the next round trip."""
+        puts = [*self.pending, *(frame.puts if frame else [])]
+        streams: dict[int, int] = {}
+        args: list[Any] = []
+        for key, mac, data in puts:
+            index = streams.setdefault(key, 4 + len(streams))  # KEYS: 3 before the destinations
+            args += [index, self.fields[key], mac, data]
+        for mac, data in reports:
+            args += [mac, data]
+        source = self.names.stream(frame.key) if frame else self.names.reports
+        call = (
+            3 + len(streams),
+            self.names.counters,
+            self.names.reports,
+            source,
+            *(self.names.stream(k) for k in streams),
+            GROUP,
+            self.consumer,
+            self.fields[frame.key] if frame else b"",
+            len(frame.entries) if frame else 0,
+            *(frame.entries if frame else ()),
+            len(puts),
+            *args,
+        )
+        self.commits.append((frame.key if frame else -1, call))
+        self.pending, self.pending_bytes, self.unsent = [], 0, Counter()
+
+    def _heartbeat(self, stop: threading.Event, alive_key: bool) -> None:
+        """Keep the running tasks (and, for a remote worker, its liveness key) fresh."""
+        beat_s = max(0.05, self.claim_idle_ms / 5000)
+        alive = self.names.alive(self.worker)
+        try:
+            while not stop.wait(beat_s):
+                pipe = self.client.pipeline(transaction=False)
+                if alive_key:
+                    pipe.set(alive, b"1", px=max(1000, self.claim_idle_ms))
+                for frame in list(self.frames):
+                    stream = self.names.stream(frame.key)
+                    pipe.xclaim(stream, GROUP, self.consumer, 0, frame.entries, justid=True)
+                if alive_key:
+                    pipe.exists(self.names.driver)
+                done = pipe.execute()
+                if alive_key and not done[-1]:
+                    self.on_driver_gone()
+                    return
+        except Exception as exc:  # the main thread meets the same problem and reports it
+            _log.debug("heartbeat of worker %d stopped: %s", self.worker, exc)
+
+    def on_driver_gone(self) -> None:
+        """Overridden by ``dispel4py worker``: the run's driver stopped keeping it alive."""
+
+
+class Reporter:
+    """The engine's reporter on Redis: results travel in the reports stream (inside the
+    task that produced them, so a redelivered task cannot return them twice)."""
+
+    def __init__(self, queues: RedisQueues) -> None:
+        self.results = ResultBuffer(lambda batch: queues.report(("results", batch)))
+        self.result_list = self.results.result_list
+        self.flush_results = self.results.flush_results

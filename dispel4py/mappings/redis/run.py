@@ -1,0 +1,408 @@
+"""The driver's side of a Redis run: its keys, the reports stream, and the workers.
+
+* **Keys** (:class:`RedisRun`): created before any worker starts (streams with their
+  consumer group, the counters hash, the ``info`` hash that remote workers read, the
+  driver's liveness key), each with a TTL that the driver renews while the run goes;
+  deleted at the end, success or failure (``info`` first, so a worker joining at that
+  moment sees the run gone and creates nothing).
+* **Reports** (:class:`ReportReader`): a thread blocks in ``XREAD`` on the reports stream,
+  checks each entry's MAC, and hands the messages to the driver's loop through a pipe the
+  loop waits on, with the workers' pipes and deaths: a report is seen as soon as it is
+  written. Entries read are trimmed (every 256). A stop entry ends the thread without waiting.
+* **Workers** (:class:`RedisPool`): the local worker processes of ``processes/pool.py``, plus
+  workers on other hosts, which say ``hello`` when they join, keep a liveness key, and say
+  ``bye`` when they leave. A worker that dies or leaves gives its tasks back (``REQUEUE``)
+  and the run goes on, unless it hosted a pinned instance, whose state is lost: then the
+  run fails, naming the instances. A task whose workers died ``--max-deliveries`` times is
+  not tried again: the run fails naming its PE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from dispel4py.dynamic.signing import Forged
+from dispel4py.engine.result import InstanceStats
+from dispel4py.errors import TransportError, UsageError, WorkerDied
+from dispel4py.mappings.base import ResultCollector
+from dispel4py.mappings.processes.pool import (
+    _Pool,
+    _wait_all,
+)
+from dispel4py.mappings.redis.keys import BLOCK_MS, GROUP, SOCKET_TIMEOUT_S, entries, lost_error
+from dispel4py.mappings.redis.queues import RedisQueues
+from dispel4py.mappings.redis.server import connect
+
+__all__ = ["RedisRun", "ReportReader", "RedisPool"]
+
+_log = logging.getLogger("dispel4py.engine")
+
+_TICK_S = 0.1
+_TRIM_EVERY = 256  # reports read before the driver trims them from the server
+_ALIVE_EVERY_S = 1.0  # the driver's liveness key is renewed this often...
+_DRIVER_TTL_MS = 5000  # ...and expires this long after the driver is gone
+_QUIT_WAIT = 10.0
+_NOBODY_CAME_S = 3.0
+
+
+class RedisRun:
+    """The keys of one run, from creation to deletion (``with RedisRun(...) as run``)."""
+
+    def __init__(self, queues: RedisQueues, *, slots: int, local: int, ttl_s: int) -> None:
+        self.queues, self.slots, self.local, self.ttl_s = queues, slots, local, ttl_s
+        names = queues.names
+        self.streams = [names.stream(k) for k in range(queues.instances + slots)]
+        self.keys = [*self.streams, names.dead, names.reports, names.counters, names.info, names.workers]
+        self.next_alive = self.next_expire = 0.0
+        self.created = False
+
+    def create(self, meta: dict[str, Any], plan_blob: bytes | None) -> None:
+        queues, names = self.queues, self.queues.names
+        client, signer = queues.client, queues.signer
+        mac, data = signer.dumps(names.info.encode(), meta)
+        if not client.hsetnx(names.info, "meta", mac + data):
+            raise UsageError(
+                f"run '{names.run_id}' is already in progress on Redis at {queues.target.where} (or its "
+                f"driver was killed: its keys expire within {self.ttl_s} s); choose another --run id"
+            )
+        self.created = True
+        pipe = client.pipeline(transaction=False)
+        if plan_blob is not None:
+            pipe.hset(names.info, "plan", signer.mac(names.info.encode() + b"plan", plan_blob) + plan_blob)
+        for stream in [*self.streams, names.dead]:
+            pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        pipe.xadd(names.reports, {"s": b""})  # the stream exists (and gets its TTL) from now on
+        pipe.hset(names.counters, "v", 1)
+        pipe.set(names.workers, self.local)
+        for key in self.keys:
+            pipe.expire(key, self.ttl_s)
+        pipe.set(names.driver, b"1", px=_DRIVER_TTL_MS)
+        pipe.execute()
+        now = time.monotonic()
+        self.next_alive, self.next_expire = now + _ALIVE_EVERY_S, now + self.ttl_s / 3
+
+    def add_keys(self, keys: list[str]) -> None:
+        """Keys a joining worker made (its control stream, its liveness key)."""
+        self.keys += [k for k in keys if k not in self.keys]
+
+    def keep_alive(self) -> None:
+        now = time.monotonic()
+        if now < self.next_alive:
+            return
+        pipe = self.queues.client.pipeline(transaction=False)
+        pipe.set(self.queues.names.driver, b"1", px=_DRIVER_TTL_MS)
+        if now >= self.next_expire:
+            for key in self.keys:
+                pipe.expire(key, self.ttl_s)
+            self.next_expire = now + self.ttl_s / 3
+        pipe.execute()
+        self.next_alive = now + _ALIVE_EVERY_S
+
+    def destroy(self) -> None:
+        """Delete every key of the run (idempotent; a failure here is logged, not raised)."""
+        if not self.created:
+            return
+        self.created = False
+        client, names = self.queues.client, self.queues.names
+        try:
+            try:
+                client.delete(names.info)  # first: a worker joining now finds the run over
+            except Exception:  # a connection the server closed (it restarted?): one more try
+                client.connection_pool.disconnect()
+                client.delete(names.info)
+            client.delete(*self.keys)
+            found = list(client.scan_iter(match=names.prefix + "*", count=1000))
+            if found:
+                client.delete(*found)
+        except Exception as exc:
+            _log.warning(
+                "could not delete the keys of run %s on Redis at %s (they expire within %d s): %s",
+                names.run_id,
+                self.queues.target.where,
+                self.ttl_s,
+                exc,
+            )
+
+
+class ReportReader:
+    """A thread reading the reports stream into a queue; :meth:`fileno` wakes the driver."""
+
+    def __init__(self, queues: RedisQueues) -> None:
+        self.queues = queues
+        self.inbox: deque[tuple[int, Any]] = deque()
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        self.stopping = False
+        self.client = connect(queues.target, socket_timeout=SOCKET_TIMEOUT_S, name="dispel4py-reports")
+        self.thread = threading.Thread(target=self._loop, name="dispel4py-reports", daemon=True)
+
+    def start(self) -> ReportReader:
+        self.thread.start()
+        return self
+
+    def fileno(self) -> int:
+        return self.read_fd
+
+    def drain(self) -> list[tuple[int, Any]]:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.read_fd, 1 << 16)
+        messages = []
+        while self.inbox:
+            messages.append(self.inbox.popleft())
+        return messages
+
+    def _loop(self) -> None:
+        names, signer = self.queues.names, self.queues.signer
+        scope = names.reports.encode()
+        last = b"0-0"
+        unread = 0  # entries read since the stream was last trimmed
+        try:
+            while True:
+                got = entries(self.client.xread({names.reports: last}, count=1000, block=BLOCK_MS))
+                if not got:
+                    continue
+                for _, entry_id, values in got:
+                    last = entry_id
+                    if b"s" in values:  # the creation marker, or the stop marker
+                        if self.stopping:
+                            return
+                        continue
+                    try:
+                        self.inbox.append(signer.loads(scope, values.get(b"m"), values.get(b"d")))
+                    except Forged as exc:
+                        self.inbox.append((-1, ("forged", (names.reports, str(exc)))))
+                os.write(self.write_fd, b"x")
+                unread += len(got)
+                if unread >= _TRIM_EVERY:  # what was read leaves the server, a round trip each time
+                    self.client.xtrim(names.reports, minid=last, approximate=False)
+                    unread = 0
+        except Exception as exc:
+            if not self.stopping:
+                self.inbox.append((-1, ("error", lost_error(self.queues.target, exc))))
+                os.write(self.write_fd, b"x")
+
+    def close(self) -> None:
+        """Stop the thread (a stop entry wakes it at once) and release the pipe."""
+        if self.thread.is_alive():
+            self.stopping = True
+            with contextlib.suppress(Exception):
+                self.queues.client.xadd(self.queues.names.reports, {"s": b"stop"})
+            self.thread.join(timeout=1.0)
+        self.client.close()
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class RedisPool(_Pool):
+    """Local worker processes and remote workers of one run, and the driver's loop."""
+
+    def __init__(self, ctx: Any, plan: Any, queues: RedisQueues, tuning: Any, *, local: int) -> None:
+        super().__init__(ctx, plan, queues, tuning)
+        self.queues, self.local = queues, local
+        self.remote: dict[int, float] = {}  # worker -> when it said hello
+        self.remote_ever: set[int] = set()
+        self.expected: set[int] = set(range(local))  # workers whose stats we wait for
+        self.lost: set[int] = set()
+        self.forged: list[tuple[str, str]] = []
+        self.dropped: list[str] = []  # tasks given up (--on-error dead-letter), why
+        self.ended_sent: set[int] = set()
+        self.started = time.monotonic()
+        self.waiting_said = False
+
+    def __enter__(self) -> RedisPool:
+        return self
+
+    def start(self, count: int | None = None) -> None:
+        """Start the local workers (0 .. local-1), leaving the other slots to workers on
+        other hosts."""
+        super().start(self.local if count is None else count)
+
+    def collect_run(
+        self,
+        collector: ResultCollector,
+        reader: ReportReader,
+        run: RedisRun,
+        coordinator: Any,
+        on_report: Callable[[int, str, Any], bool],
+        tick: Callable[[], None] | None,
+    ) -> list[InstanceStats]:
+        """Relay reports until the coordinator has ended every PE and every worker that is
+        still there has sent its stats; the first error is raised."""
+        from multiprocess.connection import wait
+
+        self.coordinator = coordinator
+        self.on_report = lambda worker, kind, body: self._on_report(worker, kind, body, on_report, run)
+        listening = {w.link: i for i, w in enumerate(self.workers)}
+        watching = {w.ended: i for i, w in enumerate(self.workers)}
+        next_tick = time.monotonic()
+        while not (coordinator.finished and self.expected <= self.done):
+            ready_list = wait([reader, *listening, *watching], max(0.0, next_tick - time.monotonic()))
+            for ready in ready_list:
+                if ready is reader:
+                    for worker, message in reader.drain():
+                        self._relay(worker, [message], collector)
+                elif ready in watching:
+                    worker = watching.pop(ready)
+                    link = self.workers[worker].link
+                    listening.pop(link, None)
+                    self._relay(worker, link.read(drain=True), collector)
+                    if worker not in self.done:
+                        self._worker_gone(worker, self._how(worker))
+                elif ready in listening:
+                    self._relay(listening[ready], ready.read(), collector)
+                    if ready.at_eof:
+                        del listening[ready]
+            if coordinator.finished:
+                self._send_end()
+            if time.monotonic() >= next_tick:
+                run.keep_alive()
+                self._check_remote()
+                self._say_if_nobody_came()
+                if tick is not None:
+                    tick()
+                next_tick = time.monotonic() + _TICK_S
+            self.queues.send_commands()  # what the coordinator and the scaler said, at once
+        self._quit_all()
+        return self.stats
+
+    def _on_report(
+        self, worker: int, kind: str, body: Any, chained: Callable[[int, str, Any], bool], run: RedisRun
+    ) -> bool:
+        if kind == "hello":
+            _, host, pid = body
+            _log.info("worker %d joined from %s (pid %d)", worker, host, pid)
+            run.add_keys(
+                [self.queues.names.stream(self.queues.control_key(worker)), self.queues.names.alive(worker)]
+            )
+            self.remote[worker] = time.monotonic()
+            self.remote_ever.add(worker)
+            if self.coordinator.finished and self.expected <= self.done:
+                self.queues.command(worker, ("Q",))
+            else:
+                self.expected.add(worker)
+        elif kind == "bye":
+            self._worker_gone(worker, "it left")
+        elif kind == "forged":
+            self.forged.append(body)
+        elif kind == "dead":
+            _, keys = body
+            self._given_up(keys, f"worker {worker} found it idle for {self.queues.claim_idle_ms} ms")
+        elif kind == "dropped":
+            _, keys, text = body
+            self._given_up(keys, text)
+        else:
+            return chained(worker, kind, body)
+        return True
+
+    def _how(self, worker: int) -> str:
+        code = self.workers[worker].process.exitcode
+        return f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+
+    def _worker_gone(self, worker: int, how: str) -> None:
+        """Give back a dead (or departed) worker's tasks; fail if it hosted pinned instances."""
+        if worker in self.lost:
+            return
+        self.lost.add(worker)
+        self.expected.discard(worker)
+        self.remote.pop(worker, None)
+        labels = self.queues.labels
+        moved, dead = self.queues.requeue(f"w{worker}")
+        doing = sorted({labels[k] for k in moved + dead})
+        hosted = self.plan.hosted(worker) if worker < self.plan.num_workers else []
+        if how == "it left":
+            text = f"worker {worker} left"
+        elif worker in self.remote_ever:
+            text = f"worker {worker} is gone ({how})"
+            with contextlib.suppress(Exception):  # if it only froze, it must not come back
+                self.queues.command(worker, ("Q",))
+        else:
+            text = f"worker {worker} died ({how})"
+        if doing:
+            text += f" while running a task of {', '.join(doing)}"
+        if hosted:
+            pinned = ", ".join(f"{self.plan.pe_of(i)} (instance {i})" for i in hosted)
+            raise WorkerDied(f"{text} hosting {pinned}: the state of a pinned instance cannot be recovered")
+        if dead:
+            self._given_up(dead, text)
+        _log.warning("%s; %d task(s) go back to the queue, the run goes on", text, len(moved))
+        self.coordinator.worker_lost(worker)
+
+    def _given_up(self, keys: list[int], why: str) -> None:
+        """Tasks delivered ``--max-deliveries`` times: the run fails, or with ``--on-error
+        dead-letter`` they count as done and are listed at the end."""
+        labels = sorted({self.queues.labels[k] for k in keys})
+        if not self.queues.dead_letter:
+            raise WorkerDied(
+                f"a task of {', '.join(labels)} was delivered {self.queues.max_deliveries} times "
+                f"and every worker running it died ({why}); it is not tried again (--max-deliveries)"
+            )
+        for key in keys:
+            self.dropped.append(why)
+            self.coordinator.task_dropped(self.queues.pe_ids[key])
+
+    def _send_end(self) -> None:
+        for worker in self.expected - self.ended_sent:
+            if worker >= self.plan.num_workers:  # the coordinator told the plan's workers
+                self.queues.command(worker, ("end",))
+            self.ended_sent.add(worker)
+
+    def _say_if_nobody_came(self) -> None:
+        """With no local worker the run waits for workers to join: say so, once."""
+        if self.local or self.remote_ever or self.waiting_said:
+            return
+        if time.monotonic() - self.started < _NOBODY_CAME_S:
+            return
+        self.waiting_said = True
+        run_id = self.queues.names.run_id
+        _log.warning(
+            "no worker has joined run %s yet (-n 0: the driver runs none); start one with: "
+            "dispel4py worker --redis-url URL --run %s --key-file FILE [workflow]",
+            run_id,
+            run_id,
+        )
+
+    def _check_remote(self) -> None:
+        if not self.remote:
+            return
+        pipe = self.queues.client.pipeline(transaction=False)
+        workers = list(self.remote)
+        for worker in workers:
+            pipe.exists(self.queues.names.alive(worker))
+        for worker, alive in zip(workers, pipe.execute()):
+            grace = time.monotonic() - self.remote.get(worker, 0.0) < self.queues.claim_idle_ms / 1000
+            if not alive and not grace:
+                self._worker_gone(worker, f"no heartbeat for {self.queues.claim_idle_ms} ms")
+
+    def _quit_all(self) -> None:
+
+        for worker in [*range(len(self.workers)), *self.remote]:
+            if worker not in self.lost:
+                self.queues.command(worker, ("Q",))
+        self.queues.send_commands()
+        late = _wait_all([w.ended for i, w in enumerate(self.workers) if i not in self.lost], _QUIT_WAIT)
+        if late:
+            _log.warning("%d worker(s) still running %gs after the run; stopping them", len(late), _QUIT_WAIT)
+
+    def report_forged(self) -> None:
+        if self.forged:
+            streams = sorted({stream for stream, _ in self.forged})
+            _log.warning(
+                "%d forged or unsigned Redis entr%s dropped unread (in %s): someone else can write "
+                "to this server; results are not affected",
+                len(self.forged),
+                "y was" if len(self.forged) == 1 else "ies were",
+                ", ".join(streams),
+            )
+
+
+def transport_error(queues: RedisQueues, exc: BaseException) -> BaseException:
+    error = lost_error(queues.target, exc)
+    return error if isinstance(error, TransportError) else exc
