@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--list-mappings" in argv or argv[:1] == ["mappings"]:
         return _list_mappings()
-    if argv[:1] == ["worker"]:  # dispel4py worker --redis-url URL: join a Redis run (cli/worker.py (mappings/redis/join.py))
+    if argv[:1] == ["worker"]:  # dispel4py worker --redis-url URL: join a Redis run (cli/worker.py)
         from dispel4py.cli.worker import main as worker_main
 
         return worker_main(argv[1:])

@@ -7,14 +7,11 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-import tomllib
-from pathlib import Path
+from importlib.metadata import entry_points
 
 import pytest
 
 pytestmark = pytest.mark.timeout(60)
-
-ROOT = Path(__file__).resolve().parents[2]
 
 SURFACE = {
     "dispel4py": "__version__ run RunResult InstanceStats Dispel4PyError UsageError GraphError InputError "
@@ -26,8 +23,8 @@ SURFACE = {
     "dispel4py.utils": "load_graph loadGraph loadGraphFromFile findWorkflowGraph make_hash total_size",
     "dispel4py.errors": "Dispel4PyError UsageError GraphError InputError MappingUnavailable TransportError "
     "GroupingError WorkflowFailed WorkerDied",
-    "dispel4py.provenance": "ProvenanceType AccumulateFlow Nby1Flow SlideFlow ASTGrouped SingleInvocationFlow "
-    "AccumulateStateTrace IntermediateStatefulOut ForceStateless configure_prov_run",
+    "dispel4py.provenance": "ProvenanceType AccumulateFlow Nby1Flow SlideFlow ASTGrouped "
+    "SingleInvocationFlow AccumulateStateTrace IntermediateStatefulOut ForceStateless configure_prov_run",
     "dispel4py.api": "run run_in_place mapping_options",
     "dispel4py.live": "LiveBoard Progress PEProgress",
     "dispel4py.progress": "render render_text progress_line LiveDisplay ProgressLines",
@@ -36,7 +33,8 @@ SURFACE = {
     "dispel4py.mappings": "available_mappings get_mapping mapping_status resolve_name",
     "dispel4py.mappings.base": "Mapping ResultCollector ResultBuffer",
     "dispel4py.cli": "console_main main get_parser print_outputs",
-    "dispel4py.new.processor": "main config GenericWrapper assign_and_connect create_inputs load_graph_and_inputs",
+    "dispel4py.new.processor": "main config GenericWrapper assign_and_connect create_inputs "
+    "load_graph_and_inputs",
     "dispel4py.new.mappings": "config",
     "dispel4py.new.simple_process": "process_and_return process",
     "dispel4py.new.multi_process": "process",
@@ -67,9 +65,9 @@ def test_every_name_in_all_exists(module_name):
 
 
 def test_the_console_script_entry_point_resolves():
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    module_name, _, function = scripts["dispel4py"].partition(":")
-    assert callable(getattr(importlib.import_module(module_name), function))
+    [script] = entry_points(group="console_scripts", name="dispel4py")
+    assert script.value == "dispel4py.cli:console_main"
+    assert callable(script.load())
 
 
 def test_every_builtin_mapping_row_loads_its_class():
@@ -83,9 +81,10 @@ def test_every_builtin_mapping_row_loads_its_class():
 
 
 def test_python_m_dispel4py_and_the_original_processor_module_run():
+    workflow = "dispel4py.examples.graph_testing.pipeline_test"
     for launcher in (["-m", "dispel4py"], ["-m", "dispel4py.new.processor"]):
         done = subprocess.run(
-            [sys.executable, *launcher, "simple", "dispel4py.examples.graph_testing.pipeline_test", "-i", "2"],
+            [sys.executable, *launcher, "simple", workflow, "-i", "2"],
             capture_output=True,
             text=True,
             timeout=60,
