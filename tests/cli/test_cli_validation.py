@@ -175,7 +175,7 @@ def test_ambiguous_option_before_the_mapping_name(monkeypatch):
 def test_finding_the_mapping_imports_no_optional_dependency():
     code = (
         "import sys\n"
-        "from dispel4py.cli import _find_mapping\n"
+        "from dispel4py.cli.args import _find_mapping\n"
         "assert _find_mapping(['-n', '2', '--batch-size', '3', 'mpi', 'wf.py']) == 'mpi'\n"
         "print(sorted(m for m in ('mpi4py', 'zmq', 'multiprocess', 'redis') if m in sys.modules))\n"
     )
