@@ -1,6 +1,7 @@
 """dispel4py: write a stream-based workflow once, run it on any mapping.
 
 ``dispel4py.run(graph, inputs, mapping="multi", num=4)`` runs a workflow from Python;
+``for pe, output, item in dispel4py.stream(graph, ...)`` gives its results while it runs;
 ``dispel4py <mapping> <workflow>`` runs it from the command line.
 """
 
@@ -13,6 +14,7 @@ __version__ = "3.0.0"
 __all__ = [
     "__version__",
     "run",
+    "stream",
     "RunResult",
     "InstanceStats",
     "Dispel4PyError",
@@ -27,6 +29,7 @@ __all__ = [
 
 _LAZY = {
     "run": "dispel4py.api",
+    "stream": "dispel4py.streaming",
     "RunResult": "dispel4py.engine.result",
     "InstanceStats": "dispel4py.engine.result",
     "Dispel4PyError": "dispel4py.errors",

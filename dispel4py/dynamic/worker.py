@@ -201,6 +201,8 @@ class DynamicWorker:
                 flush_results=self.reporter.flush_results,
                 limit=self.tuning.local_limit,
                 byte_limit=self.tuning.local_bytes,
+                max_results=self.tuning.results_limit,
+                results_s=self.tuning.results_s,
             )
             pe.outputconnections[output][WRITER] = writer
             writers[output] = writer

@@ -87,6 +87,7 @@ class Executor:
         self.local_limit = local_limit = tuning.local_limit
         self.batch_bytes = tuning.batch_bytes
         self.local_bytes = tuning.local_bytes
+        self.results_limits = (tuning.results_limit, tuning.results_s)  # see Tuning.streaming
         self.where = where
         placement = plan.placement
         n = len(placement.pe_of)
@@ -155,6 +156,8 @@ class Executor:
                 flush_results=self.reporter.flush_results,
                 limit=self.local_limit,
                 byte_limit=self.local_bytes,
+                max_results=self.results_limits[0],
+                results_s=self.results_limits[1],
             )
             for route in getattr(writer, "routes", ()) or ():
                 for target in route.targets:

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispel4py.errors import UsageError
+from dispel4py.engine.writers import RESULTS_LIMIT
 
-__all__ = ["Tuning"]
+STREAM_RESULTS_S = 0.05  # as long as an item may wait in a part-filled batch between workers
+
+__all__ = ["Tuning", "STREAM_RESULTS_S"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,22 @@ class Tuning:
     local_bytes: int = 16 << 20
     timings: bool = False
     live_s: float = 0.0  # seconds between live counter samples (0: none; see live.py)
+    # results go to a consumer while the run goes (``dispel4py.stream``): workers ship them
+    # in batches of at most ``batch_size`` items and at least every ``STREAM_RESULTS_S``, and
+    # the transports bound what is in flight (docs/design.md, "Results while the run goes")
+    streaming: bool = False
+
+    @property
+    def results_limit(self) -> int:
+        """Result items a writer holds before they are shipped: small batches when streaming
+        (the consumer's backpressure bound is counted in them), else few messages."""
+        return self.batch_size if self.streaming else RESULTS_LIMIT
+
+    @property
+    def results_s(self) -> float:
+        """Seconds a result may wait in a writer (0: until the batch is full or the worker
+        waits), so a streamed item reaches its consumer soon after it is written."""
+        return STREAM_RESULTS_S if self.streaming else 0.0
 
     @classmethod
     def from_options(cls, options: MappingABC[str, Any]) -> Tuning:
@@ -39,4 +58,6 @@ class Tuning:
             values[name] = value
         if options.get("timings"):
             values["timings"] = True
+        if options.get("streaming"):  # set by dispel4py.stream, never a user option
+            values["streaming"] = True
         return cls(**values)

@@ -16,12 +16,21 @@ from __future__ import annotations
 import copy
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from dispel4py.engine.failure import short_repr
 from dispel4py.engine.routing import BroadcastRoute, FixedRoute, RoundRobinRoute, Route
 
-__all__ = ["Writer", "LocalWriter", "make_writer", "approx_size", "sized_limit", "SAMPLE_MASK"]
+__all__ = [
+    "Writer",
+    "LocalWriter",
+    "make_writer",
+    "approx_size",
+    "sized_limit",
+    "SAMPLE_MASK",
+    "RESULTS_LIMIT",
+]
 
 _IMMUTABLE = (int, float, str, bytes, bool, type(None), complex)
 SAMPLE_MASK = 63  # sample an item's size at fills 1, 65, 129, ...
@@ -69,7 +78,17 @@ def _copy(data: Any) -> Any:
 class Writer:
     """General case: any number of routes, optional result collection."""
 
-    __slots__ = ("routes", "results", "deliver", "count", "flush_results", "results_limit")
+    __slots__ = (
+        "routes",
+        "results",
+        "deliver",
+        "count",
+        "flush_results",
+        "results_limit",
+        "max_results",
+        "results_s",
+        "results_due",
+    )
 
     def __init__(
         self,
@@ -77,13 +96,17 @@ class Writer:
         results: list[Any] | None,
         deliver: Callable[[int, str, Any], None],
         flush_results: Callable[[], None],
+        max_results: int = RESULTS_LIMIT,
+        results_s: float = 0.0,
     ) -> None:
         self.routes = routes
         self.results = results
         self.deliver = deliver
         self.flush_results = flush_results
         self.count = 0
-        self.results_limit = RESULTS_LIMIT
+        self.results_limit = self.max_results = max_results
+        self.results_s = results_s  # > 0 while streaming: a result waits at most this long
+        self.results_due = 0.0
 
     def write(self, data: Any) -> None:
         self.count += 1
@@ -94,10 +117,12 @@ class Writer:
             first = False
             n = len(results)
             if n & SAMPLE_MASK == 1:
-                self.results_limit = sized_limit(data, n, RESULTS_LIMIT, RESULTS_BYTES)
-            if n >= self.results_limit:
+                self.results_limit = sized_limit(data, n, self.max_results, RESULTS_BYTES)
+            if n >= self.results_limit or (self.results_s and perf_counter() >= self.results_due):
                 self.flush_results()
-                self.results_limit = RESULTS_LIMIT
+                self.results_limit = self.max_results
+                if self.results_s:
+                    self.results_due = perf_counter() + self.results_s
         for route in self.routes:
             for target in route.targets_for(data):
                 self.deliver(target, route.port, data if first else _copy(data))
@@ -147,10 +172,12 @@ def make_writer(
     flush_results: Callable[[], None],
     limit: int,
     byte_limit: int,
+    max_results: int = RESULTS_LIMIT,
+    results_s: float = 0.0,
 ) -> Writer | LocalWriter:
     if results is None and len(routes) == 1 and len(routes[0].targets) == 1:
         target = routes[0].targets[0]
         inbox = local_inboxes[target]
         if inbox is not None and isinstance(routes[0], (FixedRoute, RoundRobinRoute, BroadcastRoute)):
             return LocalWriter(inbox, routes[0].port, limit, drain, target, byte_limit)
-    return Writer(routes, results, deliver, flush_results)
+    return Writer(routes, results, deliver, flush_results, max_results, results_s)

@@ -57,10 +57,20 @@ class ResultBuffer:
 
 
 class ResultCollector:
-    """Driver-side store of collected outputs, ``{(pe_id, output): [items]}``."""
+    """Driver-side store of collected outputs, ``{(pe_id, output): [items]}``.
+
+    ``dispel4py.stream`` hands in a collector that passes them on instead (``handoff.py``);
+    a driver loop that waits on file descriptors also waits on ``stopped_fd`` (if any) and
+    then calls :meth:`check_stopped`, so a run whose consumer has gone stops at once.
+    """
+
+    stopped_fd: int | None = None
 
     def __init__(self) -> None:
         self.lists: dict[tuple[str, str], list[Any]] = {}
+
+    def check_stopped(self) -> None:
+        """Raise if whoever reads the results has stopped (never, here)."""
 
     def result_list(self, pe_id: str, output: str) -> list[Any]:
         return self.lists.setdefault((pe_id, output), [])
@@ -89,6 +99,9 @@ class Mapping(ABC):
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     primary = True  # whether this process reports results (False on MPI ranks other than 0)
+    # whether a run can be stopped midway and the process go on (False for mpi, where a
+    # stop ends every rank): a streamed run whose consumer stops early then runs to its end
+    stops_early: ClassVar[bool] = True
     layout: ClassVar[str] = "static"  # "dynamic": shared PEs on a work queue (dynamic/layout.py)
     worker_word: ClassVar[str] = "worker"  # what a worker is called in drawings and timing files
     # True when the launcher fixes the workers (mpiexec -n N): making the mapping object then
@@ -161,12 +174,17 @@ class Mapping(ABC):
         """Run the plan; collected outputs go to ``collector``; return per-instance stats
         (``None`` in a process that is not the primary one)."""
 
+    def release(self) -> None:
+        """Give back what making this mapping took from the process (MPI: its signal
+        handlers), when the run went in another thread (``dispel4py.stream``)."""
+
     def run(
         self,
         graph: WorkflowGraph,
         inputs: MappingABC[Any, Any] | None,
         *,
         collect: MappingABC[str, list[str]] | None = None,
+        collector: ResultCollector | None = None,
     ) -> RunResult | None:
 
         ensure_pe_log_output()  # self.log lines show in a program that configured no logging
@@ -174,7 +192,7 @@ class Mapping(ABC):
         layout = layout_of(plan)
         if _log.isEnabledFor(logging.DEBUG) and self.primary:
             _log.debug("placement: %s", _placement_text(plan, layout))
-        collector = ResultCollector()
+        collector = collector if collector is not None else ResultCollector()
         if self.board is not None:
             self.board.start(plan, self.name)
         start = time.perf_counter()

@@ -68,8 +68,9 @@ class _Timed(Mapping):
         inputs: MappingABC[Any, Any] | None,
         *,
         collect: MappingABC[str, list[str]] | None = None,
+        collector: Any = None,
     ) -> RunResult | None:
-        result = super().run(graph, inputs, collect=collect)
+        result = super().run(graph, inputs, collect=collect, collector=collector)
         if result is not None and self._timing is not None and self._plan is not None:
             write_run_files(self._timing, self._plan, result, self._abstract, self.worker_word)
         return result

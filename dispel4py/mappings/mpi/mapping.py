@@ -34,6 +34,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from collections.abc import Mapping as MappingABC
@@ -56,6 +57,7 @@ __all__ = ["MPIMapping"]
 _log = logging.getLogger(__name__)
 _DATA, _CONTROL = 10, 11
 _QUIT = ("Q",)
+_RESULT_SENDS = 2  # results batches a rank may have on their way to rank 0 while streaming
 _MAX_NAP_S = 0.001  # longest sleep between polls while idle: idle ranks must not spin
 _REPORTER_GRACE_S = 2.0  # a rank that is not the reporter waits this long for it to abort the run
 _STOP_REASONS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hangup"}
@@ -73,12 +75,24 @@ class _MPITransport:
         self.comm = pkl5.Intracomm(comm)
         self.collector = collector
         self.pending: list[Any] = []
+        self.result_sends: list[Any] = []  # synchronous sends of results (streaming only)
         self.done: dict[int, list[InstanceStats]] = {}
 
     def send(self, worker: int, message: Any, tag: int = _DATA) -> None:
         self.pending.append(self.comm.isend(message, dest=worker, tag=tag))
         if len(self.pending) > 64:
             self._progress()
+
+    def send_results(self, batch: Any, bounded: bool) -> None:
+        """Results to rank 0. ``bounded`` (a streamed run): synchronous sends, at most
+        ``_RESULT_SENDS`` unmatched, so a rank 0 held up by a slow consumer holds this rank
+        up too, instead of MPI buffering every batch (docs/design.md)."""
+        if not bounded:
+            self.send(0, ("results", batch), tag=_CONTROL)
+            return
+        while len(self.result_sends) >= _RESULT_SENDS:
+            self.result_sends.pop(0).wait()
+        self.result_sends.append(self.comm.issend(("results", batch), dest=0, tag=_CONTROL))
 
     def _progress(self) -> None:
         self.pending = [r for r in self.pending if not r.test()[0]]
@@ -139,9 +153,9 @@ class _MPITransport:
 
     def finish(self) -> None:
         """Complete every send before the rank leaves."""
-        for request in self.pending:
+        for request in [*self.result_sends, *self.pending]:
             request.wait()
-        self.pending = []
+        self.pending, self.result_sends = [], []
 
 
 def _launcher_size() -> int | None:
@@ -159,11 +173,11 @@ def _status() -> Any:
     return MPI.Status()
 
 
-def _reporter(transport: _MPITransport) -> ResultCollector | ResultBuffer:
+def _reporter(transport: _MPITransport, streaming: bool) -> ResultCollector | ResultBuffer:
     """Rank 0 keeps collected outputs where the result is built; other ranks ship them to it."""
     if transport.collector is not None:
         return transport.collector
-    return ResultBuffer(lambda batch: transport.send(0, ("results", batch), tag=_CONTROL))
+    return ResultBuffer(lambda batch: transport.send_results(batch, bounded=streaming))
 
 
 def _hosting(plan: Plan, rank: int) -> str:
@@ -189,6 +203,7 @@ class MPIMapping(Mapping):
     summary = "MPI ranks: mpiexec -n N dispel4py mpi ..."
     worker_word = "rank"
     sized_by_launcher = True
+    stops_early = False  # a stop ends every rank's process (_end_run): a stream runs to its end
 
     def __init__(self, options: MappingABC[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -299,7 +314,7 @@ class MPIMapping(Mapping):
 
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats] | None:
         transport = _MPITransport(self.comm, collector if self.primary else None)
-        reporter = _reporter(transport)
+        reporter = _reporter(transport, bool(self.options.get("streaming")))
         self._tell_guard(
             f"rank {self.rank} (pid {os.getpid()} on {socket.gethostname()}, "
             f"hosting {_hosting(plan, self.rank) or 'no PE'})"
@@ -403,9 +418,14 @@ class MPIMapping(Mapping):
                 self._saved_handlers[signum] = signal.signal(signum, self._on_stop_signal)
 
     def _restore_stop_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # a streamed run (dispel4py.stream): release() restores them afterwards
         for signum, handler in self._saved_handlers.items():
             signal.signal(signum, handler)
         self._saved_handlers.clear()
+
+    def release(self) -> None:
+        self._restore_stop_signals()
 
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
         if self._ending:

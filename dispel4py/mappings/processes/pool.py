@@ -194,9 +194,13 @@ class _Pool:
         listening = {w.link: i for i, w in enumerate(self.workers)}
         watching = {w.ended: i for i, w in enumerate(self.workers)}
         next_tick = time.monotonic() + (every or 0)
+        stopped = [] if collector.stopped_fd is None else [collector.stopped_fd]
         while len(self.done) < len(self.workers):
             timeout = None if tick is None else max(0.0, next_tick - time.monotonic())
-            ready_list = wait([*listening, *watching], timeout)
+            ready_list = wait([*listening, *watching, *stopped], timeout)
+            if stopped and stopped[0] in ready_list:
+                collector.check_stopped()  # the consumer of a streamed run has gone
+                stopped.clear()  # it raised, unless the run goes on without a consumer
             if tick is not None and time.monotonic() >= next_tick:
                 tick()
                 next_tick = time.monotonic() + (every or 0)

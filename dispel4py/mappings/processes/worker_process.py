@@ -25,6 +25,8 @@ from dispel4py.mappings.processes.channels import Channels, WorkerStart
 from dispel4py.mappings.processes.lifetime import bind_to_driver, driver_gone
 from dispel4py.mappings.processes.link import FdHandle, LinkWriter
 
+_logger = logging.getLogger(__name__)
+
 __all__ = ["emit_log", "load_plan", "log_levels", "module_files", "plan_blob", "worker_main"]
 
 
@@ -108,11 +110,22 @@ def worker_main(payload: Any, start: WorkerStart, worker: int, writer: FdHandle,
         where = f"worker {worker}, pid {os.getpid()} on {socket.gethostname()}"
         channels.serve(plan, worker, link, where, start.tuning)
     except Dispel4PyError as exc:
+        _flush_before_error(link)
         _send_error(link, exc)
     except BaseException as exc:  # anything else still reaches the driver, as data
+        _flush_before_error(link)
         _send_error(link, Dispel4PyError(f"worker {worker} failed: {type(exc).__name__}: {exc}"))
     finally:
         link.close()
+
+
+def _flush_before_error(link: _DriverLink) -> None:
+    """Results written before the failure reach the driver before it (a streamed run yields
+    them, then raises); results that cannot be sent give way to the error itself."""
+    try:
+        link.flush_results()
+    except Exception as exc:
+        _logger.debug("results not sent before the error: %s", exc)
 
 
 def _send_error(link: _DriverLink, exc: Dispel4PyError) -> None:

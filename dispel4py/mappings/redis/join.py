@@ -156,7 +156,9 @@ def _serve(target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: by
     slot = " (hosting pinned instances)" if plan.hosted(worker) else ""
     _log.info("worker %d joined run %s on Redis at %s%s", worker, run_id, target.where, slot)
     where = f"worker {worker}, pid {os.getpid()} on {host}"
-    engine = RedisWorker(plan, worker, queues, Reporter(queues), tuning=meta["tuning"], where=where)
+    engine = RedisWorker(
+        plan, worker, queues, Reporter(queues, meta["tuning"].streaming), tuning=meta["tuning"], where=where
+    )
     try:
         engine.run()
     except Terminated as exc:

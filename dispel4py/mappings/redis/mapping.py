@@ -233,7 +233,7 @@ class DynRedisMapping(DynMultiMapping):
                     "workers join with: dispel4py worker --redis-url URL --run %s --key-file FILE [workflow]",
                     run_id,
                 )
-            reader = ReportReader(queues).start()
+            reader = ReportReader(queues, bounded=tuning.streaming).start()
             stack.callback(reader.close)
             coordinator = Coordinator(plan, queues)
             scaler = self._scaler(plan, queues, coordinator) if local else None

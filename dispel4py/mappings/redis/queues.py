@@ -57,6 +57,7 @@ __all__ = ["RedisQueues", "Reporter", "RunNames", "GROUP", "lost_error"]  # the 
 
 _log = logging.getLogger("dispel4py.engine")
 
+REPORTS_HIGH = 64  # streaming: entries on the reports stream above which results wait
 _STALE_S = 0.02  # counters older than this are read again before a backlog is answered
 _PENDING_PUTS = 64  # pinned puts sent in one round trip
 _PENDING_BYTES = 4 << 20
@@ -286,7 +287,7 @@ class RedisQueues(Taking, Channels):
         """A local worker process: run the dynamic engine until the driver says quit."""
         self.link = link
         self.start_worker(worker, f"dispel4py-w{worker}")
-        engine = RedisWorker(plan, worker, self, Reporter(self), tuning=tuning, where=where)
+        engine = RedisWorker(plan, worker, self, Reporter(self, tuning.streaming), tuning=tuning, where=where)
         try:
             with sampling(engine.live_rows, live_sender(link, worker), tuning.live_s):
                 engine.run()
@@ -424,9 +425,21 @@ class RedisQueues(Taking, Channels):
 
 class Reporter:
     """The engine's reporter on Redis: results travel in the reports stream (inside the
-    task that produced them, so a redelivered task cannot return them twice)."""
+    task that produced them, so a redelivered task cannot return them twice).
 
-    def __init__(self, queues: RedisQueues) -> None:
-        self.results = ResultBuffer(lambda batch: queues.report(("results", batch)))
+    ``bounded`` (a streamed run): results wait while the reports stream holds more than
+    ``REPORTS_HIGH`` entries, i.e. while the driver is not reading (its consumer is slow).
+    """
+
+    def __init__(self, queues: RedisQueues, bounded: bool = False) -> None:
+        self.queues, self.bounded = queues, bounded
+        self.results = ResultBuffer(self._ship)
         self.result_list = self.results.result_list
         self.flush_results = self.results.flush_results
+
+    def _ship(self, batch: Any) -> None:
+        nap = 0.001
+        while self.bounded and self.queues.client.xlen(self.queues.names.reports) > REPORTS_HIGH:
+            time.sleep(nap)  # backoff, not a spin; the driver's reading is what we wait for
+            nap = min(0.05, nap * 2)
+        self.queues.report(("results", batch))

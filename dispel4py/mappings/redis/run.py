@@ -46,6 +46,9 @@ _log = logging.getLogger("dispel4py.engine")
 
 _TICK_S = 0.1
 _TRIM_EVERY = 256  # reports read before the driver trims them from the server
+# a streamed run (dispel4py.stream) keeps few reports in the driver, so that a slow consumer
+# leaves them on the server, where workers see them (REPORTS_HIGH, _redis_queues.py) and wait
+STREAM_INBOX = 16  # reports the driver holds, read but not relayed
 _ALIVE_EVERY_S = 1.0  # the driver's liveness key is renewed this often...
 _DRIVER_TTL_MS = 5000  # ...and expires this long after the driver is gone
 _QUIT_WAIT = 10.0
@@ -134,9 +137,12 @@ class RedisRun:
 class ReportReader:
     """A thread reading the reports stream into a queue; :meth:`fileno` wakes the driver."""
 
-    def __init__(self, queues: RedisQueues) -> None:
+    def __init__(self, queues: RedisQueues, *, bounded: bool = False) -> None:
         self.queues = queues
         self.inbox: deque[tuple[int, Any]] = deque()
+        self.limit = STREAM_INBOX if bounded else 0  # 0: read everything at once
+        self.count, self.trim_every = (STREAM_INBOX, STREAM_INBOX) if bounded else (1000, _TRIM_EVERY)
+        self.room = threading.Condition()
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         self.stopping = False
@@ -156,7 +162,16 @@ class ReportReader:
         messages = []
         while self.inbox:
             messages.append(self.inbox.popleft())
+        if self.limit:
+            with self.room:
+                self.room.notify()
         return messages
+
+    def _wait_for_room(self) -> None:
+        """Bounded (streaming): read no more while the driver has not taken what it has."""
+        with self.room:
+            while self.limit and len(self.inbox) >= self.limit and not self.stopping:
+                self.room.wait(0.5)
 
     def _loop(self) -> None:
         names, signer = self.queues.names, self.queues.signer
@@ -165,7 +180,8 @@ class ReportReader:
         unread = 0  # entries read since the stream was last trimmed
         try:
             while True:
-                got = entries(self.client.xread({names.reports: last}, count=1000, block=BLOCK_MS))
+                self._wait_for_room()
+                got = entries(self.client.xread({names.reports: last}, count=self.count, block=BLOCK_MS))
                 if not got:
                     continue
                 for _, entry_id, values in got:
@@ -180,7 +196,7 @@ class ReportReader:
                         self.inbox.append((-1, ("forged", (names.reports, str(exc)))))
                 os.write(self.write_fd, b"x")
                 unread += len(got)
-                if unread >= _TRIM_EVERY:  # what was read leaves the server, a round trip each time
+                if unread >= self.trim_every:  # what was read leaves the server, a round trip each time
                     self.client.xtrim(names.reports, minid=last, approximate=False)
                     unread = 0
         except Exception as exc:
@@ -243,8 +259,14 @@ class RedisPool(_Pool):
         listening = {w.link: i for i, w in enumerate(self.workers)}
         watching = {w.ended: i for i, w in enumerate(self.workers)}
         next_tick = time.monotonic()
+        stopped = [] if collector.stopped_fd is None else [collector.stopped_fd]
         while not (coordinator.finished and self.expected <= self.done):
-            ready_list = wait([reader, *listening, *watching], max(0.0, next_tick - time.monotonic()))
+            ready_list = wait(
+                [reader, *listening, *watching, *stopped], max(0.0, next_tick - time.monotonic())
+            )
+            if stopped and stopped[0] in ready_list:
+                collector.check_stopped()  # the consumer of a streamed run has gone
+                stopped.clear()  # it raised, unless the run goes on without a consumer
             for ready in ready_list:
                 if ready is reader:
                     for worker, message in reader.drain():
