@@ -74,7 +74,7 @@ def stream(
         runner.board = board
         return runner
 
-    return _results(make, graph, inputs, collect, Handoff(buffer))
+    return _results(make, graph, inputs, collect, buffer)
 
 
 def _results(
@@ -82,15 +82,13 @@ def _results(
     graph: WorkflowGraph,
     inputs: MappingABC[Any, Any] | None,
     collect: MappingABC[str, list[str]] | None,
-    handoff: Handoff,
+    buffer: int,
 ) -> Iterator[tuple[str, str, Any]]:
     """The generator behind :func:`stream`: its ``finally`` is the clean-up on every way out
-    (end, error, ``close()`` after ``break``, garbage collection, ``KeyboardInterrupt``)."""
-    try:
-        runner = make()  # MPI starts here, in the caller's (main) thread
-    except BaseException:
-        handoff.release()
-        raise
+    (end, error, ``close()`` after ``break``, garbage collection, ``KeyboardInterrupt``).
+    Nothing is made before the first ``next()``: an iterator never started holds nothing."""
+    runner = make()  # MPI starts here, in the caller's (main) thread
+    handoff = Handoff(buffer)
     thread: threading.Thread | None = None
     try:
         if not runner.primary:  # an MPI rank other than 0: its share of the run, no results

@@ -169,6 +169,18 @@ def test_the_graph_is_left_as_it_was_and_options_are_those_of_run(tmp_path) -> N
         dispel4py.stream(graph, None, "multi", buffer=0)
 
 
+def test_an_iterator_never_started_makes_nothing() -> None:
+    children = OwnChildren()
+    fds = len(os.listdir("/proc/self/fd"))
+    graph, source = flows.source_only(5)
+    results = dispel4py.stream(graph, {source: 1}, "multi", num=2)
+    del results
+    gc.collect()
+    children.look()
+    assert not children.seen
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
 # -- failures -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("mapping", ["simple", "multi", "dyn_multi"])
 def test_failure_is_raised_after_the_items_written_before_it(mapping: str, tmp_path) -> None:
@@ -341,28 +353,38 @@ graph, source = two_outputs(300)
 stop_after = {stop_after}
 rank = os.environ.get("PMI_RANK", "?")
 got = []
-for pe, port, item in dispel4py.stream(graph, {{source: 1}}, "mpi", batch_size=8, buffer=16):
+options = {{"timing_dir": {timings!r}}} if {mapping!r} == "timed_mpi" else {{}}
+for pe, port, item in dispel4py.stream(graph, {{source: 1}}, {mapping!r}, batch_size=8, buffer=16, **options):
     got.append((port, item))
     if len(got) == stop_after:
         break
-print(f"rank {{rank}}: {{len(got)}} items, {{sum(1 for p, _ in got if p == 'seen')}} seen, after the loop",
-      flush=True)
+line = f"rank {{rank}}: {{len(got)}} items, {{sum(1 for p, _ in got if p == 'seen')}} seen, after the loop"
+with open(os.path.join({out!r}, f"rank{{rank}}.txt"), "w") as f:  # ranks' stdout lines may interleave
+    f.write(line)
 """
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("stop_after", [0, 5])
-def test_under_mpiexec_rank_0_yields_and_the_others_end(stop_after: int, tmp_path) -> None:
+@pytest.mark.parametrize(("mapping", "stop_after"), [("mpi", 0), ("mpi", 5), ("timed_mpi", 0)])
+def test_under_mpiexec_rank_0_yields_and_the_others_end(mapping: str, stop_after: int, tmp_path) -> None:
     """Rank 0 gets every item; the other ranks' iterators do their share and end empty. A
     ``break`` on rank 0 lets the run finish without a consumer (stopping it would end every
     rank's process): every rank gets past its loop and exits 0."""
     from _helpers import mpiexec, run
 
     script = tmp_path / "stream_mpi.py"
-    script.write_text(_MPI_SCRIPT.format(workflows=str(WORKFLOWS), stop_after=stop_after or -1))
+    script.write_text(
+        _MPI_SCRIPT.format(
+            workflows=str(WORKFLOWS),
+            stop_after=stop_after or -1,
+            mapping=mapping,
+            timings=str(tmp_path / "timings"),
+            out=str(tmp_path),
+        )
+    )
     done = run([mpiexec(), "-n", "3", sys.executable, str(script)], timeout=90)
     assert done.returncode == 0, done.stderr
-    lines = sorted(done.stdout.splitlines())
+    lines = [(tmp_path / f"rank{rank}.txt").read_text() for rank in range(3)]
     expected_0 = "rank 0: 600 items, 300 seen" if not stop_after else f"rank 0: {stop_after} items"
     assert lines[0].startswith(expected_0), lines
     assert lines[1:] == ["rank 1: 0 items, 0 seen, after the loop", "rank 2: 0 items, 0 seen, after the loop"]
