@@ -51,6 +51,7 @@ class Handoff:
         self.drop_when_closed = False
         self._batches: deque[tuple[str, str, deque[Any]]] = deque()
         self._ended = False
+        self._putting = False  # the run waits for room
         self._error: BaseException | None = None
         self._cond = threading.Condition()
         # readable once the consumer stopped: driver loops that wait on file descriptors
@@ -64,7 +65,9 @@ class Handoff:
         with self._cond:
             while start < len(items):
                 while self.held >= self.capacity and not self.closed:
+                    self._putting = True
                     self._cond.wait()
+                    self._putting = False
                 if self.closed:
                     if self.drop_when_closed:
                         return
@@ -98,7 +101,8 @@ class Handoff:
             if not items:
                 self._batches.popleft()
             self.held -= 1
-            self._cond.notify_all()
+            if self._putting:  # wake the run only when it waits for room
+                self._cond.notify_all()
             return pe_id, output, item
 
     def close(self) -> None:
