@@ -227,23 +227,24 @@ def _bound(mapping: str, buffer: int, batch: int, item_bytes: int, workers: int)
 
     * the hand-off holds at most ``buffer``; a writer at most ``batch`` (then it ships, and
       waits while the hand-off is full);
-    * multi, dyn_multi: the source's worker blocks writing to its pipe to the driver: at
+    * the process mappings: the source's worker blocks writing to its pipe to the driver: at
       most one batch in that write, the pipe's bytes, and the pipe's bytes the driver has
       read and not handed over (each item is at least ``item_bytes`` pickled);
     * dyn_redis: entries of at most ``batch`` items wait on the reports stream while it
-      holds more than REPORTS_HIGH (one more per worker that checked at the same time),
-      and the driver holds at most 2 * STREAM_INBOX read and not relayed.
+      holds more than REPORTS_HIGH (one more per worker that checked at the same time); the
+      driver's reader reads up to STREAM_INBOX entries while it holds fewer than that, so
+      its inbox holds at most 2 * STREAM_INBOX - 1, and as many again are being handed over.
     """
     if mapping == "simple":
         return buffer + batch
-    if mapping in ("multi", "dyn_multi"):
+    if mapping in ("multi", "zmq_multi", "dyn_multi", "dyn_auto_multi", "timed_multi"):
         in_pipe = _pipe_bytes() // item_bytes + batch
         return buffer + batch + 2 * in_pipe
-    assert mapping == "dyn_redis"
-    return buffer + batch + (REPORTS_HIGH + workers + 2 * STREAM_INBOX) * batch
+    assert mapping in REDIS
+    return buffer + batch + (REPORTS_HIGH + workers + 2 * (2 * STREAM_INBOX - 1)) * batch
 
 
-@pytest.mark.parametrize("mapping", ["simple", "multi", "dyn_multi", "dyn_redis"])
+@pytest.mark.parametrize("mapping", ["simple", *LOCAL[1:5], "timed_multi", "dyn_redis", "dyn_auto_redis"])
 def test_a_slow_consumer_holds_the_run_back(mapping: str, redis_server, tmp_path) -> None:
     count, size, buffer, batch = 3000, 1000, 32, 8
     counter = str(tmp_path / "count")
