@@ -58,6 +58,11 @@ class Handoff:
         # (the process and Redis pools) wait on it too, so an idle run stops at once
         self._stop_r, self._stop_w = os.pipe()
 
+    @property
+    def stopped_fd(self) -> int:
+        """A file descriptor that becomes readable when the consumer stops."""
+        return self._stop_r
+
     # -- the run's side ------------------------------------------------------------------------
     def put(self, pe_id: str, output: str, items: list[Any]) -> None:
         """Queue ``items``, waiting for room; :class:`StreamClosed` once the consumer stopped."""
@@ -131,7 +136,7 @@ class StreamingCollector(ResultCollector):
     def __init__(self, handoff: Handoff) -> None:
         super().__init__()
         self.handoff = handoff
-        self.stopped_fd = handoff._stop_r
+        self.stopped_fd = handoff.stopped_fd
 
     def check_stopped(self) -> None:
         if self.handoff.closed and not self.handoff.drop_when_closed:
