@@ -27,14 +27,14 @@ from collections.abc import Callable, Iterator
 from collections.abc import Mapping as MappingABC
 from typing import Any
 
-from dispel4py.engine.fresh import fresh_copy
 from dispel4py.api import mapping_options
+from dispel4py.engine.fresh import fresh_copy
+from dispel4py.engine.tuning import Tuning
 from dispel4py.errors import UsageError
-from dispel4py.observe.live import LiveBoard
 from dispel4py.mappings import get_mapping
 from dispel4py.mappings.base import Mapping
 from dispel4py.mappings.handoff import END, Handoff, StreamClosed, StreamingCollector
-from dispel4py.engine.tuning import Tuning
+from dispel4py.observe.live import LiveBoard
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = ["stream"]

@@ -7,8 +7,8 @@ from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from typing import Any
 
-from dispel4py.errors import UsageError
 from dispel4py.engine.writers import RESULTS_LIMIT
+from dispel4py.errors import UsageError
 
 STREAM_RESULTS_S = 0.05  # as long as an item may wait in a part-filled batch between workers
 

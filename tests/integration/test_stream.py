@@ -27,10 +27,10 @@ from _helpers import WORKFLOWS
 from redis_support import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
 
 import dispel4py
+from dispel4py.engine.tuning import Tuning
 from dispel4py.errors import UsageError, WorkflowFailed
 from dispel4py.mappings.redis.queues import REPORTS_HIGH
 from dispel4py.mappings.redis.run import STREAM_INBOX
-from dispel4py.engine.tuning import Tuning
 
 pytestmark = pytest.mark.timeout(120)
 
