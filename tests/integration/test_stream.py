@@ -28,7 +28,7 @@ from redis_support import RedisServer, redis_server_fixture  # noqa: F401 - the 
 
 import dispel4py
 from dispel4py.engine.tuning import Tuning
-from dispel4py.errors import UsageError, WorkflowFailed
+from dispel4py.errors import UsageError, WorkerDied, WorkflowFailed
 from dispel4py.mappings.redis.queues import REPORTS_HIGH
 from dispel4py.mappings.redis.run import STREAM_INBOX
 
@@ -210,6 +210,16 @@ def test_failure_of_a_later_stage_ends_the_iterator(mapping: str, redis_server, 
     assert 150 not in seen and len(seen) == len(set(seen)) < 200
     children.assert_clean()
     assert not redis_server.run_keys()
+
+
+@pytest.mark.parametrize("mapping", ["multi", "dyn_multi"])
+def test_a_worker_killed_mid_stream_is_raised_as_run_raises_it(mapping: str, tmp_path) -> None:
+    graph, source = flows.killed_worker(500, at=200)
+    children = OwnChildren()
+    with pytest.raises(WorkerDied, match="died \\(signal 9\\)"):
+        for _ in dispel4py.stream(graph, {source: 1}, mapping, num=2):
+            children.look()
+    children.assert_clean()
 
 
 # -- backpressure ---------------------------------------------------------------------------------

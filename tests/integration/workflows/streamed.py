@@ -149,3 +149,27 @@ def off_rank_0(count: int, size: int = 8, counter: str = "") -> tuple[WorkflowGr
     source = Source(count, size, counter)
     graph.add(source)
     return graph, source
+
+
+class _Killer(GenericPE):
+    """Its worker process is killed (SIGKILL) on item ``at``."""
+
+    def __init__(self, at: int) -> None:
+        GenericPE.__init__(self)
+        self._add_input("input")
+        self._add_output("output")
+        self.at = at
+
+    def process(self, inputs: Any) -> None:
+        i, _ = inputs["input"]
+        if i == self.at:
+            os.kill(os.getpid(), 9)
+        self.write("output", i)
+
+
+def killed_worker(count: int, at: int) -> tuple[WorkflowGraph, Source]:
+    """Source -> a PE whose worker dies on item ``at``."""
+    graph = WorkflowGraph()
+    source = Source(count)
+    graph.connect(source, "output", _Killer(at), "input")
+    return graph, source
