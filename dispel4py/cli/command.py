@@ -119,6 +119,7 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
         )
     warn_ignored_options(args.target, args.ignored_options)
     with mapping.setting_up():
+        mapping.num_workers()  # a bad -n is a usage error before the banner; far above the cores, a warning
         graph = load_workflow(args.module, args.attr)
         inputs = parse_cli_inputs(args.data, args.file)
         if inputs is None:
@@ -235,6 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Dispel4PyError as exc:
         _report(exc)
         return exc.exit_code
+    except (OSError, RuntimeError) as exc:  # the OS refused the driver a thread or process
+        from dispel4py.mappings.processes.capacity import refused_by_os, refused_error
+
+        if not refused_by_os(exc):
+            raise
+        _report(refused_error("the driver", None, exc))
+        return 1
 
 
 def console_main() -> None:
