@@ -461,3 +461,12 @@ def test_ten_million_items_in_bounded_memory(tmp_path):
     count, last, maxrss_kb = done.stdout.split()
     assert (int(count), int(last)) == (10_000_000, 10_000_000)
     assert int(maxrss_kb) < 200 * 1024, f"peak RSS {int(maxrss_kb) // 1024} MB"
+
+
+def test_word_count_prints_plain_words(run_cli):
+    """The example's words are plain ``str``: the Outputs line shows 'Lecture', never
+    np.str_('Lecture')."""
+    done = run_cli("simple", EXAMPLES + "word_count", "-i", "5")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Outputs: {'WordCounter1': {'output': [['"), done.stdout
+    assert "np." not in done.stdout, done.stdout

@@ -157,7 +157,7 @@ class RandomWordProducer(GenericPE):
         self.outputconnections["output"] = {NAME: "output", TYPE: ["word"]}
 
     def process(self, inputs: Any = None) -> dict[str, list[Any]]:
-        return {"output": [np.random.choice(WORDS)]}
+        return {"output": [str(np.random.choice(WORDS))]}  # a plain str, not numpy's np.str_
 
 
 class ProvenanceLogger(GenericPE):
