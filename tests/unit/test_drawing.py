@@ -185,6 +185,15 @@ def test_concrete_edges_follow_the_engine_routes():
     assert communication(next(e for *_, e in found if e.inp == "input0").grouping) == "[0]"
 
 
+@pytest.mark.parametrize("mapping", ["timed_simple", "timed_multi"])
+def test_concrete_plan_of_a_timed_mapping_writes_nothing(mapping, tmp_path, monkeypatch):
+    """Drawing plans without running: a timed mapping's shape file is not written (it was,
+    as timings/monitor_shape_run*.json in the current folder: the repository root in tests)."""
+    monkeypatch.chdir(tmp_path)
+    concrete_plan(pipeline(), mapping, 2 if mapping == "timed_multi" else None)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_concrete_plan_per_mapping():
     assert concrete_plan(pipeline(), "simple").num_workers == 1
     assert concrete_plan(pipeline(), "multi", 3).num_workers == 3
