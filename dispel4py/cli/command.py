@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console_main() -> None:
     from dispel4py.engine.signals import stacks_on_sigusr1
 
-    stacks_on_sigusr1()
+    stacks_on_sigusr1(_process_label(sys.argv[1:2]))
     try:
         code = main()
     except BaseException:  # a bug of ours: its traceback follows, and no rank may be left waiting
@@ -260,6 +260,15 @@ def console_main() -> None:
     # (~20 ms with redis-py loaded), which only walks objects that die with the process
     gc.freeze()
     sys.exit(code)
+
+
+def _process_label(command: list[str]) -> str:
+    """Who this process is, in its ``kill -USR1`` stack dumps: an MPI rank (under mpiexec
+    hydra gives ``PMI_RANK``), a ``dispel4py worker`` joining a Redis run, or a driver."""
+    rank = os.environ.get("PMI_RANK")
+    if rank is not None:
+        return f"rank {rank}"
+    return "dispel4py worker" if command == ["worker"] else "driver"
 
 
 def _end_mpi_job_if_failed_early(code: int) -> None:

@@ -20,6 +20,7 @@ import os
 import signal
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 __all__ = ["Terminated", "stacks_on_sigusr1", "stacks_on_sigusr1_here", "stop_on_signals"]
 
@@ -72,16 +73,46 @@ def stop_on_signals(signums: tuple[int, ...] | None = None) -> Iterator[None]:
 _stacks_on_sigusr1 = False
 
 
-def stacks_on_sigusr1() -> None:
+def stacks_on_sigusr1(who: str = "driver") -> None:
     """``kill -USR1 <pid>`` prints every thread's Python stack on stderr and the run goes on:
     to see where a long run spends its time or waits. Set by the ``dispel4py`` command and,
-    then, in its worker processes (whatever the start method), never by the Python API."""
+    then, in its worker processes (whatever the start method), never by the Python API.
+
+    Every line of the dump starts with ``[who, pid P]`` (``driver``, ``worker 3``, ``rank
+    2``): the processes of a run share one stderr. ``faulthandler`` writes the dump at once,
+    even while Python code is stuck in C (an MPI call), into a pipe that a thread of ours
+    copies to stderr with the label; a process with no thread to spare dumps unlabelled."""
     import faulthandler
 
     global _stacks_on_sigusr1
-    if hasattr(signal, "SIGUSR1"):
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
-        _stacks_on_sigusr1 = True
+    if not hasattr(signal, "SIGUSR1"):
+        return
+    faulthandler.register(
+        signal.SIGUSR1, file=_labelled_stderr(f"[{who}, pid {os.getpid()}] "), all_threads=True
+    )
+    _stacks_on_sigusr1 = True
+
+
+def _labelled_stderr(label: str) -> Any:
+    """A file whose lines reach stderr (fd 2) prefixed with ``label``, or ``sys.stderr``."""
+    import sys
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    prefix = label.encode()
+
+    def relay() -> None:
+        with os.fdopen(read_fd, "rb") as source:
+            for line in source:
+                os.write(2, prefix + line)
+
+    try:
+        threading.Thread(target=relay, name="dispel4py-stacks", daemon=True).start()
+    except RuntimeError:  # no thread to spare (a process limit): the plain dump will do
+        os.close(read_fd)
+        os.close(write_fd)
+        return sys.stderr
+    return os.fdopen(write_fd, "w")
 
 
 def stacks_on_sigusr1_here() -> bool:

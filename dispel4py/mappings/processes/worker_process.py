@@ -106,8 +106,8 @@ def worker_main(payload: Any, start: WorkerStart, worker: int, writer: FdHandle,
         _send_error(link, refused_error(f"worker {worker}", _worker_count(payload), exc))
         link.close()
         return
-    if start.stacks_on_sigusr1:  # spawned or forkserver workers did not inherit it
-        stacks_on_sigusr1()
+    if start.stacks_on_sigusr1:  # spawned workers did not inherit it; forked ones, the driver's label
+        stacks_on_sigusr1(f"worker {worker}")
     _route_logging(link, start.levels)
     try:
         plan = payload if isinstance(payload, Plan) else load_plan(payload, start.module_files)
