@@ -117,8 +117,9 @@ def test_busy_share_of_a_known_workload(mapping: str, tmp_path: Path) -> None:
         assert doc["bottleneck"] is None  # a shared PE is spread over the free workers already
 
 
-def test_busy_share_on_dyn_redis(tmp_path: Path, redis_server: RedisServer) -> None:
-    args = cli("dyn_redis", _workflow(tmp_path, None), "-n", str(WORKERS), "--redis-url", redis_server.url)
+@pytest.mark.parametrize("mapping", ["dyn_redis", "dyn_auto_redis", "hybrid_redis"])
+def test_busy_share_on_redis(mapping: str, tmp_path: Path, redis_server: RedisServer) -> None:
+    args = cli(mapping, _workflow(tmp_path, None), "-n", str(WORKERS), "--redis-url", redis_server.url)
     doc, stderr = _run_cli(args, tmp_path)
     nap = _check_known_share(doc, dynamic=True)
     assert _stats_table(stderr)["Nap1"] == nap["instances"], stderr
