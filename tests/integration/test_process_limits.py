@@ -70,8 +70,9 @@ def _nothing_left(group: Path, within: float = 15.0) -> int:
     return left
 
 
-@pytest.mark.parametrize("mapping", ["multi", "dyn_multi", "dyn_auto_multi"])
+@pytest.mark.parametrize("mapping", ["multi", "dyn_multi", "dyn_auto_multi", "dyn_redis"])
 def test_a_refused_process_or_thread_is_one_line_and_exit_1(mapping: str, pids_cgroup: Path) -> None:
+    """dyn_redis starts its private redis-server first: it goes too."""
     done = _run_limited(pids_cgroup, 40, cli(mapping, SLOW_STAGE, "-n", "100"))
     assert done.returncode == 1, done.stderr
     lines = done.stderr.splitlines()
