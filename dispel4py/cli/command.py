@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    from dispel4py.engine.signals import stacks_on_sigusr1
+    from dispel4py.engine.signals import flush_stack_dumps, stacks_on_sigusr1
 
     stacks_on_sigusr1(_process_label(sys.argv[1:2]))
     try:
@@ -254,6 +254,8 @@ def console_main() -> None:
     except BaseException:  # a bug of ours: its traceback follows, and no rank may be left waiting
         _end_mpi_job_if_failed_early(1)
         raise
+    finally:
+        flush_stack_dumps()  # a kill -USR1 dump still on its way to stderr
     if code:
         _end_mpi_job_if_failed_early(code)
     # nothing of the run is collected any more: spare the interpreter's last collection

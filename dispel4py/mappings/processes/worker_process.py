@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from dispel4py.engine.plan import Plan
-from dispel4py.engine.signals import stacks_on_sigusr1
+from dispel4py.engine.signals import flush_stack_dumps, stacks_on_sigusr1
 from dispel4py.errors import Dispel4PyError, TransportError
 from dispel4py.mappings.base import ResultBuffer
 from dispel4py.mappings.processes.capacity import refused_by_os, refused_error
@@ -122,6 +122,7 @@ def worker_main(payload: Any, start: WorkerStart, worker: int, writer: FdHandle,
             _send_error(link, Dispel4PyError(f"worker {worker} failed: {type(exc).__name__}: {exc}"))
     finally:
         link.close()
+        flush_stack_dumps()  # a kill -USR1 dump still on its way to stderr
 
 
 def _worker_count(payload: Any) -> int | None:
