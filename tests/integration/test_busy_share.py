@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 from _helpers import cli, mpiexec, run
-from dispel4py.report import BUSY_SHARE, IDLE_SHARE, stats_dict
 from redis_support import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
 
 import dispel4py
+from dispel4py.engine.result_json import stats_dict
 from dispel4py.live import LiveBoard
+from dispel4py.observe.report import BUSY_SHARE, IDLE_SHARE
 
 pytestmark = pytest.mark.timeout(180)
 
