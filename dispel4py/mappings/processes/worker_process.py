@@ -103,6 +103,8 @@ def worker_main(payload: Any, start: WorkerStart, worker: int, writer: FdHandle,
     try:
         bind_to_driver(start.driver_pid, start.lifeline, start.leftovers)
     except RuntimeError as exc:  # its watch thread refused: said by the driver, in one line
+        if not refused_by_os(exc):
+            raise
         _send_error(link, refused_error(f"worker {worker}", _worker_count(payload), exc))
         link.close()
         return
