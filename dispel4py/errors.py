@@ -20,6 +20,7 @@ __all__ = [
     "GroupingError",
     "WorkflowFailed",
     "WorkerDied",
+    "ResourcesRefused",
     "did_you_mean",
 ]
 
@@ -132,6 +133,10 @@ class WorkflowFailed(Dispel4PyError):
 
 class WorkerDied(Dispel4PyError):
     """A worker process ended without finishing (killed, out of memory, crashed)."""
+
+
+class ResourcesRefused(Dispel4PyError):
+    """The operating system refused a worker process or a thread (``mappings/processes/capacity.py``)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

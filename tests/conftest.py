@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -33,6 +34,16 @@ def _replay_files_out_of_the_checkout(tmp_path_factory) -> Iterator[None]:
         os.environ.pop("DISPEL4PY_REPLAY_DIR", None)
     else:
         os.environ["DISPEL4PY_REPLAY_DIR"] = saved
+
+
+@pytest.fixture
+def example_seed(monkeypatch) -> int:
+    """The seed of the examples' random words for this test (``DISPEL4PY_EXAMPLE_SEED``),
+    random unless ``D4PY_TEST_SEED`` is set; printed, so pytest shows it with a failure."""
+    seed = int(os.environ.get("D4PY_TEST_SEED") or random.randrange(1_000_000))
+    print(f"random example words: seed {seed} (rerun with D4PY_TEST_SEED={seed})", flush=True)
+    monkeypatch.setenv("DISPEL4PY_EXAMPLE_SEED", str(seed))
+    return seed
 
 
 @pytest.fixture

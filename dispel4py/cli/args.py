@@ -26,13 +26,23 @@ from dispel4py.mappings.options import (
 
 __all__ = ["get_parser"]
 
+# the commands besides running a workflow, one line each (main() in cli/command.py dispatches them)
+COMMANDS = """\
+other commands: dispel4py COMMAND ... (each has --help)
+  worker --redis-url URL   join a Redis run as one more worker
+  replay FILE [--pdb]      run the PE call a failed run saved again
+  plan MAPPING WORKFLOW    print the layout and run nothing
+  draw WORKFLOW            draw the workflow (dot, mmd, svg, png)
+
+Mappings and their status: dispel4py --list-mappings."""
+
 
 def _common_parser(mapping: str | None) -> argparse.ArgumentParser:
     parser = OptionParser(
         prog="dispel4py",
         description="Run a dispel4py workflow on a mapping (simple, multi, zmq_multi, mpi, ...).",
-        epilog="Mappings and their status: dispel4py --list-mappings. "
-        "Draw a workflow: dispel4py draw --help.",
+        epilog=COMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog's lines stay lines
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"dispel4py {__version__}")

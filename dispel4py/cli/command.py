@@ -119,6 +119,7 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
         )
     warn_ignored_options(args.target, args.ignored_options)
     with mapping.setting_up():
+        mapping.num_workers()  # a bad -n is a usage error before the banner; far above the cores, a warning
         graph = load_workflow(args.module, args.attr)
         inputs = parse_cli_inputs(args.data, args.file)
         if inputs is None:
@@ -235,23 +236,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Dispel4PyError as exc:
         _report(exc)
         return exc.exit_code
+    except (OSError, RuntimeError) as exc:  # the OS refused the driver a thread or process
+        from dispel4py.mappings.processes.capacity import refused_by_os, refused_error
+
+        if not refused_by_os(exc):
+            raise
+        _report(refused_error("the driver", None, exc))
+        return 1
 
 
 def console_main() -> None:
-    from dispel4py.engine.signals import stacks_on_sigusr1
+    from dispel4py.engine.signals import flush_stack_dumps, stacks_on_sigusr1
 
-    stacks_on_sigusr1()
+    stacks_on_sigusr1(_process_label(sys.argv[1:2]))
     try:
         code = main()
     except BaseException:  # a bug of ours: its traceback follows, and no rank may be left waiting
         _end_mpi_job_if_failed_early(1)
         raise
+    finally:
+        flush_stack_dumps()  # a kill -USR1 dump still on its way to stderr
     if code:
         _end_mpi_job_if_failed_early(code)
     # nothing of the run is collected any more: spare the interpreter's last collection
     # (~20 ms with redis-py loaded), which only walks objects that die with the process
     gc.freeze()
     sys.exit(code)
+
+
+def _process_label(command: list[str]) -> str:
+    """Who this process is, in its ``kill -USR1`` stack dumps: an MPI rank (under mpiexec
+    hydra gives ``PMI_RANK``), a ``dispel4py worker`` joining a Redis run, or a driver."""
+    rank = os.environ.get("PMI_RANK")
+    if rank is not None:
+        return f"rank {rank}"
+    return "dispel4py worker" if command == ["worker"] else "driver"
 
 
 def _end_mpi_job_if_failed_early(code: int) -> None:

@@ -90,7 +90,7 @@ def concrete_plan(graph: WorkflowGraph, mapping: str, num: int | None = None, si
         if num is None:
             raise UsageError(f"--concrete {mapping} needs -n N, the number of MPI ranks (as in mpiexec -n N)")
         return make_plan(graph, None, num, partitioned=simple)
-    return cls(mapping_options(cls, options)).make_plan(graph, None, None)
+    return cls.preview_plan(mapping_options(cls, options), graph, None)  # no file (timed_*), no process
 
 
 def _run(args: argparse.Namespace) -> int:

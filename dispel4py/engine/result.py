@@ -84,11 +84,15 @@ class RunResult:
         return _as_outputs(self.outputs, self.layout)[pe]
 
     def per_pe(self) -> dict[str, dict[str, Any]]:
-        """Totals per PE: instances, items in/out, busy seconds."""
+        """Totals per PE: instances, items in/out, busy seconds.
+
+        ``instances`` counts the copies: on a dynamic mapping a shared PE is one instance run
+        by every worker that took its tasks, and its busy seconds add up over those workers,
+        so they are its instances (``docs/observability.md``); elsewhere ``copies`` is 1."""
         table: dict[str, dict[str, Any]] = {}
         for s in self.stats:
             row = table.setdefault(s.pe_id, {"instances": 0, "items_in": 0, "items_out": 0, "busy_s": 0.0})
-            row["instances"] += 1
+            row["instances"] += s.copies
             row["items_in"] += s.calls
             row["items_out"] += s.items_out
             row["busy_s"] += s.busy_s

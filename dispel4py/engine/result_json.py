@@ -70,13 +70,13 @@ def stats_dict(result: RunResult) -> dict[str, Any]:
     elapsed = result.elapsed_s
     pes = {}
     for pe, row in per_pe.items():
-        count = len(result.layout.get(pe, ())) or row["instances"]
+        count = row["instances"]  # copies: a shared PE counts the workers that ran it
         pes[pe] = {
             "instances": count,
             "items_in": row["items_in"],
             "items_out": row["items_out"],
             "busy_s": round(row["busy_s"], 6),
-            "busy_share": round(row["busy_s"] / count / elapsed, 4) if elapsed > 0 else 0.0,
+            "busy_share": round(row["busy_s"] / max(1, count) / elapsed, 4) if elapsed > 0 else 0.0,
         }
     return {
         "schema": SCHEMA,

@@ -21,7 +21,13 @@ import signal
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Terminated", "stacks_on_sigusr1", "stacks_on_sigusr1_here", "stop_on_signals"]
+__all__ = [
+    "Terminated",
+    "flush_stack_dumps",
+    "stacks_on_sigusr1",
+    "stacks_on_sigusr1_here",
+    "stop_on_signals",
+]
 
 _REASONS = {"SIGTERM": "terminated", "SIGHUP": "hangup"}
 
@@ -70,18 +76,79 @@ def stop_on_signals(signums: tuple[int, ...] | None = None) -> Iterator[None]:
 
 
 _stacks_on_sigusr1 = False
+_FLUSH = b"\0dispel4py-flush\n"  # never a line of a dump: a dump is text
 
 
-def stacks_on_sigusr1() -> None:
+class _Relay:
+    """A pipe that ``faulthandler`` dumps into, and the thread that copies its lines to
+    stderr (fd 2) with a label. ``flush()`` waits until what is in the pipe is copied: the
+    thread is a daemon, so a dump still in the pipe would die with the process."""
+
+    def __init__(self, label: str) -> None:
+        import threading
+
+        self.pid, self.prefix = os.getpid(), label.encode()
+        self.flushed = threading.Event()
+        read_fd, write_fd = os.pipe()
+        self.file = os.fdopen(write_fd, "w")
+        try:
+            threading.Thread(target=self._copy, args=(read_fd,), name="dispel4py-stacks", daemon=True).start()
+        except BaseException:
+            os.close(read_fd)
+            self.file.close()
+            raise
+
+    def _copy(self, read_fd: int) -> None:
+        with os.fdopen(read_fd, "rb") as source:
+            for line in source:
+                if line == _FLUSH:
+                    self.flushed.set()
+                else:
+                    os.write(2, self.prefix + line)
+
+    def flush(self, timeout: float) -> None:
+        self.flushed.clear()
+        try:
+            os.write(self.file.fileno(), _FLUSH)
+        except (OSError, ValueError):  # closed: nothing to wait for
+            return
+        self.flushed.wait(timeout)
+
+
+_relay: _Relay | None = None
+
+
+def stacks_on_sigusr1(who: str = "driver") -> None:
     """``kill -USR1 <pid>`` prints every thread's Python stack on stderr and the run goes on:
     to see where a long run spends its time or waits. Set by the ``dispel4py`` command and,
-    then, in its worker processes (whatever the start method), never by the Python API."""
-    import faulthandler
+    then, in its worker processes (whatever the start method), never by the Python API.
 
-    global _stacks_on_sigusr1
-    if hasattr(signal, "SIGUSR1"):
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
-        _stacks_on_sigusr1 = True
+    Every line of the dump starts with ``[who, pid P]`` (``driver``, ``worker 3``, ``rank
+    2``): the processes of a run share one stderr. ``faulthandler`` writes the dump at once,
+    even while Python code is stuck in C (an MPI call), into a pipe that a thread of ours
+    copies to stderr with the label (:class:`_Relay`); a process with no thread to spare
+    dumps unlabelled. Call :func:`flush_stack_dumps` before the process exits."""
+    import faulthandler
+    import sys
+
+    global _stacks_on_sigusr1, _relay
+    if not hasattr(signal, "SIGUSR1"):
+        return
+    if _relay is not None and _relay.pid != os.getpid():  # a forked worker: the driver's pipe
+        _relay.file.close()  # this process's copy only
+    try:
+        _relay = _Relay(f"[{who}, pid {os.getpid()}] ")
+    except RuntimeError:  # no thread to spare (a process limit): the plain dump will do
+        _relay = None
+    target = sys.stderr if _relay is None else _relay.file
+    faulthandler.register(signal.SIGUSR1, file=target, all_threads=True)
+    _stacks_on_sigusr1 = True
+
+
+def flush_stack_dumps(timeout: float = 1.0) -> None:
+    """A stack dump still in this process's pipe reaches stderr before it exits."""
+    if _relay is not None and _relay.pid == os.getpid():
+        _relay.flush(timeout)
 
 
 def stacks_on_sigusr1_here() -> bool:

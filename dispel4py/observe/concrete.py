@@ -61,11 +61,9 @@ def concrete_drawing(plan: Plan, worker_word: str = "worker") -> Drawing:
                     cluster_of[plan.worker_of(iid)],
                 )
             )
-    labelled: set[Any] = set()  # each abstract edge's grouping is said once, not on every copy
-    for src, dst, edge in concrete_edges(plan):
-        label = communication(edge.grouping)
-        if label == "shuffle" or edge in labelled:
-            label = ""
-        labelled.add(edge)
-        drawing.edges.append(Edge(f"i{src}", edge.out, f"i{dst}", edge.inp, label))
+    for src, dst, edge in concrete_edges(plan):  # every copy says its grouping: an unlabelled
+        label = communication(edge.grouping)  # edge would read as a plain shuffle
+        drawing.edges.append(
+            Edge(f"i{src}", edge.out, f"i{dst}", edge.inp, "" if label == "shuffle" else label)
+        )
     return drawing

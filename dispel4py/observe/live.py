@@ -152,6 +152,7 @@ class LiveBoard:
         self._instances: dict[str, list[int]] = {}
         self._shared: set[str] = set()
         self._pe_of: list[str] = []
+        self._copies: dict[int, int] = {}  # once finished: workers that ran each instance
         self._start = time.monotonic()
         self._final: float | None = None
         self.mapping, self.workers = "", 0
@@ -166,8 +167,11 @@ class LiveBoard:
             self._pe_of = list(plan.placement.pe_of)
             self._shared = {plan.pe_of(i) for i, w in enumerate(plan.placement.worker_of) if w < 0}
             self._rows.clear()
-            self._history = {pe: deque() for pe in self._order}
+            self._copies.clear()
             self._start, self._final = time.monotonic(), None
+            # every PE starts at nothing done: the first reading's rate and busy share are
+            # then measured since the start, not from a window of zero length
+            self._history = {pe: deque([(self._start, 0, 0.0)]) for pe in self._order}
 
     def update(self, worker: int, rows: list[Row]) -> None:
         """The latest counters of ``worker``'s instances (each counter only grows)."""
@@ -191,6 +195,7 @@ class LiveBoard:
         """The run's final stats replace the live counters; the clock stops."""
         with self._lock:
             self._rows = {(s.worker, s.instance): [s.calls, s.items_out, s.busy_s, 0] for s in stats}
+            self._copies = {s.instance: s.copies for s in stats}
             self._final = time.monotonic()
 
     # -- read by the display -------------------------------------------------------------------
@@ -228,11 +233,19 @@ class LiveBoard:
         except RuntimeError:  # read while the coordinator changed it: skip this once
             return {}
 
+    def _count(self, pe: str, seen: set[tuple[int, int]]) -> int:
+        """The PE's instances; for a shared PE of a dynamic mapping, the workers that ran a
+        copy (so far; once finished, as the final stats count them)."""
+        iids = self._instances.get(pe, ())
+        if pe not in self._shared:
+            return len(iids)
+        if self._final is not None:
+            return sum(self._copies.get(i, 0) for i in iids)
+        return len({worker for worker, _ in seen})
+
     def _pe_row(self, pe: str, row: list[Any], now: float, queued_extra: dict[str, int]) -> PEProgress:
         items_in, items_out, busy, queued, seen = row
-        count = len(self._instances.get(pe, ()))
-        if pe in self._shared:
-            count = len({worker for worker, _ in seen})  # copies: workers that ran it
+        count = self._count(pe, seen)
         history = self._history[pe]
         history.append((now, items_in, busy))
         while len(history) > 2 and now - history[1][0] >= _RATE_WINDOW_S:

@@ -82,9 +82,7 @@ def find_bottleneck(plan: Plan, result: RunResult) -> dict[str, Any] | None:
     if workers < 2 or elapsed <= 0:
         return None
     per_pe = result.per_pe()
-    copies = {pe: 0 for pe in per_pe}
-    for s in result.stats:
-        copies[s.pe_id] += s.copies
+    copies = {pe: row["instances"] for pe, row in per_pe.items()}
     total_busy = sum(row["busy_s"] for row in per_pe.values())
     if total_busy >= IDLE_SHARE * workers * elapsed:
         return None  # the workers are busy: more instances would not run sooner

@@ -9,6 +9,7 @@ import pytest
 from argparse_manpage.manpage import Manpage
 
 from dispel4py.cli import get_parser
+from dispel4py.cli.args import COMMANDS as COMMAND_LINES
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,3 +58,26 @@ def test_manpage_command_line_tool():
     assert page.startswith(".TH") or "\n.TH" in page
     for flag in ("-i", "-d", "-f", "-a", "--num"):
         assert flag in page, flag
+
+
+COMMANDS = ("worker", "replay", "plan", "draw")
+
+
+def test_help_and_manpage_list_every_command_with_one_line():
+    """``dispel4py --help`` and the man page name every command besides running a workflow,
+    each on a line of its own, and each answers ``--help``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dispel4py", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    page = _normalise(str(Manpage(get_parser())))
+    listed = [x.strip() for x in COMMAND_LINES.splitlines() if x.startswith("  ")]
+    assert [x.split()[0] for x in listed] == list(COMMANDS)  # one line each, no other
+    for line in listed:
+        assert line in [x.strip() for x in done.stdout.splitlines()], done.stdout
+        assert line in [x.strip() for x in page.splitlines()], page[-800:]
+    for command in COMMANDS:
+        sub = subprocess.run(
+            [sys.executable, "-m", "dispel4py", command, "--help"], capture_output=True, text=True, timeout=30
+        )
+        assert sub.returncode == 0 and "usage: dispel4py" in sub.stdout, (command, sub.stderr)

@@ -187,6 +187,21 @@ def test_v_logs_progress_lines_and_instance_summaries(run_cli, slow) -> None:
     assert re.search(r"Slow1 \(rank \d+\): Processed \d+ iterations?\.", done.stderr)
 
 
+@pytest.mark.parametrize("mapping", ["multi", "dyn_multi"])
+def test_the_first_progress_line_shows_rate_and_busy(run_cli, slow, mapping) -> None:
+    """Slow1 sleeps all the time it runs (100 items, 50 ms each: seconds of work), so the
+    first line, 1.5 s in, has counted items into it; it shows a rate and a busy share above
+    zero (every first line said 0.0/s and 0%: its window had no length)."""
+    done = run_cli(mapping, slow, "-n", "3", "-d", _count(100), "-v", "--progress-interval", "1.5")
+    assert done.returncode == 0, done.stderr
+    first = next(line for line in done.stderr.splitlines() if line.startswith("progress "))
+    found = re.search(r"Slow1 (\d+) in \d+ out ([\d.]+)/s.* busy (\d+)%", first.split(";")[1])
+    assert found, done.stderr
+    if int(found.group(1)) == 0:  # the workers took the whole 1.5 s to start: nothing to check
+        pytest.skip(f"Slow1 had no item yet on the first line: {first}")
+    assert float(found.group(2)) > 0 and int(found.group(3)) > 0, first
+
+
 def test_progress_lines_need_v(run_cli, slow) -> None:
     done = run_cli("multi", slow, "-n", "2", "-d", _count(10), "--progress-interval", "0.1")
     assert done.returncode == 0, done.stderr

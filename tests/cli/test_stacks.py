@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -34,18 +36,38 @@ graph.add(Waits())
 """
 
 
+def _mpiexec() -> str:
+    """The mpich wheel's mpiexec, next to this Python; missing: a failure in CI, else a skip."""
+    found = Path(sys.executable).parent / "mpiexec"
+    if not found.exists():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("mpiexec not found: pip install 'dispel4py[mpi]'")
+        pytest.skip("mpiexec not found (pip install 'dispel4py[mpi]')")
+    return str(found)
+
+
 @pytest.mark.parametrize(
-    "mapping", [["simple"], ["multi", "-n", "2", "--start-method", "spawn"]], ids=["simple", "multi-spawn"]
+    ("mapping", "who"),
+    [
+        (["simple"], "driver"),
+        (["multi", "-n", "2", "--start-method", "spawn"], r"worker \d"),
+        (["multi", "-n", "2", "--start-method", "fork"], r"worker \d"),
+        (["mpi"], "rank 0"),
+    ],
+    ids=["simple", "multi-spawn", "multi-fork", "mpi"],
 )
-def test_sigusr1_prints_the_stacks_and_the_run_goes_on(tmp_path, mapping: list[str]) -> None:
+def test_sigusr1_prints_the_stacks_and_the_run_goes_on(tmp_path, mapping: list[str], who: str) -> None:
     """The process running the PE is asked: the driver itself on simple, a spawned worker
-    (which inherits nothing from the driver) on multi."""
+    (which inherits nothing from the driver) or a forked one (which inherits the driver's
+    label) on multi, rank 0 under mpiexec. Every line of the dump says which process it
+    comes from, and its pid."""
     workflow = tmp_path / "waits.py"
     workflow.write_text(textwrap.dedent(WAITS))
     mark, go = tmp_path / "mark", tmp_path / "go"
     env = {"MARK": str(mark), "GO": str(go), "PATH": "/usr/bin:/bin"}
+    launcher = [_mpiexec(), "-n", "2"] if mapping[0] == "mpi" else []
     with subprocess.Popen(
-        [sys.executable, "-m", "dispel4py", mapping[0], str(workflow), *mapping[1:]],
+        [*launcher, sys.executable, "-m", "dispel4py", mapping[0], str(workflow), *mapping[1:]],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -54,10 +76,14 @@ def test_sigusr1_prints_the_stacks_and_the_run_goes_on(tmp_path, mapping: list[s
         deadline = time.monotonic() + 30
         while not mark.exists() and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        os.kill(int(mark.read_text()), signal.SIGUSR1)  # handled before the PE looks for "go" again
+        pid = int(mark.read_text())
+        os.kill(pid, signal.SIGUSR1)  # handled before the PE looks for "go" again
         go.touch()
         out, err = run.communicate(timeout=30)
     assert run.returncode == 0, err
     assert "{'Waits0': {'output': [42]}}" in out
     assert "most recent call first" in err
     assert "in _process" in err  # the PE's own frame is named
+    dump = [x for x in err.splitlines() if "most recent call first" in x or x.lstrip("[").count('File "')]
+    label = re.compile(rf"^\[{who}, pid {pid}\] ")
+    assert dump and all(label.match(x) for x in dump), err

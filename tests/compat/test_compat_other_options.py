@@ -46,6 +46,16 @@ def test_simple_ignores_n_and_s_with_one_warning(run_cli):
     assert "), -s (multi, zmq_multi, mpi" in line
 
 
+def test_the_readme_shows_the_warning_a_run_prints(run_cli):
+    """The README quotes the warning of ``simple … -n 4`` word for word."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    done = run_cli("simple", PIPELINE, "-n", "4")
+    (line,) = warnings_about_others(done.stderr)
+    assert f"`{line}`" in readme, line
+
+
 def test_option_of_another_mapping_before_the_mapping_name(run_cli):
     done = run_cli("-n", "2", "simple", PIPELINE, "-i", "2")
     assert done.returncode == 0, done.stderr

@@ -129,7 +129,7 @@ def assert_counts_are_consecutive(pairs: list[Any]) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(RANDOM))
-def test_random_example_counts_each_word_on_one_instance(name, mapping_entry):
+def test_random_example_counts_each_word_on_one_instance(name, mapping_entry, example_seed):
     source, counter, relation = RANDOM[name]
     outputs = run_on(mapping_entry, example(name), {source: M})
     assert set(outputs) == {counter}, f"outputs of unexpected PEs: {sorted(outputs)}"

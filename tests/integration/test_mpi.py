@@ -70,7 +70,7 @@ def _check_word_counts(outputs: dict, n: int, exact: bool) -> None:
 
 @pytest.mark.parametrize("ranks", [2, 3, 5])
 @pytest.mark.parametrize("example", RANDOM_WORDS)
-def test_group_by_is_consistent_across_ranks(example: str, ranks: int) -> None:
+def test_group_by_is_consistent_across_ranks(example: str, ranks: int, example_seed: int) -> None:
     done = _mpi(ranks, GT + example, "-i", "20")
     assert done.returncode == 0, done.stderr
     _check_word_counts(
@@ -78,7 +78,7 @@ def test_group_by_is_consistent_across_ranks(example: str, ranks: int) -> None:
     )
 
 
-def test_issue_example_grouping_split_merge_on_three_ranks() -> None:
+def test_issue_example_grouping_split_merge_on_three_ranks(example_seed: int) -> None:
     done = _mpi(3, GT + "grouping_split_merge", "-i", "20")
     assert done.returncode == 0, done.stderr
     _check_word_counts(_outputs(done.stdout), 20, exact=False)

@@ -167,8 +167,9 @@ def test_concrete_drawing_has_every_instance_in_its_worker_cluster():
     for node in picture.nodes:
         iid = int(node.key[1:])
         assert clusters[node.cluster] == f"worker {plan.worker_of(iid)}"
-    labels = [e.label for e in picture.edges if e.label]
-    assert sorted(labels) == ["[0]", "global"]  # said once per abstract edge
+    by_input = {(e.inp, e.label) for e in picture.edges if e.inp in ("input0", "input1")}
+    assert sum(e.inp == "input0" for e in picture.edges) > 1  # a fan-out, each edge labelled
+    assert by_input == {("input0", "[0]"), ("input1", "global")}  # on every edge, not the first only
     merge = plan.instances["TestTwoInOneOut3"]
     global_edges = [e for e in picture.edges if e.inp == "input1"]
     assert {e.dst for e in global_edges} == {f"i{merge[0]}"}  # 'global' reaches instance 0 only
@@ -183,6 +184,15 @@ def test_concrete_edges_follow_the_engine_routes():
         (s, d) for s in plan.instances["TestOneInOneOut1"] for d in plan.instances["TestTwoInOneOut3"]
     }
     assert communication(next(e for *_, e in found if e.inp == "input0").grouping) == "[0]"
+
+
+@pytest.mark.parametrize("mapping", ["timed_simple", "timed_multi"])
+def test_concrete_plan_of_a_timed_mapping_writes_nothing(mapping, tmp_path, monkeypatch):
+    """Drawing plans without running: a timed mapping's shape file is not written (it was,
+    as timings/monitor_shape_run*.json in the current folder: the repository root in tests)."""
+    monkeypatch.chdir(tmp_path)
+    concrete_plan(pipeline(), mapping, 2 if mapping == "timed_multi" else None)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_concrete_plan_per_mapping():

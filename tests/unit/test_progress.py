@@ -296,3 +296,36 @@ def test_run_with_a_board_feeds_it_while_the_run_goes(mapping, options) -> None:
     rows = {r.pe: r for r in final.pes}
     assert rows[nap.id].items_in == 40 and rows[sink.id].items_in == 40
     assert any(0 < n < 40 for n in seen), seen  # counted while it ran, not only at the end
+
+
+def test_board_first_reading_measures_since_the_start() -> None:
+    """The first reading (the first ``-v`` line) has a rate and a busy share over the time
+    since the start, not 0.0/s and 0% over a window of zero length."""
+    plan, (_, double, _) = _plan()
+    board = LiveBoard()
+    board.start(plan, "multi")
+    started = time.monotonic()
+    d0, d1 = plan.instances[double]
+    time.sleep(0.05)  # any span > 0 will do: the bounds below are from the clock itself
+    span = time.monotonic() - started
+    board.update(0, [(d0, 10, 10, span, 0)])  # busy all along
+    board.update(1, [(d1, 10, 10, span, 0)])
+    row = next(r for r in board.progress().pes if r.pe == double)
+    assert row.rate > 0
+    assert 20 / (time.monotonic() - started + 1) < row.rate <= 20 / span
+    assert row.busy > 0.5  # both instances busy the whole time measured
+
+
+def test_board_finish_counts_the_copies_of_a_shared_pe() -> None:
+    """The final stats merge a shared PE's copies into one row (worker -1); its instances
+    are the workers that ran a copy, and its busy share is per copy."""
+    from dispel4py.dynamic.layout import dynamic_place
+
+    plan, (_, double, _) = _plan(workers=4, place_fn=dynamic_place)
+    board = LiveBoard()
+    board.start(plan, "dyn_multi")
+    (shared,) = plan.instances[double]
+    time.sleep(0.02)
+    board.finish([InstanceStats(double, shared, -1, calls=8, items_out=8, busy_s=0.0, copies=3)])
+    row = next(r for r in board.progress().pes if r.pe == double)
+    assert (row.instances, row.items_in, row.done) == (3, 8, True)

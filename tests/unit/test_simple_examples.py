@@ -101,7 +101,7 @@ def test_large_teecopy(run_cli):
         ("word_count_filter", "WordCounter2", 1, False),  # a random filter drops about half
     ],
 )
-def test_random_word_examples(run_cli, name, pe, per_iteration, exact):
+def test_random_word_examples(run_cli, example_seed, name, pe, per_iteration, exact):
     iterations = 6
     for _ in range(2):
         outputs, _ = run_example(run_cli, name, iterations)
@@ -110,7 +110,7 @@ def test_random_word_examples(run_cli, name, pe, per_iteration, exact):
         check_word_counts(items, per_iteration * iterations, exact)
 
 
-def test_word_count_with_many_items(run_cli):
+def test_word_count_with_many_items(run_cli, example_seed):
     outputs, _ = run_example(run_cli, "word_count", 200)
     check_word_counts(outputs["WordCounter1"]["output"], 200, True)
 
@@ -461,3 +461,12 @@ def test_ten_million_items_in_bounded_memory(tmp_path):
     count, last, maxrss_kb = done.stdout.split()
     assert (int(count), int(last)) == (10_000_000, 10_000_000)
     assert int(maxrss_kb) < 200 * 1024, f"peak RSS {int(maxrss_kb) // 1024} MB"
+
+
+def test_word_count_prints_plain_words(run_cli, example_seed):
+    """The example's words are plain ``str``: the Outputs line shows 'Lecture', never
+    np.str_('Lecture')."""
+    done = run_cli("simple", EXAMPLES + "word_count", "-i", "5")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Outputs: {'WordCounter1': {'output': [['"), done.stdout
+    assert "np." not in done.stdout, done.stdout

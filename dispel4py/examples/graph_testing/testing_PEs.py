@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -114,6 +115,18 @@ class TestMultiProducer(GenericPE):
             self.write("output", i)
 
 
+SEED_VARIABLE = "DISPEL4PY_EXAMPLE_SEED"
+
+
+def seed_from_environment(rank: int) -> None:
+    """With ``DISPEL4PY_EXAMPLE_SEED`` set, the random PEs below draw a sequence fixed by it
+    and their rank (numpy's global generator, which they use as the original did), so a
+    test that prints its seed can be rerun with the same words; unset, nothing changes."""
+    seed = os.environ.get(SEED_VARIABLE)
+    if seed:
+        np.random.seed((int(seed) + rank) % 2**32)
+
+
 class RandomFilter(GenericPE):
     """Passes each item through with probability 1/2."""
 
@@ -124,6 +137,9 @@ class RandomFilter(GenericPE):
         GenericPE.__init__(self)
         self.inputconnections["input"] = {NAME: "input"}
         self.outputconnections["output"] = {NAME: "output", TYPE: ["word"]}
+
+    def preprocess(self) -> None:
+        seed_from_environment(self.rank)
 
     def process(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
         if np.random.choice([True, False]):
@@ -156,8 +172,11 @@ class RandomWordProducer(GenericPE):
         GenericPE.__init__(self)
         self.outputconnections["output"] = {NAME: "output", TYPE: ["word"]}
 
+    def preprocess(self) -> None:
+        seed_from_environment(self.rank)
+
     def process(self, inputs: Any = None) -> dict[str, list[Any]]:
-        return {"output": [np.random.choice(WORDS)]}
+        return {"output": [str(np.random.choice(WORDS))]}  # a plain str, not numpy's np.str_
 
 
 class ProvenanceLogger(GenericPE):

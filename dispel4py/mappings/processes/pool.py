@@ -39,6 +39,7 @@ from dispel4py.errors import (
     WorkerDied,
 )
 from dispel4py.mappings.base import Mapping, ResultCollector
+from dispel4py.mappings.processes.capacity import refused_by_os, refused_error, warn_far_above_cores
 from dispel4py.mappings.processes.channels import QUIT, Channels, WorkerStart
 from dispel4py.mappings.processes.lifetime import (
     death_watch,
@@ -66,6 +67,7 @@ class ProcessMapping(Mapping):
     """Placement on N local processes; subclasses choose the transport (``make_channels``)."""
 
     stops_on_signals = True  # the CLI turns SIGTERM/SIGHUP into an exception during a run
+    _num_checked = False  # the warning of a -n far above the cores was considered
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser | Any) -> None:
@@ -93,6 +95,9 @@ class ProcessMapping(Mapping):
             return os.cpu_count() or 1
         if num < 1:
             raise UsageError(f"-n/--num must be at least 1 (got {num})")
+        if not self._num_checked:  # said once per run, however often the plan asks
+            self._num_checked = True
+            warn_far_above_cores(int(num))
         return int(num)
 
     @abstractmethod
@@ -155,7 +160,8 @@ class _Pool:
             tuning=self.tuning,
             stacks_on_sigusr1=stacks_on_sigusr1_here(),
         )
-        for worker in range(self.plan.num_workers if count is None else count):
+        total = self.plan.num_workers if count is None else count
+        for worker in range(total):
             reader, writer = make_link()
             try:
                 process = self.ctx.Process(
@@ -165,8 +171,10 @@ class _Pool:
                     daemon=True,
                 )
                 process.start()
-            except BaseException:
+            except BaseException as exc:
                 reader.close()
+                if refused_by_os(exc):  # the workers started so far are stopped by close()
+                    raise refused_error(f"worker {worker} of {total}", total, exc) from exc
                 raise
             finally:
                 writer.close()  # the worker's copy is the only one: EOF when it is gone

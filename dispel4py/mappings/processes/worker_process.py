@@ -18,9 +18,10 @@ import sys
 from typing import Any
 
 from dispel4py.engine.plan import Plan
-from dispel4py.engine.signals import stacks_on_sigusr1
+from dispel4py.engine.signals import flush_stack_dumps, stacks_on_sigusr1
 from dispel4py.errors import Dispel4PyError, TransportError
 from dispel4py.mappings.base import ResultBuffer
+from dispel4py.mappings.processes.capacity import refused_by_os, refused_error
 from dispel4py.mappings.processes.channels import Channels, WorkerStart
 from dispel4py.mappings.processes.lifetime import bind_to_driver, driver_gone
 from dispel4py.mappings.processes.link import FdHandle, LinkWriter
@@ -100,10 +101,17 @@ class _DriverLink(logging.Handler):
 
 
 def worker_main(payload: Any, start: WorkerStart, worker: int, writer: FdHandle, channels: Channels) -> None:
-    bind_to_driver(start.driver_pid, start.lifeline, start.leftovers)
-    if start.stacks_on_sigusr1:  # spawned or forkserver workers did not inherit it
-        stacks_on_sigusr1()
     link = _DriverLink(writer)
+    try:
+        bind_to_driver(start.driver_pid, start.lifeline, start.leftovers)
+    except RuntimeError as exc:  # its watch thread refused: said by the driver, in one line
+        if not refused_by_os(exc):
+            raise
+        _send_error(link, refused_error(f"worker {worker}", _worker_count(payload), exc))
+        link.close()
+        return
+    if start.stacks_on_sigusr1:  # spawned workers did not inherit it; forked ones, the driver's label
+        stacks_on_sigusr1(f"worker {worker}")
     _route_logging(link, start.levels)
     try:
         plan = payload if isinstance(payload, Plan) else load_plan(payload, start.module_files)
@@ -114,9 +122,18 @@ def worker_main(payload: Any, start: WorkerStart, worker: int, writer: FdHandle,
         _send_error(link, exc)
     except BaseException as exc:  # anything else still reaches the driver, as data
         _flush_before_error(link)
-        _send_error(link, Dispel4PyError(f"worker {worker} failed: {type(exc).__name__}: {exc}"))
+        if refused_by_os(exc):  # a thread or process the OS refused: one clear line
+            _send_error(link, refused_error(f"worker {worker}", _worker_count(payload), exc))
+        else:
+            _send_error(link, Dispel4PyError(f"worker {worker} failed: {type(exc).__name__}: {exc}"))
     finally:
         link.close()
+        flush_stack_dumps()  # a kill -USR1 dump still on its way to stderr
+
+
+def _worker_count(payload: Any) -> int | None:
+    """The run's workers, for a message (None while the plan is still a blob)."""
+    return payload.num_workers if isinstance(payload, Plan) else None
 
 
 def _flush_before_error(link: _DriverLink) -> None:

@@ -34,6 +34,7 @@ from dispel4py.engine.result import InstanceStats
 from dispel4py.engine.tuning import Tuning
 from dispel4py.errors import Dispel4PyError, UsageError
 from dispel4py.mappings.base import ResultCollector
+from dispel4py.mappings.processes.capacity import warn_far_above_cores
 from dispel4py.mappings.processes.dynamic import DynMultiMapping
 from dispel4py.mappings.processes.worker_process import module_files, plan_blob
 
@@ -153,6 +154,9 @@ class DynRedisMapping(DynMultiMapping):
             return os.cpu_count() or 1
         if num < 0:
             raise UsageError(f"-n/--num must be at least 0 (got {num})")
+        if not self._num_checked:  # said once per run (mappings/_capacity.py)
+            self._num_checked = True
+            warn_far_above_cores(int(num))
         return int(num)
 
     def num_workers(self) -> int:
