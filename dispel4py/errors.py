@@ -21,6 +21,7 @@ __all__ = [
     "WorkflowFailed",
     "WorkerDied",
     "ResourcesRefused",
+    "thread_refused",
     "did_you_mean",
 ]
 
@@ -137,6 +138,11 @@ class WorkerDied(Dispel4PyError):
 
 class ResourcesRefused(Dispel4PyError):
     """The operating system refused a worker process or a thread (``mappings/processes/capacity.py``)."""
+
+
+def thread_refused(exc: BaseException) -> bool:
+    """Python's ``can't start new thread``: the OS refused a thread (a process limit, memory)."""
+    return isinstance(exc, RuntimeError) and "can't start new thread" in str(exc)
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -29,7 +29,7 @@ from dispel4py.engine.failure import wrap_failure
 from dispel4py.engine.plan import Plan
 from dispel4py.engine.replay import save_failure
 from dispel4py.engine.result import InstanceStats
-from dispel4py.errors import Dispel4PyError
+from dispel4py.errors import Dispel4PyError, ResourcesRefused, thread_refused
 
 __all__ = ["InstanceCalls"]
 
@@ -97,6 +97,8 @@ class InstanceCalls:
         except (Dispel4PyError, KeyboardInterrupt):
             raise  # already reported, or Ctrl-C, which keeps its meaning
         except BaseException as exc:  # sys.exit() and other BaseExceptions from PE code too
+            if thread_refused(exc):  # the OS's limit (a queue's feeder thread, say), not the PE's bug
+                raise _refused(self.plan.pe_of(iid), iid, phase, exc) from exc
             at_port, at_item = port() if port else None, item() if item else None
             self.failure = wrap_failure(self.plan.pe_of(iid), iid, phase, at_port, at_item, exc, self.where)
             save_failure(self.failure, self.pes.get(iid), at_port, at_item, exc)  # replay.py
@@ -154,3 +156,13 @@ class InstanceCalls:
                 handler(port, current)
 
         self.call(iid, "process", run, lambda: current, lambda: port)
+
+
+def _refused(pe_id: str, iid: int, phase: str, exc: BaseException) -> ResourcesRefused:
+    """A thread the OS refused during a call: one line naming the call, no replay file (the
+    PE's code is not at fault, and calling it again would not show the limit)."""
+    return ResourcesRefused(
+        f"the operating system refused a new thread while {pe_id} (instance {iid}) ran {phase} ({exc}): "
+        "more processes or threads than this machine's limits allow (processes per user, pids, "
+        "memory); use a smaller -n/--num"
+    )

@@ -142,3 +142,55 @@ def test_the_python_api_gets_the_error_as_an_exception(pids_cgroup: Path, tmp_pa
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("refused: the operating system refused a new "), done.stdout
     assert _nothing_left(pids_cgroup) == 0
+
+
+THREADS = """
+import threading
+from dispel4py.base import ProducerPE
+from dispel4py.workflow_graph import WorkflowGraph
+
+
+class Helpers(ProducerPE):
+    def _process(self, inputs):
+        release = threading.Event()
+        started = []
+        try:
+            for _ in range(50):  # far more than the cgroup allows
+                thread = threading.Thread(target=release.wait)
+                thread.start()
+                started.append(thread)
+        finally:
+            release.set()
+            for thread in started:
+                thread.join()
+        self.write("output", len(started))
+
+
+graph = WorkflowGraph()
+graph.add(Helpers())
+"""
+
+
+def test_a_thread_refused_inside_a_pe_call_is_the_same_line_without_a_replay_file(
+    pids_cgroup: Path, tmp_path: Path
+) -> None:
+    """The limit, not the PE's code, is at fault: no replay file is saved for it."""
+    workflow = tmp_path / "threads.py"
+    workflow.write_text(THREADS)
+    (pids_cgroup / "pids.max").write_text("10")
+
+    def enter() -> None:
+        (pids_cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
+    env = {k: v for k, v in os.environ.items() if k != "DISPEL4PY_REPLAY_DIR"}  # the default: ./.dispel4py
+    args = cli("simple", str(workflow))
+    done = subprocess.run(
+        args, capture_output=True, text=True, timeout=60, preexec_fn=enter, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        "dispel4py: error: the operating system refused a new thread while Helpers0 (instance 0) ran process"
+    ), done.stderr
+    assert not (tmp_path / ".dispel4py").exists()
+    assert _nothing_left(pids_cgroup) == 0

@@ -17,7 +17,7 @@ import errno
 import logging
 import os
 
-from dispel4py.errors import ResourcesRefused
+from dispel4py.errors import ResourcesRefused, thread_refused
 
 __all__ = ["PER_CORE", "AT_LEAST", "warn_far_above_cores", "refused_by_os", "refused_error"]
 
@@ -48,7 +48,7 @@ def refused_by_os(exc: BaseException) -> bool:
     EAGAIN/ENOMEM, or Python's ``can't start new thread``."""
     if isinstance(exc, OSError):
         return exc.errno in (errno.EAGAIN, errno.ENOMEM)
-    return isinstance(exc, RuntimeError) and "can't start new thread" in str(exc)
+    return thread_refused(exc)
 
 
 def refused_error(what: str, workers: int | str | None, exc: BaseException) -> ResourcesRefused:
