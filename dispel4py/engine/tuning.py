@@ -16,7 +16,8 @@ __all__ = ["Tuning"]
 class Tuning:
     """How much the executor buffers: items and bytes per batch, credits per destination
     instance, items and bytes a local inbox takes before it is drained inline; and whether
-    each ``process`` call is timed (``timings``: the ``timed_*`` mappings)."""
+    each ``process`` call is timed (``timings``: the ``timed_*`` mappings); and what records
+    provenance (``recorder``, see ``engine/recording.py``)."""
 
     batch_size: int = 1024
     credits: int = 4
@@ -25,6 +26,7 @@ class Tuning:
     local_bytes: int = 16 << 20
     timings: bool = False
     live_s: float = 0.0  # seconds between live counter samples (0: none; see live.py)
+    recorder: Any = None  # a recording.RecorderFactory (provenance), None: nothing recorded
 
     @classmethod
     def from_options(cls, options: MappingABC[str, Any]) -> Tuning:
@@ -39,4 +41,6 @@ class Tuning:
             values[name] = value
         if options.get("timings"):
             values["timings"] = True
+        if options.get("provenance") is not None:
+            values["recorder"] = options["provenance"]
         return cls(**values)
