@@ -20,9 +20,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from dispel4py.drawing.svg import to_svg
 from dispel4py.drawing import Drawing, Edge, Node
 from dispel4py.drawing.render import graphviz
+from dispel4py.drawing.svg import to_svg
 from dispel4py.errors import UsageError
 
 from .reading import read_records

@@ -18,7 +18,7 @@ from typing import Any
 from dispel4py.core import GenericPE
 from dispel4py.errors import UsageError
 
-from . import compat
+from .compat import ProvenanceType
 
 __all__ = ["component_of", "rules_for", "resolve_types"]
 
@@ -52,7 +52,7 @@ def resolve_types(names: tuple[tuple[str, str], ...], pe: Any, pe_id: str) -> tu
                     break
                 except (ImportError, AttributeError):
                     continue
-        if not (isinstance(cls, type) and issubclass(cls, compat.ProvenanceType)):
+        if not (isinstance(cls, type) and issubclass(cls, ProvenanceType)):
             raise UsageError(
                 f"provenance config key 's-prov:componentsType' entry for {pe_id}: "
                 f"'s-prov:type' {qualname!r} is not a provenance type (a ProvenanceType subclass)"
@@ -75,17 +75,17 @@ def _view_class(types: tuple[type, ...]) -> type:
 def rules_for(pe: Any, pe_id: str, component: dict[str, Any], context: Any) -> Any:
     """The object whose provenance methods apply to ``pe``; sets up ``context`` for it."""
     types = resolve_types(component.get("types", ()), pe, pe_id)
-    if not types and isinstance(pe, compat.ProvenanceType):
+    if not types and isinstance(pe, ProvenanceType):
         rules = pe
     else:
-        view: Any = object.__new__(_view_class(types or (compat.ProvenanceType,)))
+        view: Any = object.__new__(_view_class(types or (ProvenanceType,)))
         view.__dict__["_pe"] = pe
         view.__dict__["_prov_ctx"] = context
         rules = view
     cls = type(rules)
-    default_rule = cls.apply_derivation_rule is compat.ProvenanceType.apply_derivation_rule
+    default_rule = cls.apply_derivation_rule is ProvenanceType.apply_derivation_rule
     context.keep_history = default_rule and _defines_postprocess(pe)
-    context.custom_metadata = cls.extractItemMetadata is not compat.ProvenanceType.extractItemMetadata
+    context.custom_metadata = cls.extractItemMetadata is not ProvenanceType.extractItemMetadata
     if context.wlength is None:
         context.wlength = getattr(pe, "wlength", None)
     return rules

@@ -10,15 +10,15 @@ import pytest
 
 import dispel4py
 from dispel4py.base import IterativePE, ProducerPE
-from dispel4py.errors import UsageError
 from dispel4py.engine.executor import Executor
-from dispel4py.mappings.base import ResultCollector
 from dispel4py.engine.plan import make_plan
+from dispel4py.engine.tuning import Tuning
+from dispel4py.engine.writers import LocalWriter
+from dispel4py.errors import UsageError
+from dispel4py.mappings.base import ResultCollector
 from dispel4py.provenance import ProvenanceConfig, configure_prov_run, recording_for
 from dispel4py.provenance.config import config_from_sources
-from dispel4py.engine.tuning import Tuning
 from dispel4py.workflow_graph import WorkflowGraph
-from dispel4py.engine.writers import LocalWriter
 
 pytestmark = pytest.mark.timeout(30)
 
