@@ -45,6 +45,7 @@ class InstanceContext:
         self.wlength = component.get("wlength")
         self.rules: Any = None  # the object whose provenance methods apply (rules.py)
         self.custom_metadata = False
+        self.default_rule = False  # the rules are ProvenanceType's own (set by rules.py)
         self.stateful = True
         self.sel_rules: dict[str, Any] | None = None
         self.in_postprocess = False
@@ -80,7 +81,10 @@ class InstanceContext:
                 self.flow = [self.fold(self.flow)]
 
     def end(self, port: str | None) -> None:
-        self.rules.apply_derivation_rule("end_invocation_event", self.void, iport=port)
+        if self.default_rule:  # ProvenanceType's own rule, without the call through the PE
+            self.discard_flow()
+        else:
+            self.rules.apply_derivation_rule("end_invocation_event", self.void, iport=port)
 
     def begin_postprocess(self) -> None:
         self.begin(None, None)
@@ -116,7 +120,8 @@ class InstanceContext:
         if metadata is None:
             metadata = self.rules.extractItemMetadata(data, port) if self.custom_metadata else {}
         content = metadata if isinstance(metadata, list) else [metadata]
-        self.rules.apply_derivation_rule("write", False, oport=port, data=data, metadata=metadata)
+        if not self.default_rule:  # the default rule does nothing on a write
+            self.rules.apply_derivation_rule("write", False, oport=port, data=data, metadata=metadata)
         if self.sel_rules is None or selected(self.sel_rules, content):
             stream = _stream(
                 content, stream_id, port, size_of(data), extra.get("format", ""), extra.get("location", "")

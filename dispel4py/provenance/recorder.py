@@ -33,6 +33,7 @@ from .store import make_store
 __all__ = ["LineageRecording", "WorkerRecorder", "RecordingWriter"]
 
 _log = logging.getLogger("dispel4py.provenance")
+_NO_EXTRA: dict[str, Any] = {}
 
 
 @dataclass
@@ -81,7 +82,13 @@ class RecordingWriter:
         return self.inner.count
 
     def write(self, data: Any) -> None:
-        self.write_meta(data)
+        recorder = self.recorder
+        ident = self.prov_context.record_write(self.port, data, None, _NO_EXTRA)
+        outer, recorder.current = recorder.current, ident
+        try:
+            self.inner.write(data)
+        finally:
+            recorder.current = outer
 
     def write_meta(self, data: Any, metadata: Any = None, **extra: Any) -> None:
         recorder = self.recorder

@@ -30,9 +30,12 @@ _SCALARS = (int, float, bool, type(None), str, bytes)
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+_clock = datetime.datetime.now
+
+
 def now() -> str:
     """The original's timestamp format (``str(datetime.now())``)."""
-    return str(datetime.datetime.now())
+    return str(_clock())
 
 
 class Ids:

@@ -84,6 +84,7 @@ def rules_for(pe: Any, pe_id: str, component: dict[str, Any], context: Any) -> A
         rules = view
     cls = type(rules)
     default_rule = cls.apply_derivation_rule is ProvenanceType.apply_derivation_rule
+    context.default_rule = default_rule
     context.keep_history = default_rule and _defines_postprocess(pe)
     context.custom_metadata = cls.extractItemMetadata is not ProvenanceType.extractItemMetadata
     if context.wlength is None:
