@@ -123,7 +123,16 @@ def check_split_merge(records: list[dict], mapping: str) -> None:
     assert contents == ['[{"output0": "[1, 2, 3]"}]', '[{"output1": "[4, 5, 6]"}]']  # extractItemMetadata
 
 
-@pytest.mark.parametrize("mapping", [("simple",), ("multi", "-n", "4"), ("zmq_multi", "-n", "4")])
+# not the dynamic mappings: Merge keeps state without saying so (no stateful/grouping), so
+# there its copies split the parts, with or without provenance
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        ("simple",),
+        ("multi", "-n", "4"),
+        ("zmq_multi", "-n", "4"),
+    ],
+)
 def test_provenance_workflow_runs_unchanged_and_is_recorded(run_cli, write_workflow, tmp_path, mapping):
     path = write_workflow("split_merge_prov", SPLIT_MERGE)
     done = run_cli(*mapping, path)  # configure_prov_run alone: files in ./, as the original's
