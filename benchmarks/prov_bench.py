@@ -77,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
-    print(
-        f"{'figure':<6} {'mapping':<10} {'items':>9} {'off s':>8} {'on s':>8} {'on/off':>7} {'RSS on MB':>9}"
-    )
+    head = f"{'figure':<6} {'mapping':<10} {'items':>9} {'off s':>8} {'on s':>8} {'on/off':>7}"
+    print(f"{head} {'CPU off s':>9} {'CPU on s':>9} {'RSS on MB':>9}")
     for mapping in args.mappings.split(","):
         for kind, items in (("tiny", args.tiny_items), ("cpu", args.cpu_items)):
             if kind == "tiny" and mapping != "simple":
