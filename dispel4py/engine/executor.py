@@ -174,13 +174,13 @@ class Executor:
     # -- running ---------------------------------------------------------------------------
     def run(self) -> list[InstanceStats]:
         """Run every hosted instance to its end of stream; return their stats."""
-        for iid in self.hosted:
-            self._call(iid, "preprocess", self.pes[iid].preprocess)
-        for iid in self.hosted:
-            pe_id = self.plan.pe_of(iid)
-            if pe_id in self.plan.inputs and self.plan.placement.index_of[iid] == 0:
-                self._feed(iid, self.plan.inputs[pe_id])
         try:
+            for iid in self.hosted:
+                self._call(iid, "preprocess", self.pes[iid].preprocess)
+            for iid in self.hosted:
+                pe_id = self.plan.pe_of(iid)
+                if pe_id in self.plan.inputs and self.plan.placement.index_of[iid] == 0:
+                    self._feed(iid, self.plan.inputs[pe_id])
             self._loop()
             self.flush_all()
         finally:  # the records of a failed run too, before the driver learns it ended
