@@ -73,6 +73,8 @@ def main(argv: Sequence[str]) -> int:
         sources = sources_of(index, start)
         print(f"{len(sources)} source item(s): " + ", ".join(f"{s.pe}:{s.port} {s.id}" for s in sources[:10]))
         return 0
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        return 0
     except (Dispel4PyError, OSError) as exc:
         print(f"dispel4py prov: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)
