@@ -14,6 +14,7 @@ from dispel4py.mappings import get_mapping
 from dispel4py.mappings.base import Mapping
 from dispel4py.mappings.options import ignoring_message, other_mapping_dests, split_options
 from dispel4py.observe.live import LiveBoard
+from dispel4py.provenance import recording_for
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = ["run", "run_in_place", "mapping_options"]
@@ -47,6 +48,7 @@ def run(
     *,
     collect: MappingABC[str, list[str]] | None = None,
     board: LiveBoard | None = None,
+    provenance: Any = None,
     **options: Any,
 ) -> RunResult | None:
     """Run ``graph`` on ``mapping`` and return its :class:`RunResult`.
@@ -59,11 +61,19 @@ def run(
     :class:`dispel4py.observe.live.LiveBoard`) turns on live counters: read ``board.progress()``
     from another thread while the run goes (``docs/observability.md``).
 
+    ``provenance`` records the lineage of every result (``docs/provenance.md``): ``True``, a
+    config file's path, a dict (the original's ``s-prov:*`` keys and/or ``path``,
+    ``bulk_size``, ``run_id``, ``user``, ``url``, ``token``) or a
+    :class:`dispel4py.provenance.ProvenanceConfig`; ``None`` (the default) records only if
+    the workflow called ``configure_prov_run``, ``False`` never.
+
     Each run works on a fresh deep copy of the graph's PEs: ``graph`` is left as it was, and
     running it twice gives the same result twice (see ``engine/fresh.py``).
     """
     graph, inputs = fresh_copy(graph, inputs)
-    return run_in_place(graph, inputs, mapping, collect=collect, board=board, **options)
+    return run_in_place(
+        graph, inputs, mapping, collect=collect, board=board, provenance=provenance, **options
+    )
 
 
 def run_in_place(
@@ -73,11 +83,13 @@ def run_in_place(
     *,
     collect: MappingABC[str, list[str]] | None = None,
     board: LiveBoard | None = None,
+    provenance: Any = None,
     **options: Any,
 ) -> RunResult | None:
     """:func:`run` on the caller's PE objects, which keep their state afterwards: the
     behaviour of the original's entry points (``simple_process.process_and_return`` …)."""
     mapping_cls = get_mapping(mapping)
     runner = mapping_cls(mapping_options(mapping_cls, options))
+    runner.options["provenance"] = recording_for(provenance, graph, mapping)  # None: off
     runner.board = board
     return runner.run(graph, inputs, collect=collect)

@@ -12,7 +12,7 @@ import logging
 import uuid
 from typing import Any
 
-__all__ = ["GenericPE", "NAME", "TYPE", "DESCRIPTION", "META", "GROUPING", "WRITER"]
+__all__ = ["GenericPE", "NAME", "TYPE", "DESCRIPTION", "META", "GROUPING", "WRITER", "prov_context"]
 
 NAME = "name"
 TYPE = "type"
@@ -68,8 +68,13 @@ class GenericPE:
         """Hook called by ``WorkflowGraph.propagate_types``; does nothing by default."""
 
     def update_prov_state(self, *args: Any, **kwargs: Any) -> None:
-        """The original's provenance call, available on every PE: provenance is not
-        recorded in this version, so it does nothing (see ``dispel4py.provenance``)."""
+        """The original's provenance call, available on every PE: records a state the PE's
+        next outputs derive from when provenance is on (``dispel4py.provenance``), else
+        does nothing. The recording writers carry the call (``prov_context``), so no class
+        is patched and a PE without provenance has nothing to carry."""
+        context = prov_context(self)
+        if context is not None:
+            context.update_prov_state(*args, **kwargs)
 
     def get_output_types(self) -> dict[str, Any]:
         types = {}
@@ -114,6 +119,11 @@ class GenericPE:
                 f"Can't write data: Unknown output connection {name} for PE "
                 f"{type(self).__name__} ({self.id}); outputs are: {outputs}"
             ) from None
+        if kwargs:  # write(port, data, metadata=...): what a recording writer keeps
+            write_meta = getattr(writer, "write_meta", None)
+            if write_meta is not None:
+                write_meta(data, **kwargs)
+                return
         writer.write(data)
 
     # -- diagnostics -----------------------------------------------------------------
@@ -129,3 +139,13 @@ class GenericPE:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {getattr(self, 'id', '?')}>"
+
+
+def prov_context(pe: Any) -> Any:
+    """The provenance context of ``pe`` in this run (found on its recording writers), or
+    ``None`` when nothing is recorded."""
+    for connection in pe.__dict__.get("outputconnections", {}).values():
+        context = getattr(connection.get(WRITER), "prov_context", None)
+        if context is not None:
+            return context
+    return None

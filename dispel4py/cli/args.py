@@ -65,13 +65,7 @@ def _common_parser(mapping: str | None) -> argparse.ArgumentParser:
         action="store_true",
         help="PE self.log() lines to stderr (default: stdout, with the results, as the original)",
     )
-    parser.add_argument(
-        "--provenance-config",
-        dest="provenance",
-        nargs="?",
-        const="inline",
-        help="accepted for compatibility; provenance is not supported in this version",
-    )
+    add_provenance_arguments(parser)
     add_observation_arguments(parser)  # --progress, -o/--output-json, --stats-json, --log-*, --plan
     add_replay_arguments(parser)  # --no-replay-file, --replay-dir
     if mapping is not None:
@@ -79,6 +73,28 @@ def _common_parser(mapping: str | None) -> argparse.ArgumentParser:
         get_mapping(mapping).add_arguments(group)
     add_other_options(parser, mapping)  # accepted, ignored with a warning (mappings/options.py)
     return parser
+
+
+def add_provenance_arguments(parser: argparse.ArgumentParser) -> None:
+    """The original's provenance options (docs/provenance.md)."""
+    group = parser.add_argument_group("provenance (the lineage of every result; docs/provenance.md)")
+    group.add_argument(
+        "--provenance-config",
+        dest="provenance",
+        nargs="?",
+        const="inline",
+        metavar="FILE|inline",
+        help="record provenance: a JSON config file, or 'inline' (the workflow's configure_prov_run)",
+    )
+    for flag, metavar, text in (
+        ("--provenance-path", "DIR", "folder of the bulk JSON files (save mode 'file')"),
+        ("--provenance-bulk-size", "N", "records per file or POST (default 1000)"),
+        ("--provenance-runid", "ID", "the run id (default <host>-<pid>-<uuid1>)"),
+        ("--provenance-userid", "USER", "the user named in the records (default anonymous)"),
+        ("--provenance-repository-url", "URL", "S-ProvFlow repository to POST to (save mode 'service')"),
+        ("--provenance-bearer-token", "TOKEN", "sent as 'Authorization: Bearer TOKEN' to the repository"),
+    ):
+        group.add_argument(flag, dest=flag.lstrip("-").replace("-", "_"), metavar=metavar, help=text)
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -98,6 +98,7 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
         show_plan,
         write_run_files,
     )
+    from dispel4py.cli.prov import provenance_recording
     from dispel4py.cli.replay import configure_replay
     from dispel4py.engine.inputs import parse_cli_inputs, roots
     from dispel4py.engine.loading import load_workflow
@@ -113,14 +114,11 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
     mapping = mapping_cls(api.mapping_options(mapping_cls, mapping_options))
     if not mapping.primary:  # MPI ranks other than 0: only errors and PE logs
         logging.getLogger("dispel4py.cli").setLevel(logging.ERROR)
-    if args.provenance is not None:  # after the line above: said once, not once per MPI rank
-        _log.warning(
-            "--provenance-config is accepted for compatibility but ignored: provenance is not supported"
-        )
     warn_ignored_options(args.target, args.ignored_options)
     with mapping.setting_up():
         mapping.num_workers()  # a bad -n is a usage error before the banner; far above the cores, a warning
         graph = load_workflow(args.module, args.attr)
+        mapping.options["provenance"] = provenance_recording(args, graph)  # None: off
         inputs = parse_cli_inputs(args.data, args.file)
         if inputs is None:
             if args.iter < 0:
@@ -206,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dispel4py.cli.draw import main as draw_main
 
         return draw_main(argv[1:])
+    if argv[:1] == ["prov"]:  # dispel4py prov export|trace DIR: a run's provenance records
+        from dispel4py.cli.prov import main as prov_main
+
+        return prov_main(argv[1:])
     if argv[:1] == ["replay"]:  # dispel4py replay FILE [--pdb]: a failed run's saved call
         from dispel4py.cli.replay import main as replay_main
 

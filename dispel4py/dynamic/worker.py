@@ -94,6 +94,10 @@ class DynamicWorker:
         self.running = -1  # the key whose task runs (innermost)
         self.debug = _log.isEnabledFor(logging.DEBUG)  # -vv: a line per task
         self.helping = 0  # depth of _make_room: structural commands wait until it is 0
+        # provenance (engine/recording.py): None in a normal run, which then pays nothing
+        self.recorder = tuning.recorder.open(plan, worker) if tuning.recorder is not None else None
+        if self.recorder is not None:
+            self.calls.unwrap = self.recorder.item_of
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> None:
@@ -147,6 +151,7 @@ class DynamicWorker:
         elif kind == "post":
             self._postprocess(message[1])
         elif kind == "end":
+            self._close_recorder()  # its records are written before the run counts as done
             self.reporter.flush_results()
             self.queues.report(("done", self.stats()))
         elif kind == "Q":
@@ -189,14 +194,16 @@ class DynamicWorker:
         pe.instance_index = self.plan.placement.index_of[iid]  # 0 for every copy of a shared PE
         self.pes[iid] = pe
         self.calls.add(iid)
-        writers = self.writers[iid] = {}
+        writers: dict[str, Any] = {}
+        recorder = self.recorder
+        deliver = self.deliver if recorder is None else recorder.deliver(self.deliver)
         for output in pe.outputconnections:
             collected = (pe_id, output) in self.plan.collect
             writer = make_writer(
                 make_routes(self.plan, self.worker, iid, output),
                 self.reporter.result_list(pe_id, output) if collected else None,
                 local_inboxes=self._no_inboxes,
-                deliver=self.deliver,
+                deliver=deliver,
                 drain=_never,
                 flush_results=self.reporter.flush_results,
                 limit=self.tuning.local_limit,
@@ -204,10 +211,15 @@ class DynamicWorker:
                 max_results=self.tuning.results_limit,
                 results_s=self.tuning.results_s,
             )
-            pe.outputconnections[output][WRITER] = writer
             writers[output] = writer
+        if recorder is not None:
+            writers = recorder.wrap(iid, pe, writers)
+        for output, writer in writers.items():
+            pe.outputconnections[output][WRITER] = writer
+        self.writers[iid] = writers
         self.emitters[iid] = make_emitter(pe_id, writers)
-        self.handlers[iid] = make_handler(pe, writers, self.emitters[iid])
+        handler = make_handler(pe, writers, self.emitters[iid])
+        self.handlers[iid] = handler if recorder is None else recorder.handler(iid, handler)
         if preprocess:
             self.calls.call(iid, "preprocess", pe.preprocess)
 
@@ -227,7 +239,9 @@ class DynamicWorker:
         stats = self.calls.stats[key]
         busy_before = stats.busy_s
         if port is None:
-            self.calls.feed(key, self.pes[key], self.emitters[key], items)
+            pe = self.pes[key]
+            process = None if self.recorder is None else self.recorder.source(key, pe.process)
+            self.calls.feed(key, pe, self.emitters[key], items, process)
             count = items if isinstance(items, int) else len(items)
         else:
             self.calls.run_items(key, self.handlers[key], port, items)
@@ -254,7 +268,10 @@ class DynamicWorker:
     def _postprocess(self, pe_id: str) -> None:
         for iid in self.plan.instances[pe_id]:
             if iid in self.pes:
-                self.calls.call(iid, "postprocess", self.pes[iid].postprocess)
+                postprocess = self.pes[iid].postprocess
+                if self.recorder is not None:
+                    postprocess = self.recorder.postprocess(iid, postprocess)
+                self.calls.call(iid, "postprocess", postprocess)
                 calls = self.calls.stats[iid].calls
                 _log.info(
                     "%s (rank %d): Processed %d iteration%s.", pe_id, iid, calls, "" if calls == 1 else "s"
@@ -351,8 +368,15 @@ class DynamicWorker:
             else:
                 self._run_task(key, body)
 
+    def _close_recorder(self) -> None:
+        if self.recorder is not None:
+            recorder, self.recorder = self.recorder, None
+            recorder.close()
+
     def close(self) -> None:
-        """Remove the writers installed on the PE objects (they reference this worker)."""
+        """Remove the writers installed on the PE objects (they reference this worker);
+        close the recorder (its last records are written)."""
+        self._close_recorder()
         for pe in self.pes.values():
             for output in pe.outputconnections.values():
                 output.pop(WRITER, None)

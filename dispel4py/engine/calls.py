@@ -50,6 +50,9 @@ class InstanceCalls:
         self.pes: dict[int, Any] = {}  # the instances' PE objects (the engine fills it)
         self._nested_s = 0.0
         self.frames: list[tuple[int, float, float]] = []  # per call on the stack: iid, start, outer nested
+        # a recorder's items travel with their ids (engine/recording.py): the item of a failure is
+        # the user's; called only when a call fails
+        self.unwrap: Callable[[Any], Any] | None = None
 
     def add(self, iid: int) -> InstanceStats:
         stats = self.stats[iid] = InstanceStats(self.plan.pe_of(iid), iid, self.worker)
@@ -100,6 +103,8 @@ class InstanceCalls:
             if thread_refused(exc):  # the OS's limit (a queue's feeder thread, say), not the PE's bug
                 raise _refused(self.plan.pe_of(iid), iid, phase, exc) from exc
             at_port, at_item = port() if port else None, item() if item else None
+            if self.unwrap is not None and port is not None:  # an inbox item, not a source's input
+                at_item = self.unwrap(at_item)
             self.failure = wrap_failure(self.plan.pe_of(iid), iid, phase, at_port, at_item, exc, self.where)
             save_failure(self.failure, self.pes.get(iid), at_port, at_item, exc)  # replay.py
             raise self.failure from exc
@@ -125,10 +130,18 @@ class InstanceCalls:
             now, nested = start, outer_nested  # the caller's time stops where this call began
         return running
 
-    def feed(self, iid: int, pe: Any, emit: Callable[[Any], None], provided: int | Sequence[Any]) -> None:
-        """Run provided inputs of a source: N ``process({})`` calls, or one call per dict."""
+    def feed(
+        self,
+        iid: int,
+        pe: Any,
+        emit: Callable[[Any], None],
+        provided: int | Sequence[Any],
+        process: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """Run provided inputs of a source: N ``process({})`` calls, or one call per dict
+        (``process``: ``pe.process`` as a recorder wraps it, see ``engine/recording.py``)."""
         calls = range(provided) if isinstance(provided, int) else provided
-        process, stats = self.timed(iid, pe.process), self.stats[iid]
+        process, stats = self.timed(iid, process or pe.process), self.stats[iid]
         item: Any = None
 
         def feed() -> None:

@@ -112,21 +112,17 @@ class Executor:
         self.pes: dict[int, Any] = calls.pes  # shared: a failure is saved with its PE
         self.draining: dict[int, int] = {}  # instance -> inbox length when its drain began
         self.debug = _log.isEnabledFor(logging.DEBUG)  # -vv: batches, credits, end of stream
+        # provenance (engine/recording.py): None in a normal run, which then pays nothing
+        self.recorder = tuning.recorder.open(plan, worker) if tuning.recorder is not None else None
+        if self.recorder is not None:
+            self.calls.unwrap = self.recorder.item_of
         for iid in self.hosted:
             self.inboxes[iid] = deque()
             self.eos_left[iid] = plan.eos_expected(iid)
             calls.add(iid)
         self._make_instances()
         self.writers: dict[int, dict[str, Any]] = {iid: self._make_writers(iid) for iid in self.hosted}
-        self.handlers = {
-            iid: calls.timed(
-                iid,
-                make_handler(
-                    self.pes[iid], self.writers[iid], make_emitter(self.plan.pe_of(iid), self.writers[iid])
-                ),
-            )
-            for iid in self.hosted
-        }
+        self.handlers = {iid: calls.timed(iid, self._make_handler(iid)) for iid in self.hosted}
 
     # -- setup ---------------------------------------------------------------------------
     def _make_instances(self) -> None:
@@ -141,17 +137,24 @@ class Executor:
             pe.instance_index = self.plan.placement.index_of[iid]  # 0..k-1 among the PE's instances
             self.pes[iid] = pe
 
+    def _make_handler(self, iid: int) -> Any:
+        writers = self.writers[iid]
+        handler = make_handler(self.pes[iid], writers, make_emitter(self.plan.pe_of(iid), writers))
+        return handler if self.recorder is None else self.recorder.handler(iid, handler)
+
     def _make_writers(self, iid: int) -> dict[str, Any]:
         pe = self.pes[iid]
         pe_id = self.plan.pe_of(iid)
         writers = {}
+        recorder = self.recorder
         for output in pe.outputconnections:
             collected = (pe_id, output) in self.plan.collect
             writer = make_writer(
                 make_routes(self.plan, self.worker, iid, output),
                 self.reporter.result_list(pe_id, output) if collected else None,
-                local_inboxes=self.inboxes,
-                deliver=self.deliver,
+                # recording: general writers, whose deliveries carry the items' ids
+                local_inboxes=self.inboxes if recorder is None else [None] * len(self.inboxes),
+                deliver=self.deliver if recorder is None else recorder.deliver(self.deliver),
                 drain=self.drain,
                 flush_results=self.reporter.flush_results,
                 limit=self.local_limit,
@@ -164,24 +167,35 @@ class Executor:
                     if self.inboxes[target] is None:
                         self.outbufs.setdefault((target, route.port), [])
                         self.outlimits[(target, route.port)] = self.batch_size
-            pe.outputconnections[output][WRITER] = writer
             writers[output] = writer
+        if recorder is not None:
+            writers = recorder.wrap(iid, pe, writers)
+        for output, writer in writers.items():
+            pe.outputconnections[output][WRITER] = writer
         return writers
 
     # -- running ---------------------------------------------------------------------------
     def run(self) -> list[InstanceStats]:
         """Run every hosted instance to its end of stream; return their stats."""
-        for iid in self.hosted:
-            self._call(iid, "preprocess", self.pes[iid].preprocess)
-        for iid in self.hosted:
-            pe_id = self.plan.pe_of(iid)
-            if pe_id in self.plan.inputs and self.plan.placement.index_of[iid] == 0:
-                self._feed(iid, self.plan.inputs[pe_id])
-        self._loop()
-        self.flush_all()
+        try:
+            for iid in self.hosted:
+                self._call(iid, "preprocess", self.pes[iid].preprocess)
+            for iid in self.hosted:
+                pe_id = self.plan.pe_of(iid)
+                if pe_id in self.plan.inputs and self.plan.placement.index_of[iid] == 0:
+                    self._feed(iid, self.plan.inputs[pe_id])
+            self._loop()
+            self.flush_all()
+        finally:  # the records of a failed run too, before the driver learns it ended
+            self._close_recorder()
         for iid in self.hosted:
             self.stats[iid].items_out = sum(w.count for w in self.writers[iid].values())
         return [self.stats[iid] for iid in self.hosted]
+
+    def _close_recorder(self) -> None:
+        if self.recorder is not None:
+            recorder, self.recorder = self.recorder, None
+            recorder.close()
 
     def _loop(self) -> None:
         unfinished = list(self.hosted)
@@ -209,7 +223,9 @@ class Executor:
 
     def _feed(self, iid: int, provided: Any) -> None:
         emit = make_emitter(self.plan.pe_of(iid), self.writers[iid])
-        self.calls.feed(iid, self.pes[iid], emit, provided)
+        pe, recorder = self.pes[iid], self.recorder
+        process = None if recorder is None else recorder.source(iid, pe.process)
+        self.calls.feed(iid, pe, emit, provided, process)
 
     def drain(self, iid: int) -> None:
         """Process the inbox of ``iid`` (no-op if it is already running on the stack)."""
@@ -244,6 +260,8 @@ class Executor:
         """``postprocess``, then end of stream downstream, as the instance (so that a
         wait for credit on the way follows the level rule)."""
         postprocess = self.pes[iid].postprocess
+        if self.recorder is not None:
+            postprocess = self.recorder.postprocess(iid, postprocess)
 
         def body() -> None:
             postprocess()
@@ -439,7 +457,9 @@ class Executor:
         return rows
 
     def close(self) -> None:
-        """Remove the writers installed on the PE objects (they reference this executor)."""
+        """Remove the writers installed on the PE objects (they reference this executor);
+        close the recorder (its last records are written)."""
+        self._close_recorder()
         for pe in self.pes.values():
             for output in pe.outputconnections.values():
                 output.pop(WRITER, None)

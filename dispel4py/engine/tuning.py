@@ -19,7 +19,8 @@ __all__ = ["Tuning", "STREAM_RESULTS_S"]
 class Tuning:
     """How much the executor buffers: items and bytes per batch, credits per destination
     instance, items and bytes a local inbox takes before it is drained inline; and whether
-    each ``process`` call is timed (``timings``: the ``timed_*`` mappings)."""
+    each ``process`` call is timed (``timings``: the ``timed_*`` mappings); and what records
+    provenance (``recorder``, see ``engine/recording.py``)."""
 
     batch_size: int = 1024
     credits: int = 4
@@ -32,6 +33,7 @@ class Tuning:
     # in batches of at most ``batch_size`` items and at least every ``STREAM_RESULTS_S``, and
     # the transports bound what is in flight (docs/design.md, "Results while the run goes")
     streaming: bool = False
+    recorder: Any = None  # a recording.RecorderFactory (provenance), None: nothing recorded
 
     @property
     def results_limit(self) -> int:
@@ -60,4 +62,6 @@ class Tuning:
             values["timings"] = True
         if options.get("streaming"):  # set by dispel4py.stream, never a user option
             values["streaming"] = True
+        if options.get("provenance") is not None:
+            values["recorder"] = options["provenance"]
         return cls(**values)

@@ -195,8 +195,15 @@ class Mapping(ABC):
         collector = collector if collector is not None else ResultCollector()
         if self.board is not None:
             self.board.start(plan, self.name)
+        recorder = self.options.get("provenance")  # recording.RecorderFactory, or None
+        if recorder is not None and self.primary:
+            recorder.start_run(plan)  # the workflow_run record, before any worker starts
         start = time.perf_counter()
-        stats = self.execute(plan, collector)
+        try:
+            stats = self.execute(plan, collector)
+        finally:
+            if recorder is not None and self.primary:
+                recorder.end_run()
         if stats is None:  # not the primary process (an MPI rank other than 0)
             return None
         elapsed = time.perf_counter() - start

@@ -42,16 +42,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-# The original re-read these from sys.argv when --provenance-config was given.
-PROVENANCE_OPTIONS = (
-    "--provenance-repository-url",
-    "--provenance-export-url",
-    "--provenance-path",
-    "--provenance-bulk-size",
-    "--provenance-runid",
-    "--provenance-userid",
-    "--provenance-bearer-token",
-)
+# The original's provenance options that are accepted and ignored (the others are the
+# CLI's own, cli/args.py add_provenance_arguments).
+PROVENANCE_OPTIONS = ("--provenance-export-url",)
 _PROVENANCE = "the original's provenance"
 _DEST = "ignored_options"
 

@@ -103,10 +103,13 @@ def test_list_mappings(run_cli, args):
     assert " available " in rows["dyn_redis"] + " "
 
 
-def test_provenance_config_is_accepted_with_a_warning(run_cli):
+def test_provenance_config_needs_a_folder_in_file_mode(run_cli, tmp_path):
+    """The original printed its help and exited 1 without --provenance-path (docs/provenance.md)."""
     done = run_cli("simple", PIPELINE, "-i", "1", "--provenance-config", "inline")
+    assert done.returncode == 2 and "needs a folder: --provenance-path" in done.stderr
+    done = run_cli("simple", PIPELINE, "-i", "1", "--provenance-config", "inline", "--provenance-path", "p")
     assert done.returncode == 0, done.stderr
-    assert "provenance" in done.stderr
+    assert list((tmp_path / "p").glob("bulk_*"))
 
 
 def test_stats_table(run_cli):

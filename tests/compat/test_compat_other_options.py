@@ -72,12 +72,16 @@ def test_value_of_an_ignored_option_is_not_taken_for_anything_else(run_cli):
     assert "--start-method spawn (multi" in line and "--batch-size 7 (multi" in line
 
 
-def test_original_provenance_options_are_ignored_too(run_cli):
-    done = run_cli("simple", PIPELINE, "--provenance-path", "/tmp/prov", "--provenance-runid", "r1")
+def test_original_provenance_export_url_is_ignored_too(run_cli, tmp_path):
+    """--provenance-path and the others record provenance (docs/provenance.md); the export
+    URL has no use here and is ignored with the warning."""
+    folder = tmp_path / "prov"
+    done = run_cli("simple", PIPELINE, "--provenance-path", folder, "--provenance-export-url", "http://x")
     assert done.returncode == 0, done.stderr
     assert done.stdout == ONE
     (line,) = warnings_about_others(done.stderr)
-    assert "--provenance-path /tmp/prov (the original's provenance)" in line
+    assert "--provenance-export-url http://x (the original's provenance)" in line
+    assert list(folder.glob("bulk_*"))
 
 
 def test_a_parallel_mapping_ignores_another_mappings_option(run_cli):

@@ -277,11 +277,16 @@ class MPIMapping(Mapping):
         with self.setting_up():
             plan = super().make_plan(graph, inputs if self.primary else None, collect)
         live = self.board is not None and mpi_live.live_supported(self.MPI)
+        recorder = self.options.get("provenance")  # one run id for every rank (engine/recording.py)
         shared = self.comm.bcast(
-            (sorted(plan.pes), plan.placement, plan.inputs, plan.collect, live) if self.primary else None,
+            (sorted(plan.pes), plan.placement, plan.inputs, plan.collect, live, recorder)
+            if self.primary
+            else None,
             root=0,
         )
-        ids, plan.placement, plan.inputs, plan.collect, self._live = shared
+        ids, plan.placement, plan.inputs, plan.collect, self._live, recorder = shared
+        if recorder is not None:
+            self.options["provenance"] = recorder
         if ids != sorted(plan.pes):
             raise GraphError(
                 f"rank {self.rank} built a different workflow than rank 0 (PE ids {sorted(plan.pes)} vs "

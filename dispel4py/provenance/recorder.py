@@ -1,0 +1,248 @@
+"""The engine's recording hook (``dispel4py.recording``), implemented: records made where
+each PE runs and written by that process.
+
+* :class:`LineageRecording` is the picklable factory a run carries in its ``Tuning``: the
+  driver writes the ``workflow_run`` record (:meth:`start_run`); each worker process opens
+  a :class:`WorkerRecorder` (:meth:`open`).
+* :class:`WorkerRecorder` gives each instance an :class:`~.context.InstanceContext` and
+  recording writers; items travel between PEs as ``(item, (stream id, iteration id,
+  cluster))`` — made in ``deliver``, after routing, and taken apart before the PE's
+  ``process`` sees the item — so routes, group-by keys and result lists only ever see the
+  user's item.
+* Its records go to its own store (``store.py``): files in ``--provenance-path`` on the
+  host where it runs, or POSTs to the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .compat import ForceStateless, SingleInvocationFlow
+from .config import ProvenanceConfig
+from .context import InstanceContext
+from .records import Ids, Serialiser, now, workflow_run_record
+from .rules import component_of, resolve_types, rules_for
+from .store import make_store
+
+__all__ = ["LineageRecording", "WorkerRecorder", "RecordingWriter"]
+
+_log = logging.getLogger("dispel4py.provenance")
+_NO_EXTRA: dict[str, Any] = {}
+
+
+@dataclass
+class LineageRecording:
+    """What records a run's provenance (``Tuning.recorder``)."""
+
+    config: ProvenanceConfig
+    mapping: str = "simple"
+    run_id: str = field(init=False)
+
+    service_failed: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.config = self.config.with_run_id()
+        self.run_id = self.config.run_id or ""
+
+    def open(self, plan: Any, worker: int) -> WorkerRecorder:
+        return WorkerRecorder(self, plan)
+
+    def start_run(self, plan: Any) -> None:
+        for pe_id, pe in plan.pes.items():  # unknown provenance types: said before anything runs
+            resolve_types(component_of(self.config.components, pe, pe_id).get("types", ()), pe, pe_id)
+        store = make_store(self.config)
+        store.add(Serialiser().dumps(workflow_run_record(self.config, plan, self.mapping)))
+        store.close()
+        # a repository failing now: the workers (opened after this) write files at once
+        self.service_failed = getattr(store, "fallback", None) is not None
+
+    def end_run(self) -> None:
+        """Nothing to do: each process wrote its own records."""
+
+
+class RecordingWriter:
+    """Records each write of one output, then hands the item on unchanged."""
+
+    __slots__ = ("prov_context", "port", "inner", "recorder")
+
+    def __init__(self, context: InstanceContext, port: str, inner: Any, recorder: WorkerRecorder) -> None:
+        self.prov_context = context
+        self.port = port
+        self.inner = inner
+        self.recorder = recorder
+
+    @property
+    def count(self) -> int:
+        return self.inner.count
+
+    def write(self, data: Any) -> None:
+        recorder = self.recorder
+        ident = self.prov_context.record_write(self.port, data, None, _NO_EXTRA)
+        outer, recorder.current = recorder.current, ident
+        try:
+            self.inner.write(data)
+        finally:
+            recorder.current = outer
+
+    def write_meta(self, data: Any, metadata: Any = None, **extra: Any) -> None:
+        recorder = self.recorder
+        ident = self.prov_context.record_write(self.port, data, metadata, extra)
+        outer, recorder.current = recorder.current, ident
+        try:
+            self.inner.write(data)
+        finally:
+            recorder.current = outer
+
+
+class WorkerRecorder:
+    """The recorder of one worker process (``recording.Recorder``)."""
+
+    def __init__(self, factory: LineageRecording, plan: Any) -> None:
+        self.config = config = factory.config
+        self.plan = plan
+        self.mapping = factory.mapping
+        self.ids = Ids()
+        self.serialiser = Serialiser()
+        self.store = make_store(config, factory.service_failed)
+        self.current: Any = None  # the ids of the item being delivered (RecordingWriter)
+        self.contexts: dict[int, InstanceContext] = {}
+        self.records = 0
+        self._host, self._pid = socket.gethostname(), str(os.getpid())
+
+    # -- the hook ----------------------------------------------------------------------------
+    def deliver(self, deliver: Callable[[int, str, Any], None]) -> Callable[[int, str, Any], None]:
+        def deliver_with_ids(target: int, port: str, data: Any) -> None:
+            deliver(target, port, (data, self.current))
+
+        return deliver_with_ids
+
+    def wrap(self, iid: int, pe: Any, writers: dict[str, Any]) -> dict[str, Any]:
+        pe_id = self.plan.pe_of(iid)
+        component = component_of(self.config.components, pe, pe_id)
+        context = InstanceContext(self, pe, pe_id, component)
+        context.rules = rules = rules_for(pe, pe_id, component, context)
+        context.stateful = not isinstance(rules, (ForceStateless, SingleInvocationFlow))
+        sel = self.config.sel_rules
+        selection = sel.get(pe_id) or sel.get(context.name)
+        if isinstance(selection, dict):
+            context.sel_rules = selection.get("rules", selection)
+        self.contexts[iid] = context
+        return {out: RecordingWriter(context, out, writer, self) for out, writer in writers.items()}
+
+    def handler(self, iid: int, handler: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
+        context = self.contexts[iid]
+        begin, end = context.begin, context.end
+
+        def handle(port: str, item: Any) -> None:
+            data, meta = item
+            begin(port, meta)
+            handler(port, data)
+            end(port)
+
+        return handle
+
+    def source(self, iid: int, process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """One iteration per call (what it returns is written right after, in the same
+        iteration: nothing else begins one in between)."""
+        context = self.contexts[iid]
+
+        def call(inputs: Any) -> Any:
+            context.begin(None, None)
+            out = process(inputs)
+            context.end(None)
+            return out
+
+        return call
+
+    def postprocess(self, iid: int, postprocess: Callable[[], None]) -> Callable[[], None]:
+        context = self.contexts.get(iid)
+        if context is None:
+            return postprocess
+
+        def call() -> None:
+            context.begin_postprocess()
+            postprocess()
+            context.end_postprocess()
+
+        return call
+
+    def item_of(self, carried: Any) -> Any:
+        """The user's item of ``(item, ids)`` (for a failure's message and replay file)."""
+        return carried[0] if type(carried) is tuple and len(carried) == 2 else carried
+
+    def close(self) -> None:
+        self.store.close()
+        if self.serialiser.failed:
+            _log.warning(
+                "%d provenance record%s could not be written as JSON: written with repr() of "
+                "what could not (metadata or parameters)",
+                self.serialiser.failed,
+                "" if self.serialiser.failed == 1 else "s",
+            )
+
+    # -- records -----------------------------------------------------------------------------
+    def constant_fields(self, pe: Any, pe_id: str, name: str, cluster: str) -> dict[str, Any]:
+        """The fields every lineage record of one instance shares."""
+        parameters = getattr(pe, "parameters", None)
+        return {
+            "actedOnBehalfOf": pe_id,
+            "instanceId": f"{name}-Instance--{self.ids.new()}",
+            "annotations": {},
+            "feedbackIteration": False,
+            "worker": self._host,
+            "parameters": parameters if isinstance(parameters, dict) else {},
+            "errors": "",
+            "pid": self._pid,
+            "name": name,
+            "runId": self.config.run_id,
+            "username": self.config.user,
+            "type": "lineage",
+            "mapping": self.mapping,
+            "prov_cluster": cluster,
+        }
+
+    def emit(self, context: InstanceContext, derivations: list[Any], stream: dict[str, Any]) -> None:
+        """Write one lineage record: the instance's constant fields are JSON once
+        (``const_json``), so a record costs two small encodings, not a whole dict's."""
+        ident = self.ids.new()
+        try:
+            text = _RECORD % (
+                _text(context.iteration_id),
+                _text(f"{context.pe_id}_write_{ident}"),
+                context.iteration_index,
+                "true" if context.stateful else "false",
+                _json(derivations),
+                _text(context.start_time),
+                _text(now()),
+                _json(stream),
+                context.const_json,
+            )
+        except (TypeError, ValueError, OverflowError):  # metadata JSON cannot write: repr, counted
+            record = {
+                "iterationId": context.iteration_id,
+                "_id": f"{context.pe_id}_write_{ident}",
+                "iterationIndex": context.iteration_index,
+                "stateful": context.stateful,
+                "derivationIds": derivations,
+                "startTime": context.start_time,
+                "endTime": now(),
+                "streams": [stream],
+                **context.const,
+            }
+            text = self.serialiser.dumps(record)
+        self.store.add(text)
+        self.records += 1
+
+
+_RECORD = (
+    '{"iterationId":%s,"_id":%s,"iterationIndex":%d,"stateful":%s,"derivationIds":%s,'
+    '"startTime":%s,"endTime":%s,"streams":[%s],%s}'
+)
+_text = json.encoder.encode_basestring_ascii
+_json = json.JSONEncoder(separators=(",", ":")).encode

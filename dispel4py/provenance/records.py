@@ -1,0 +1,143 @@
+"""The records, with the original's field names: ``workflow_run`` (one per run, written by
+the driver) and ``lineage`` (one per write, written where the PE runs), and their JSON.
+
+Ids have the original's shape, ``<host>-<pid>-<uuid1>``: here one uuid1 per process
+followed by a counter (:class:`Ids`), so an id costs a string format, not a clock read.
+
+A record that cannot be serialised (metadata holding an object JSON cannot write) is
+written with ``repr`` in place of what failed and counted (:class:`Serialiser`); the
+recorder says how many in one warning at its end.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import json
+import os
+import socket
+import sys
+import uuid
+from importlib import metadata as importlib_metadata
+from itertools import count
+from typing import Any
+
+from dispel4py.utils import total_size
+
+__all__ = ["Ids", "Serialiser", "now", "workflow_run_record", "size_of", "selected"]
+
+_SCALARS = (int, float, bool, type(None), str, bytes)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+_clock = datetime.datetime.now
+
+
+def now() -> str:
+    """The original's timestamp format (``str(datetime.now())``)."""
+    return str(_clock())
+
+
+class Ids:
+    """Unique ids of this process: ``<host>-<pid>-<uuid1>-<n>``."""
+
+    def __init__(self) -> None:
+        self.prefix = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid1()}-"
+        self._next = count(1).__next__
+
+    def new(self) -> str:
+        return self.prefix + str(self._next())
+
+
+def size_of(data: Any) -> int:
+    """The item's size in bytes, as the original's ``total_size`` (fast for scalars)."""
+    if type(data) in _SCALARS:
+        return sys.getsizeof(data)
+    try:
+        return total_size(data)
+    except Exception:  # an object whose size cannot be walked: its shallow size
+        return sys.getsizeof(data, 0)
+
+
+class Serialiser:
+    """Records to JSON text; what JSON cannot write becomes its ``repr`` (counted)."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def dumps(self, record: dict[str, Any]) -> str:
+        try:
+            return _dumps(record)
+        except (TypeError, ValueError, OverflowError):
+            self.failed += 1
+            return json.dumps(record, default=repr, ensure_ascii=False, separators=(",", ":"))
+
+
+def _source_of(pe: Any) -> dict[str, str]:
+    cls = type(pe)
+    try:
+        code = inspect.getsource(cls._process) if hasattr(cls, "_process") else ""
+    except (OSError, TypeError):
+        code = ""
+    return {"type": str(cls.__mro__[:-1]), "code": code, "functionName": cls.__name__}
+
+
+def _modules() -> list[str]:
+    names = set()
+    for dist in importlib_metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if name:
+            names.add(f"{name}=={dist.version}")
+    return sorted(names, key=str.lower)
+
+
+def workflow_run_record(config: Any, plan: Any, mapping: str) -> dict[str, Any]:
+    """The ``workflow_run`` record of the original (one per run)."""
+    record = {
+        "_id": config.run_id,
+        "runId": config.run_id,
+        "startTime": now(),
+        "username": config.user,
+        "workflowId": config.workflow_id,
+        "workflowName": config.workflow_name,
+        "description": config.description,
+        "sessionId": config.session_id,
+        "systemId": config.system_id,
+        "mapping": mapping,
+        "type": "workflow_run",
+        "modules": _modules(),
+        "prov:type": config.workflow_type,
+        "source": {pe_id: _source_of(pe) for pe_id, pe in plan.pes.items()},
+        "status": "active",
+    }
+    return {k: v for k, v in record.items() if v != "" or k in ("workflowId", "workflowName")}
+
+
+_OPS = {
+    "$gt": lambda a, b: a > b,
+    "$gte": lambda a, b: a >= b,
+    "$lt": lambda a, b: a < b,
+    "$lte": lambda a, b: a <= b,
+    "$eq": lambda a, b: a == b,
+    "$ne": lambda a, b: a != b,
+    "$in": lambda a, b: a in b,
+    "$nin": lambda a, b: a not in b,
+}
+
+
+def selected(rules: dict[str, Any], content: list[Any]) -> bool:
+    """Whether a record whose stream content (metadata) is ``content`` passes the PE's
+    ``s-prov:sel-rules`` (``{term: {"$gt": 0, ...}}``): some metadata entry has every term,
+    each satisfying every operator. A comparison that cannot be made fails."""
+    for entry in content:
+        if not isinstance(entry, dict):
+            continue
+        try:
+            if all(
+                term in entry and all(_OPS[op](entry[term], bound) for op, bound in tests.items())
+                for term, tests in rules.items()
+            ):
+                return True
+        except (TypeError, KeyError):
+            continue
+    return False

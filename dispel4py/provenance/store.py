@@ -1,0 +1,146 @@
+"""Where records go: the original's bulk JSON files (``file`` mode) or POSTs to an
+S-ProvFlow repository (``service`` mode).
+
+Records arrive already serialised (one JSON object each) and leave in batches of
+``bulk_size``, so a process never holds more than one batch: memory is bounded however
+long the run.
+
+* **Files**: each batch is one file ``<path>/bulk_<host>-<pid>-<uuid1>`` holding a JSON
+  list, as the original wrote them; it is written under a hidden name and renamed, so a
+  reader never sees half a file.
+* **Service**: each batch is POSTed as ``application/x-www-form-urlencoded`` ``prov=<JSON
+  list>`` with ``Authorization: Bearer <token>`` when a token is given, each POST bounded by
+  a timeout. A repository that refuses, fails or stalls is said once (a warning naming the
+  URL and the error) and this process's records from that batch on are written as bulk
+  files instead (to ``--provenance-path``, else ``./provenance-unsent``): the run goes on
+  and no record is lost. The driver POSTs the ``workflow_run`` record before any worker
+  starts; if that fails, the workers write files from the start (one warning in all).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from typing import Any
+
+__all__ = ["FileStore", "ServiceStore", "make_store", "UNSENT_DIR"]
+
+_log = logging.getLogger("dispel4py.provenance")
+UNSENT_DIR = "provenance-unsent"
+
+
+class FileStore:
+    """Batches of records as bulk files in ``path``."""
+
+    def __init__(self, path: str, bulk_size: int) -> None:
+        self.path = path
+        self.bulk_size = bulk_size
+        self.batch: list[str] = []
+        self.files = 0
+        os.makedirs(path, exist_ok=True)  # a remote worker's own folder, made on its host
+
+    def add(self, record: str) -> None:
+        batch = self.batch
+        batch.append(record)
+        if len(batch) >= self.bulk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        batch, self.batch = self.batch, []
+        self.write_batch(batch)
+
+    def write_batch(self, batch: list[str]) -> None:
+        name = f"bulk_{socket.gethostname()}-{os.getpid()}-{uuid.uuid1()}"
+        hidden = os.path.join(self.path, f".{name}.part")
+        with open(hidden, "w", encoding="utf-8") as handle:
+            handle.write("[")
+            handle.write(",".join(batch))
+            handle.write("]")
+        os.replace(hidden, os.path.join(self.path, name))
+        self.files += 1
+
+    def close(self) -> None:
+        self.flush()
+
+
+class ServiceStore:
+    """Batches of records POSTed to ``url``; files under ``fallback`` once it fails."""
+
+    def __init__(self, url: str, token: str | None, bulk_size: int, timeout_s: float, fallback: str) -> None:
+        self.url = url
+        self.token = token
+        self.bulk_size = bulk_size
+        self.timeout_s = timeout_s
+        self.fallback_path = fallback
+        self.fallback: FileStore | None = None
+        self.batch: list[str] = []
+
+    def add(self, record: str) -> None:
+        if self.fallback is not None:
+            self.fallback.add(record)
+            return
+        self.batch.append(record)
+        if len(self.batch) >= self.bulk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        batch, self.batch = self.batch, []
+        if self.fallback is not None:
+            self.fallback.write_batch(batch)
+            return
+        try:
+            self._post("[" + ",".join(batch) + "]")
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            self.fallback = FileStore(self.fallback_path, self.bulk_size)
+            self.fallback.write_batch(batch)
+            _log.warning(
+                "provenance repository %s cannot take the records (%s); this process writes them "
+                "to %s instead",
+                self.url,
+                _reason(exc),
+                os.path.abspath(self.fallback_path),
+            )
+
+    def _post(self, body: str) -> None:
+        data = urllib.parse.urlencode({"prov": body}).encode("utf-8")
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            response.read()
+
+    def close(self) -> None:
+        self.flush()
+        if self.fallback is not None:
+            self.fallback.close()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
+        return "no answer: timed out"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def make_store(config: Any, service_failed: bool = False) -> FileStore | ServiceStore:
+    """The store of one process; ``service_failed``: the driver found the repository
+    failing before the run, so the records go to files at once (no second warning)."""
+    if config.save_mode == "service":
+        fallback = config.path or UNSENT_DIR
+        if service_failed:
+            return FileStore(fallback, config.bulk_size)
+        return ServiceStore(config.url, config.token, config.bulk_size, config.timeout_s, fallback)
+    return FileStore(config.path, config.bulk_size)
