@@ -129,6 +129,7 @@ def test_a_driver_without_local_workers_runs_on_workers_that_join(
 ) -> None:
     key = tmp_path / "run.key"
     key.write_text("a shared secret of the two hosts\n")
+    key.chmod(0o600)  # a key others can read is refused
     watched, folder = marked_run(tmp_path, redis_server.url, "-n", "0", "--key-file", str(key), items=60)
     joiners = [worker_process(redis_server.url, key, env=ENVS[str(folder)]) for _ in range(2)]
     try:

@@ -54,3 +54,27 @@ def test_the_driver_makes_a_private_key_file_and_workers_read_it(tmp_path, monke
     assert load_key(None, create=True) is None
     monkeypatch.setenv("DISPEL4PY_KEY", "k" * 20)
     assert load_key(None, create=False) == b"k" * 20
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o666, 0o640, 0o604])
+def test_a_key_file_others_can_read_is_refused_like_ssh_refuses_a_private_key(
+    tmp_path, mode: int, monkeypatch
+) -> None:
+    monkeypatch.delenv("DISPEL4PY_KEY", raising=False)
+    path = tmp_path / "run.key"
+    path.write_text("a shared secret of the two hosts\n")
+    os.chmod(path, mode)
+    for create in (True, False):  # the driver and a worker alike
+        with pytest.raises(ValueError) as info:
+            load_key(str(path), create=create)
+        text = str(info.value)
+        assert f"permissions {mode:04o} for {path} are too open" in text, text
+        assert f"chmod 600 {path}" in text, text
+
+
+def test_a_key_file_only_its_owner_can_read_is_accepted(tmp_path) -> None:
+    path = tmp_path / "run.key"
+    path.write_text("a shared secret of the two hosts\n")
+    for mode in (0o600, 0o400):
+        os.chmod(path, mode)
+        assert load_key(str(path), create=False) == b"a shared secret of the two hosts"
