@@ -260,8 +260,8 @@ def test_a_live_worker_reclaims_an_idle_task_and_the_old_owner_cannot_commit(
         with redis_server.client() as c:
             reports = c.xrange(names.reports)
         sealed = [r[1] for r in reports if b"d" in r[1]]
-        messages = [signer.loads(names.reports.encode(), r[b"m"], r[b"d"]) for r in sealed]
-        assert messages == [(1, ("task", "second"))]
+        messages = [signer.loads(names.reports.encode(), r[b"m"], r[b"d"], r[b"i"]) for r in sealed]
+        assert [m[:2] for m in messages] == [(1, ("task", "second"))]
         assert driver.backlog(shared) == 0 and driver.running(shared) == 0
     finally:
         keys.destroy()

@@ -29,6 +29,7 @@ from dispel4py.engine.loading import load_workflow
 from dispel4py.engine.signals import Terminated
 from dispel4py.errors import Dispel4PyError, TransportError, UsageError
 from dispel4py.mappings.processes.worker_process import load_plan
+from dispel4py.mappings.redis.keys import Tampered
 from dispel4py.mappings.redis.queues import GROUP, RedisQueues, Reporter, RunNames, lost_error
 from dispel4py.mappings.redis.scripts import REGISTER
 from dispel4py.mappings.redis.server import check_server, connect, resolve_target
@@ -127,7 +128,7 @@ def _serve(target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: by
         plan,
         target,
         names,
-        signer,
+        signer.for_run(meta["run_nonce"]),
         claim_idle_ms=meta["claim_idle_ms"],
         max_deliveries=meta["max_deliveries"],
         dead_letter=meta.get("on_error") == "dead-letter",
@@ -143,8 +144,15 @@ def _serve(target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: by
             GROUP,
             meta["ttl_s"],
             max(1000, queues.claim_idle_ms),
+            meta["local"],
+            meta["slots"],
         )
     )
+    if worker == -2:
+        raise Tampered(
+            f"the worker id given by {names.workers} on Redis at {target.where} is in use: someone "
+            f"set it back; run {run_id} takes no more workers"
+        )
     if worker < 0:
         _log.info("run %s has ended", run_id)
         return 0
