@@ -414,7 +414,10 @@ class RedisQueues(Taking, Channels):
         """Queue the atomic step of the puts (the frame's, staged or held, and the pending
         pinned ones), the reports and the acknowledgement of the frame's task (refused if
         the task is no longer this worker's, or is a copy); it is sent with the next round trip."""
-        puts = [*self.pending, *(frame.puts if frame else [])]
+        # a shared task's commit may be refused: the pinned puts not sent yet (of the task
+        # this one runs nested in) go separately, so that they are never dropped with it
+        outside = [] if frame and frame.shared else self.pending
+        puts = [*outside, *(frame.puts if frame else [])]
         streams: dict[int, int] = {}
         args: list[Any] = []
         for key, ident, mac, data in puts:
@@ -442,7 +445,8 @@ class RedisQueues(Taking, Channels):
             *args,
         )
         self.commits.append((frame.key if frame else -1, call))
-        self.pending, self.pending_bytes, self.unsent = [], 0, Counter()
+        if outside:
+            self.pending, self.pending_bytes, self.unsent = [], 0, Counter()
 
     def _heartbeat(self, stop: threading.Event, alive_key: bool) -> None:
         """Keep the running tasks (and, for a remote worker, its liveness key) fresh."""

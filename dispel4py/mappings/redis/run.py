@@ -433,10 +433,11 @@ class RedisPool(_Pool):
         if self.replayed:
             streams = sorted({stream for stream, _ in self.replayed})
             _log.warning(
-                "%d cop%s of signed Redis entries (replayed: the identity was used before) dropped "
-                "(in %s): someone else can write to this server; results are not affected",
+                "%d replayed Redis entr%s dropped (cop%s of signed entries whose identity was used "
+                "before, in %s): someone else can write to this server; results are not affected",
                 len(self.replayed),
                 "y was" if len(self.replayed) == 1 else "ies were",
+                "y" if len(self.replayed) == 1 else "ies",
                 ", ".join(streams),
             )
         if self.forged:
