@@ -7,6 +7,7 @@ others can read, cannot do. Each test names the defect of issue 15 it reproduces
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 from pathlib import Path
@@ -232,4 +233,57 @@ def test_a_task_over_the_spill_limit_reclaimed_from_a_frozen_worker_stays_exact(
         watched.kill_leftovers()
     assert watched.process.returncode == 0, watched.stderr()
     assert "Outputs: {'Tally2': {'tally': [(150, 150)]}}" in watched.stdout(), watched.stdout()
+    assert redis_server.run_keys() == []
+
+
+def test_staged_outputs_move_with_the_commit_or_go_with_a_refused_one(redis_server: RedisServer) -> None:
+    """The mechanism of defect 1 on two queue objects of one run, whatever decides that a
+    task is taken back: the first attempt stages its outputs and loses the task; the second
+    commits; the first's commit is refused and its staging stream deleted."""
+    from dispel4py.dynamic.layout import dynamic_place
+    from dispel4py.dynamic.signing import Signer, new_key
+    from dispel4py.loading import load_workflow
+    from dispel4py.mappings._redis_queues import RedisQueues, RunNames
+    from dispel4py.mappings._redis_run import RedisRun
+    from dispel4py.mappings._redis_server import target_from_url
+    from dispel4py.plan import make_plan
+
+    plan = make_plan(load_workflow(SPILL), None, 2, place_fn=dynamic_place)
+    big, tally = plan.instances["Big1"][0], plan.instances["Tally2"][0]
+    names = RunNames("staging", plan)
+    driver = RedisQueues(
+        plan, target_from_url(redis_server.url), names, Signer(new_key(), b"n1"), claim_idle_ms=200
+    )
+    driver.spill_bytes = 1000
+    driver.open_client("test-driver")
+    keys = RedisRun(driver, slots=2, local=2, ttl_s=60)
+    keys.create({}, None)
+    try:
+        driver.put(big, ("input", [0]))
+        first, second = (pickle.loads(pickle.dumps(driver)) for _ in range(2))
+        for worker, queues in enumerate((first, second)):
+            queues.worker = worker
+            queues.open_client(f"w{worker}")
+        assert first.take([big], 1.0) == (big, ("input", [0]))
+        for j in range(10):
+            first.put(tally, ("input", [(0, j, b"." * 400)]))
+        with redis_server.client() as c:
+            assert c.xlen(names.stream(tally)) == 0  # staged, not queued
+            [stage] = c.keys("d4py:staging:stage:*")
+            assert c.xlen(stage) >= 8
+        assert first.requeue("w0") == ([big], [])  # the task is taken back (worker deemed gone)
+        assert second.take([big], 1.0) == (big, ("input", [0]))
+        for j in range(10):
+            second.put(tally, ("input", [(0, j, b"." * 400)]))
+        second.task_done(big, ("task", "second"))
+        second.flush()
+        first.task_done(big, ("task", "first"))
+        first.flush()  # refused: no longer its task
+        with redis_server.client() as c:
+            assert c.xlen(names.stream(tally)) == 10
+            assert c.keys("d4py:staging:stage:*") == []
+            reports = [fields for _, fields in c.xrange(names.reports) if b"d" in fields]
+        assert len(reports) == 1
+    finally:
+        keys.destroy()
     assert redis_server.run_keys() == []
