@@ -242,11 +242,11 @@ def test_staged_outputs_move_with_the_commit_or_go_with_a_refused_one(redis_serv
     commits; the first's commit is refused and its staging stream deleted."""
     from dispel4py.dynamic.layout import dynamic_place
     from dispel4py.dynamic.signing import Signer, new_key
-    from dispel4py.loading import load_workflow
-    from dispel4py.mappings._redis_queues import RedisQueues, RunNames
-    from dispel4py.mappings._redis_run import RedisRun
-    from dispel4py.mappings._redis_server import target_from_url
-    from dispel4py.plan import make_plan
+    from dispel4py.engine.loading import load_workflow
+    from dispel4py.engine.plan import make_plan
+    from dispel4py.mappings.redis.queues import RedisQueues, RunNames
+    from dispel4py.mappings.redis.run import RedisRun
+    from dispel4py.mappings.redis.server import target_from_url
 
     plan = make_plan(load_workflow(SPILL), None, 2, place_fn=dynamic_place)
     big, tally = plan.instances["Big1"][0], plan.instances["Tally2"][0]
@@ -286,4 +286,149 @@ def test_staged_outputs_move_with_the_commit_or_go_with_a_refused_one(redis_serv
         assert len(reports) == 1
     finally:
         keys.destroy()
+    assert redis_server.run_keys() == []
+
+
+# -- defect 7: a worker running other code -------------------------------------------------------
+WFV = """
+import time
+
+from dispel4py.base import ConsumerPE, IterativePE, ProducerPE
+from dispel4py.workflow_graph import WorkflowGraph
+from wfv_helper import factor
+
+
+class Numbers(ProducerPE):
+    def _process(self, inputs):
+        for i in range(40):
+            self.write("output", i)
+
+
+class Times(IterativePE):
+    def _process(self, x):
+        time.sleep(0.05)
+        return x * {times}
+
+
+class Total(ConsumerPE):
+    def __init__(self):
+        super().__init__()
+        self.inputconnections["input"]["grouping"] = "global"
+        self._add_output("total")
+        self.sum = 0
+
+    def _process(self, x):
+        self.sum += x
+
+    def _postprocess(self):
+        self.write("total", self.sum)
+
+
+graph = WorkflowGraph()
+graph.connect(Numbers(), "output", Times(), "input")
+graph.connect(graph.get_contained_objects()[1], "output", Total(), "input")
+"""
+
+
+def _workflow(folder: Path, times: str, factor: int) -> Path:
+    folder.mkdir()
+    (folder / "wfv.py").write_text(WFV.replace("{times}", times))
+    (folder / "wfv_helper.py").write_text(f"def factor():\n    return {factor}\n")
+    return folder / "wfv.py"
+
+
+def _driver(tmp_path: Path, url: str, key: Path, run_id: str) -> WatchedRun:
+    """The run of the driver's folder, with no local worker: it waits for workers to join."""
+    ours = _workflow(tmp_path / "driver", "factor()", 10)
+    command = cli(
+        "dyn_redis", str(ours), "-n", "0", "--redis-url", url, "--key-file", str(key), "--run", run_id
+    )
+    watched = WatchedRun(tmp_path / "run", command)
+    with _client(url) as c:
+        watched.wait_until(lambda: key.exists() and c.exists(f"d4py:{run_id}:info"), "the run to start")
+    return watched
+
+
+def _client(url: str):
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=10)
+
+
+def _join(url: str, key: Path, run_id: str, workflow: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = cli(
+        "worker", "--redis-url", url, "--key-file", str(key), "--run", run_id, str(workflow), *extra
+    )
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("times", "factor", "named"),
+    [("1000", 10, "wfv.py"), ("factor()", 1000, "wfv_helper.py")],
+    ids=["the workflow file", "a helper it imports"],
+)
+def test_a_worker_whose_code_differs_is_refused_naming_the_file(
+    redis_server: RedisServer, tmp_path, times: str, factor: int, named: str
+) -> None:
+    """x*1000 against the driver's x*10: refused; a worker with the same files in another
+    folder joins and runs the whole run."""
+    key = tmp_path / "run.key"
+    watched = _driver(tmp_path, redis_server.url, key, "code")
+    try:
+        refused = _join(redis_server.url, key, "code", _workflow(tmp_path / "other", times, factor))
+        assert refused.returncode == 2, refused.stderr
+        assert "the workflow's source here differs from the driver's of run code" in refused.stderr
+        assert f"{named} (sha256 " in refused.stderr and "--allow-code-mismatch" in refused.stderr, (
+            refused.stderr
+        )
+        same = _join(redis_server.url, key, "code", _workflow(tmp_path / "copy", "factor()", 10))
+        assert same.returncode == 0, same.stderr
+        assert "differs" not in same.stderr, same.stderr
+        watched.watch_until_exit(within=90)
+    finally:
+        watched.kill_leftovers()
+    assert watched.process.returncode == 0, watched.stderr()
+    assert f"{{'Total2': {{'total': [{sum(range(40)) * 10}]}}}}" in watched.stdout()
+
+
+def test_allow_code_mismatch_joins_with_a_warning(redis_server: RedisServer, tmp_path) -> None:
+    key = tmp_path / "run.key"
+    watched = _driver(tmp_path, redis_server.url, key, "mixed")
+    try:
+        theirs = _workflow(tmp_path / "other", "1000", 10)
+        joined = _join(redis_server.url, key, "mixed", theirs, "--allow-code-mismatch")
+        assert joined.returncode == 0, joined.stderr
+        assert (
+            "wfv.py (sha256 " in joined.stderr and "joining anyway (--allow-code-mismatch)" in joined.stderr
+        )
+        watched.watch_until_exit(within=90)
+    finally:
+        watched.kill_leftovers()
+    assert watched.process.returncode == 0, watched.stderr()
+    assert f"{{'Total2': {{'total': [{sum(range(40)) * 1000}]}}}}" in watched.stdout()  # its code ran
+
+
+# -- defect 8: a key file others can read ----------------------------------------------------------
+def test_a_key_file_others_can_read_is_refused_by_driver_and_worker(
+    redis_server: RedisServer, tmp_path
+) -> None:
+    key = tmp_path / "run.key"
+    key.write_text("a shared secret of the two hosts\n")
+    key.chmod(0o644)
+    driver = subprocess.run(
+        cli("dyn_redis", MARKS, "-n", "1", "--redis-url", redis_server.url, "--key-file", str(key)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    worker = subprocess.run(
+        cli("worker", "--redis-url", redis_server.url, "--key-file", str(key), "--wait", "1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    for done in (driver, worker):
+        assert done.returncode == 2, done.stderr
+        assert f"--key-file: permissions 0644 for {key} are too open" in done.stderr, done.stderr
+        assert f"chmod 600 {key}" in done.stderr
     assert redis_server.run_keys() == []

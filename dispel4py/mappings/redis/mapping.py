@@ -33,10 +33,11 @@ from dispel4py.engine.plan import Plan
 from dispel4py.engine.result import InstanceStats
 from dispel4py.engine.tuning import Tuning
 from dispel4py.errors import Dispel4PyError, UsageError
-from dispel4py.mappings.redis.keys import TTL_S
 from dispel4py.mappings.base import ResultCollector
 from dispel4py.mappings.processes.dynamic import DynMultiMapping
 from dispel4py.mappings.processes.worker_process import module_files, plan_blob
+from dispel4py.mappings.redis.code_digest import code_digest
+from dispel4py.mappings.redis.keys import TTL_S
 
 __all__ = [
     "DynRedisMapping",
@@ -287,6 +288,7 @@ class DynRedisMapping(DynMultiMapping):
             "on_error": self.options.get("on_error"),
             "tuning": dataclasses.replace(tuning, live_s=0.0),
             "module_files": module_files(plan),
+            "code": code_digest(module_files(plan)),  # a worker running other code is refused
             "order": list(plan.order),
             "driver": f"{socket.gethostname()} pid {os.getpid()}",
             "started": time.time(),
