@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import os
 import pickle
 import secrets
@@ -97,11 +98,10 @@ class Idents:
 
     def __init__(self) -> None:
         self.sender = secrets.token_hex(8).encode()
-        self.seq = 0
+        self._seq = itertools.count(1)  # next() is atomic: log records are sealed from any thread
 
     def next(self) -> bytes:
-        self.seq += 1
-        return b"%s:%d" % (self.sender, self.seq)
+        return b"%s:%d" % (self.sender, next(self._seq))
 
 
 class Seen:

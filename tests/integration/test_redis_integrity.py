@@ -432,3 +432,54 @@ def test_a_key_file_others_can_read_is_refused_by_driver_and_worker(
         assert f"--key-file: permissions 0644 for {key} are too open" in done.stderr, done.stderr
         assert f"chmod 600 {key}" in done.stderr
     assert redis_server.run_keys() == []
+
+
+# -- availability: what deleting a key does (docs/redis.md, "Threat model") ---------------------
+def _joined(tmp_path: Path, url: str, run_id: str, key: Path):
+    """A marks run on one local worker, with a worker joined from "another host"."""
+    folder = tmp_path / f"marks-{run_id}"
+    watched = marked(tmp_path, url, run_id, "-n", "1", "--key-file", str(key), "--claim-idle-ms", "1000")
+    with _client(url) as c:
+        watched.wait_until(lambda: key.exists() and c.exists(f"d4py:{run_id}:info"), "the run to start")
+    env = {**os.environ, "D4PY_MARK_DIR": str(folder), "D4PY_MARK_ITEMS": "60", "D4PY_MARK_S": "0.05"}
+    command = cli("worker", "--redis-url", url, "--key-file", str(key), "--run", run_id, MARKS)
+    joiner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    watched.wait_until(lambda: (folder / f"shared-{joiner.pid}").exists(), "the joined worker's first task")
+    return watched, joiner
+
+
+def test_deleting_a_joined_workers_liveness_key_gives_its_tasks_to_others(
+    redis_server: RedisServer, tmp_path
+) -> None:
+    key = tmp_path / "run.key"
+    watched, joiner = _joined(tmp_path, redis_server.url, "alive", key)
+    try:
+        with redis_server.client() as c:  # deleted faster than the worker's heartbeat renews it
+            gone = lambda: c.delete("d4py:alive:alive:1") >= 0 and "worker 1 is gone" in watched.stderr()  # noqa: E731
+            watched.wait_until(gone, "the driver to take worker 1 for gone", 60)
+        watched.watch_until_exit(within=90)
+        joiner.communicate(timeout=30)
+    finally:
+        joiner.kill()
+        watched.kill_leftovers()
+    assert watched.process.returncode == 0, watched.stderr()
+    assert total_line(60) in watched.stdout()
+
+
+def test_deleting_the_drivers_liveness_key_makes_joined_workers_leave(
+    redis_server: RedisServer, tmp_path
+) -> None:
+    key = tmp_path / "run.key"
+    watched, joiner = _joined(tmp_path, redis_server.url, "driverkey", key)
+    try:
+        with redis_server.client() as c:
+            c.delete("d4py:driverkey:driver")
+        _, err = joiner.communicate(timeout=60)
+        watched.watch_until_exit(within=90)
+    finally:
+        joiner.kill()
+        watched.kill_leftovers()
+    assert joiner.returncode == 1, err
+    assert "the driver of run driverkey is gone" in err, err
+    assert watched.process.returncode == 0, watched.stderr()
+    assert total_line(60) in watched.stdout()

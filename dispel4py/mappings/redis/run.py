@@ -81,6 +81,7 @@ class RedisRun:
         for stream in [*self.streams, names.dead]:
             pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
         pipe.xadd(names.reports, {"s": b""})  # the stream exists (and gets its TTL) from now on
+        pipe.sadd(names.used, "-")  # the set too (no identity looks like this)
         pipe.set(names.workers, self.local)
         for key in self.keys:
             pipe.expire(key, self.ttl_s)

@@ -145,6 +145,8 @@ class Taking:
             if ids and (alone or single or task[0] != port):
                 back.append(entry_id)
                 continue
+            if not self._fresh(key, entry_id, values):
+                continue
             if not ids:
                 port, alone = task[0], single
             ids.append(entry_id)
@@ -164,7 +166,7 @@ class Taking:
         """A taken entry's task or command (``None``: forged or a copy, dropped); a task
         gets a frame."""
         message = self._verified(key, entry_id, values)
-        if message is None:
+        if message is None or not self._fresh(key, entry_id, values):
             return None
         if key < self.instances:
             self.frames.append(_Frame(key, [entry_id], key in self.is_shared, [values[b"i"]]))
@@ -172,19 +174,23 @@ class Taking:
         return key, message
 
     def _verified(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> Any:
-        """The entry's message if this run's key sealed it (for this stream and identity),
-        and it is not a copy of a command or pinned task already taken; else ``None``,
-        dropped and reported."""
-        ident = values.get(b"i")
+        """The entry's message if this run's key sealed it (for this stream and identity);
+        else ``None``, dropped and reported."""
         try:
-            message = self.signer.loads(self._scope(key), values.get(b"m"), values.get(b"d"), ident)
+            return self.signer.loads(self._scope(key), values.get(b"m"), values.get(b"d"), values.get(b"i"))
         except Forged as exc:
             self._drop(key, entry_id, str(exc))
             return None
-        if (key >= self.instances or key not in self.is_shared) and not self.ran.first_use(ident):
-            self._drop(key, entry_id, "", copy=ident)
-            return None
-        return message
+
+    def _fresh(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> bool:
+        """False for a copy of a command or a pinned task this worker took already (dropped
+        and reported): run once, whatever a stranger copies. (A copy of a shared task may
+        run on another worker: ``COMMIT`` refuses it.)"""
+        ident = values.get(b"i")
+        if key in self.is_shared or self.ran.first_use(ident):
+            return True
+        self._drop(key, entry_id, "", copy=ident)
+        return False
 
     def _taken_blocking(self, keys: Sequence[int], streams: list[str], reply: Any) -> tuple[int, Any] | None:
         """The entry a blocking read handed to this worker, counted as taken (a command is
