@@ -438,10 +438,12 @@ def test_a_key_file_others_can_read_is_refused_by_driver_and_worker(
 def _joined(tmp_path: Path, url: str, run_id: str, key: Path):
     """A marks run on one local worker, with a worker joined from "another host"."""
     folder = tmp_path / f"marks-{run_id}"
-    watched = marked(tmp_path, url, run_id, "-n", "1", "--key-file", str(key), "--claim-idle-ms", "1000")
+    watched = marked(
+        tmp_path, url, run_id, "-n", "1", "--key-file", str(key), "--claim-idle-ms", "1000", items=300
+    )
     with _client(url) as c:
         watched.wait_until(lambda: key.exists() and c.exists(f"d4py:{run_id}:info"), "the run to start")
-    env = {**os.environ, "D4PY_MARK_DIR": str(folder), "D4PY_MARK_ITEMS": "60", "D4PY_MARK_S": "0.05"}
+    env = {**os.environ, "D4PY_MARK_DIR": str(folder), "D4PY_MARK_ITEMS": "300", "D4PY_MARK_S": "0.05"}
     command = cli("worker", "--redis-url", url, "--key-file", str(key), "--run", run_id, MARKS)
     joiner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     watched.wait_until(lambda: (folder / f"shared-{joiner.pid}").exists(), "the joined worker's first task")
@@ -461,9 +463,10 @@ def test_deleting_a_joined_workers_liveness_key_gives_its_tasks_to_others(
         joiner.communicate(timeout=30)
     finally:
         joiner.kill()
+        joiner.communicate()
         watched.kill_leftovers()
     assert watched.process.returncode == 0, watched.stderr()
-    assert total_line(60) in watched.stdout()
+    assert total_line(300) in watched.stdout()
 
 
 def test_deleting_the_drivers_liveness_key_makes_joined_workers_leave(
@@ -478,8 +481,9 @@ def test_deleting_the_drivers_liveness_key_makes_joined_workers_leave(
         watched.watch_until_exit(within=90)
     finally:
         joiner.kill()
+        joiner.communicate()
         watched.kill_leftovers()
     assert joiner.returncode == 1, err
     assert "the driver of run driverkey is gone" in err, err
     assert watched.process.returncode == 0, watched.stderr()
-    assert total_line(60) in watched.stdout()
+    assert total_line(300) in watched.stdout()
