@@ -57,7 +57,7 @@ from dispel4py.mappings.processes.channels import Channels, live_sender
 from dispel4py.mappings.redis.keys import GROUP, SOCKET_TIMEOUT_S, TTL_S, RunNames, lost_error
 from dispel4py.mappings.redis.scripts import COMMIT, COUNTS, GIVE_BACK, REQUEUE, TAKE
 from dispel4py.mappings.redis.server import RedisTarget, connect
-from dispel4py.mappings.redis.take import Taking, _Frame
+from dispel4py.mappings.redis.take import COUNT_EVERY_S, Taking, _Frame
 from dispel4py.mappings.redis.worker import RedisWorker  # imported before workers fork
 from dispel4py.observe.live import sampling
 
@@ -65,7 +65,6 @@ __all__ = ["RedisQueues", "Reporter", "RunNames", "GROUP", "lost_error"]  # the 
 
 _log = logging.getLogger("dispel4py.engine")
 
-_STALE_S = 0.02  # counters older than this are read again before a backlog is answered
 _PENDING_PUTS = 64  # pinned puts sent in one round trip
 _PENDING_BYTES = 4 << 20
 _SPILL_BYTES = 64 << 20  # a shared task holding more output than this stages it early
@@ -203,7 +202,7 @@ class RedisQueues(Taking, Channels):
         frame.puts, frame.size = [], 0
 
     def backlog(self, key: int) -> int:
-        if time.monotonic() - self.counted_at > _STALE_S:
+        if time.monotonic() - self.counted_at > COUNT_EVERY_S:
             self._send_pending()
         return self.queued(key)
 

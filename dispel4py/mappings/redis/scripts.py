@@ -50,27 +50,31 @@ end
 # KEYS: the instance streams (counted)   ARGV: group
 COUNTS = _COUNT + "return counts(ARGV[1], 1)"
 
-# KEYS: stream 1..n, then every instance stream (counted)
-# ARGV: group, consumer, n, control flag 1..n ('1' for a control stream), how many tasks 1..n
+# KEYS: stream 1..n, then every instance stream (counted, if ARGV[4] is '1')
+# ARGV: group, consumer, n, count?, control flag 1..n ('1' for a control stream), how many tasks 1..n
 TAKE = (
     _COUNT
     + """
 local g, c, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local function counted()
+  if ARGV[4] == '1' then return counts(g, n + 1) end
+  return {}
+end
 for i = 1, n do
   local s = KEYS[i]
-  local r = redis.call('XREADGROUP', 'GROUP', g, c, 'COUNT', ARGV[3 + n + i], 'STREAMS', s, '>')
+  local r = redis.call('XREADGROUP', 'GROUP', g, c, 'COUNT', ARGV[4 + n + i], 'STREAMS', s, '>')
   if r then
     local es = r[1][2]
-    if ARGV[3 + i] == '1' then
+    if ARGV[4 + i] == '1' then
       for _, e in ipairs(es) do
         redis.call('XACK', s, g, e[1])
         redis.call('XDEL', s, e[1])
       end
     end
-    return {i, es, counts(g, n + 1)}
+    return {i, es, counted()}
   end
 end
-return {0, {}, counts(g, n + 1)}
+return {0, {}, counted()}
 """
 )
 

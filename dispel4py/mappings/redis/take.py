@@ -27,6 +27,10 @@ __all__ = ["Taking"]
 
 _log = logging.getLogger("dispel4py.engine")
 
+# the queues' counts (XLEN and XPENDING of every queue: a few us per queue on the server) are
+# read again by a take when older than this; a backlog asks for them when older too
+COUNT_EVERY_S = 0.02
+
 
 @dataclass
 class _Frame:
@@ -57,6 +61,7 @@ class Taking:
     merge: dict[int, int]
     acks: list[tuple[str, bytes]]
     claim_idle_ms: int
+    counted_at: float  # when the queues' counts were read
     next_reclaim: float
     take_sha: str
     give_back_sha: str
@@ -114,11 +119,13 @@ class Taking:
     ) -> tuple[bool, tuple[int, Any] | None]:
         pipe = self._pipeline()
         counts = [self.merge.get(k, 1) for k in keys]
-        args = (GROUP, self.consumer, len(keys), *fields, *counts)
+        recount = b"1" if time.monotonic() - self.counted_at > COUNT_EVERY_S else b"0"
+        args = (GROUP, self.consumer, len(keys), recount, *fields, *counts)
         every = self.names.instance_streams
         pipe.evalsha(self.take_sha, len(keys) + len(every), *streams, *every, *args)
         found, body, counted = self._execute(pipe)[-1]
-        self._counted(counted)
+        if counted:
+            self._counted(counted)
         if not found:
             return False, None
         entries = [(entry_id, dict(zip(raw[::2], raw[1::2]))) for entry_id, raw in body]
