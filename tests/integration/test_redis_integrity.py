@@ -189,7 +189,7 @@ def test_identities_added_to_the_used_set_are_a_clear_error(redis_server: RedisS
 
 def test_a_workers_counter_set_back_refuses_the_joining_worker(redis_server: RedisServer, tmp_path) -> None:
     key = tmp_path / "run.key"
-    watched = marked(tmp_path, redis_server.url, "ids", "-n", "1", "--key-file", str(key), items=40)
+    watched = marked(tmp_path, redis_server.url, "ids", "-n", "1", "--key-file", str(key), items=300)
     with redis_server.client() as c:
         watched.wait_until(lambda: key.exists() and c.exists("d4py:ids:info"), "the run to start")
         c.set("d4py:ids:workers", 0)  # the next worker would be given id 0: the driver's own
@@ -205,7 +205,7 @@ def test_a_workers_counter_set_back_refuses_the_joining_worker(redis_server: Red
     assert "the worker id given by d4py:ids:workers" in joiner.stderr and "is in use" in joiner.stderr
     watched.watch_until_exit(within=90)
     assert watched.process.returncode == 0, watched.stderr()
-    assert total_line(40) in watched.stdout()
+    assert total_line(300) in watched.stdout()
 
 
 # -- defect 1: a task over the spill limit -------------------------------------------------------
@@ -439,11 +439,11 @@ def _joined(tmp_path: Path, url: str, run_id: str, key: Path):
     """A marks run on one local worker, with a worker joined from "another host"."""
     folder = tmp_path / f"marks-{run_id}"
     watched = marked(
-        tmp_path, url, run_id, "-n", "1", "--key-file", str(key), "--claim-idle-ms", "1000", items=300
+        tmp_path, url, run_id, "-n", "1", "--key-file", str(key), "--claim-idle-ms", "1000", items=600
     )
     with _client(url) as c:
         watched.wait_until(lambda: key.exists() and c.exists(f"d4py:{run_id}:info"), "the run to start")
-    env = {**os.environ, "D4PY_MARK_DIR": str(folder), "D4PY_MARK_ITEMS": "300", "D4PY_MARK_S": "0.05"}
+    env = {**os.environ, "D4PY_MARK_DIR": str(folder), "D4PY_MARK_ITEMS": "600", "D4PY_MARK_S": "0.05"}
     command = cli("worker", "--redis-url", url, "--key-file", str(key), "--run", run_id, MARKS)
     joiner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     watched.wait_until(lambda: (folder / f"shared-{joiner.pid}").exists(), "the joined worker's first task")
@@ -466,7 +466,7 @@ def test_deleting_a_joined_workers_liveness_key_gives_its_tasks_to_others(
         joiner.communicate()
         watched.kill_leftovers()
     assert watched.process.returncode == 0, watched.stderr()
-    assert total_line(300) in watched.stdout()
+    assert total_line(600) in watched.stdout()
 
 
 def test_deleting_the_drivers_liveness_key_makes_joined_workers_leave(
@@ -486,4 +486,4 @@ def test_deleting_the_drivers_liveness_key_makes_joined_workers_leave(
     assert joiner.returncode == 1, err
     assert "the driver of run driverkey is gone" in err, err
     assert watched.process.returncode == 0, watched.stderr()
-    assert total_line(300) in watched.stdout()
+    assert total_line(600) in watched.stdout()
