@@ -44,6 +44,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--wait", type=float, default=30.0, help="seconds to wait for a run to start (default 30)"
     )
+    parser.add_argument(
+        "--allow-code-mismatch",
+        action="store_true",
+        help="join even if the workflow's source here differs from the driver's (results may mix)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics")
     return parser
 

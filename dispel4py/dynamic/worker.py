@@ -224,14 +224,17 @@ class DynamicWorker:
             self.calls.call(iid, "preprocess", pe.preprocess)
 
     def _run_task(self, key: int, task: Any) -> None:
+        """Run one task; the tasks it queues are counted in its own report, those of a task
+        it runs nested in theirs: a report that is dropped (its task was a copy, or was
+        given to another worker) drops the counts of exactly the outputs dropped with it."""
         port, items = task
-        outer = self.running
-        self.running = key
+        outer, outer_created = self.running, self.created
+        self.running, self.created = key, Counter()
         self.queues.running_now(key)
         try:
             self._run_task_as(key, port, items)
         finally:
-            self.running = outer
+            self.running, self.created = outer, outer_created
             self.queues.running_now(outer)
 
     def _run_task_as(self, key: int, port: str | None, items: Any) -> None:

@@ -129,6 +129,7 @@ def test_a_driver_without_local_workers_runs_on_workers_that_join(
 ) -> None:
     key = tmp_path / "run.key"
     key.write_text("a shared secret of the two hosts\n")
+    key.chmod(0o600)  # a key others can read is refused
     watched, folder = marked_run(tmp_path, redis_server.url, "-n", "0", "--key-file", str(key), items=60)
     joiners = [worker_process(redis_server.url, key, env=ENVS[str(folder)]) for _ in range(2)]
     try:
@@ -259,8 +260,8 @@ def test_a_live_worker_reclaims_an_idle_task_and_the_old_owner_cannot_commit(
         with redis_server.client() as c:
             reports = c.xrange(names.reports)
         sealed = [r[1] for r in reports if b"d" in r[1]]
-        messages = [signer.loads(names.reports.encode(), r[b"m"], r[b"d"]) for r in sealed]
-        assert messages == [(1, ("task", "second"))]
+        messages = [signer.loads(names.reports.encode(), r[b"m"], r[b"d"], r[b"i"]) for r in sealed]
+        assert [m[:2] for m in messages] == [(1, ("task", "second"))]
         assert driver.backlog(shared) == 0 and driver.running(shared) == 0
     finally:
         keys.destroy()

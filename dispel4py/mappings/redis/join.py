@@ -20,6 +20,7 @@ import _thread
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,8 @@ from dispel4py.engine.loading import load_workflow
 from dispel4py.engine.signals import Terminated
 from dispel4py.errors import Dispel4PyError, TransportError, UsageError
 from dispel4py.mappings.processes.worker_process import load_plan
+from dispel4py.mappings.redis.code_digest import code_differences, code_digest
+from dispel4py.mappings.redis.keys import Tampered
 from dispel4py.mappings.redis.queues import GROUP, RedisQueues, Reporter, RunNames, lost_error
 from dispel4py.mappings.redis.scripts import REGISTER
 from dispel4py.mappings.redis.server import check_server, connect, resolve_target
@@ -63,7 +66,7 @@ def join_run(options: Mapping[str, Any]) -> int:
         client.close()
     if options.get("workflow"):
         load_workflow(options["workflow"], options.get("attr"))  # makes its module importable under its name
-    return _serve(target, signer, run_id, meta, blob)
+    return _serve(target, signer, run_id, meta, blob, bool(options.get("allow_code_mismatch")))
 
 
 def _find_run(
@@ -114,7 +117,9 @@ def _runs(client: Any, signer: Any, run_id: str | None) -> dict[str, tuple[dict[
     return found
 
 
-def _serve(target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: bytes) -> int:
+def _serve(
+    target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: bytes, allow_mismatch: bool
+) -> int:
     try:
         plan = load_plan(blob, meta["module_files"])
     except Exception as exc:
@@ -122,12 +127,13 @@ def _serve(target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: by
             f"cannot load the plan of run {run_id}: {type(exc).__name__}: {exc}; give the workflow "
             "file as an argument if it is not at the same path here"
         ) from exc
+    _check_code(run_id, meta, allow_mismatch)
     names = RunNames(run_id, plan)
     queues = _RemoteQueues(
         plan,
         target,
         names,
-        signer,
+        signer.for_run(meta["run_nonce"]),
         claim_idle_ms=meta["claim_idle_ms"],
         max_deliveries=meta["max_deliveries"],
         dead_letter=meta.get("on_error") == "dead-letter",
@@ -143,8 +149,15 @@ def _serve(target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: by
             GROUP,
             meta["ttl_s"],
             max(1000, queues.claim_idle_ms),
+            meta["local"],
+            meta["slots"],
         )
     )
+    if worker == -2:
+        raise Tampered(
+            f"the worker id given by {names.workers} on Redis at {target.where} is in use: someone "
+            f"set it back; run {run_id} takes no more workers"
+        )
     if worker < 0:
         _log.info("run %s has ended", run_id)
         return 0
@@ -187,6 +200,19 @@ def _serve(target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: by
         queues.stop_worker()
     _log.info("run %s has ended; worker %d leaves", run_id, worker)
     return 0
+
+
+def _check_code(run_id: str, meta: dict[str, Any], allow_mismatch: bool) -> None:
+    """Refuse to join with a workflow whose source differs from the driver's: the run
+    would mix the results of two programs (``--allow-code-mismatch``: a warning)."""
+    loaded = [(name, getattr(sys.modules.get(name), "__file__", "")) for name, _ in meta["module_files"]]
+    differences = code_differences(meta.get("code", {}), code_digest(loaded))
+    if not differences:
+        return
+    text = f"the workflow's source here differs from the driver's of run {run_id}: " + "; ".join(differences)
+    if not allow_mismatch:
+        raise UsageError(f"{text}; use the same files, or join anyway with --allow-code-mismatch")
+    _log.warning("%s; joining anyway (--allow-code-mismatch): results may mix both versions", text)
 
 
 class _RemoteQueues(RedisQueues):

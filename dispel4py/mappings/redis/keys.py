@@ -13,11 +13,17 @@ from dispel4py.engine.plan import Plan
 from dispel4py.errors import TransportError
 from dispel4py.mappings.redis.server import RedisTarget
 
-__all__ = ["BLOCK_MS", "GROUP", "SOCKET_TIMEOUT_S", "RunNames", "entries", "lost_error"]
+__all__ = ["BLOCK_MS", "GROUP", "SOCKET_TIMEOUT_S", "TTL_S", "RunNames", "Tampered", "entries", "lost_error"]
 
 GROUP = "d4py"
 BLOCK_MS = 1000  # longest single wait on the server; socket timeouts are longer
 SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 10
+TTL_S = 600  # every key of a run expires this long after its driver stopped renewing it
+
+
+class Tampered(TransportError):
+    """Run state on the server that only the run's processes write was changed by someone
+    else: the run stops, naming the key, rather than hang or give a wrong result."""
 
 
 class RunNames:
@@ -29,7 +35,7 @@ class RunNames:
         placement = plan.placement
         self.instances = len(placement.pe_of)
         self.instance_streams = [f"{p}q:{pe}:{placement.index_of[i]}" for i, pe in enumerate(placement.pe_of)]
-        self.info, self.counters, self.reports = p + "info", p + "n", p + "reports"
+        self.info, self.used, self.reports = p + "info", p + "used", p + "reports"
         self.dead, self.workers, self.driver = p + "dead", p + "workers", p + "driver"
 
     def stream(self, key: int) -> str:
@@ -39,6 +45,10 @@ class RunNames:
 
     def alive(self, worker: int) -> str:
         return f"{self.prefix}alive:{worker}"
+
+    def stage(self, sender: bytes, serial: int) -> str:
+        """The staging stream of one task attempt that spilled its outputs early."""
+        return f"{self.prefix}stage:{sender.decode()}:{serial}"
 
 
 def lost_error(target: RedisTarget, exc: BaseException) -> BaseException:

@@ -28,7 +28,7 @@ import uuid
 from typing import Any
 
 from dispel4py.dynamic.coordinator import Coordinator, merge_copies
-from dispel4py.dynamic.signing import Signer, load_key, new_key
+from dispel4py.dynamic.signing import Signer, load_key, new_key, new_run_nonce
 from dispel4py.engine.plan import Plan
 from dispel4py.engine.result import InstanceStats
 from dispel4py.engine.tuning import Tuning
@@ -37,6 +37,8 @@ from dispel4py.mappings.base import ResultCollector
 from dispel4py.mappings.processes.capacity import warn_far_above_cores
 from dispel4py.mappings.processes.dynamic import DynMultiMapping
 from dispel4py.mappings.processes.worker_process import module_files, plan_blob
+from dispel4py.mappings.redis.code_digest import code_digest
+from dispel4py.mappings.redis.keys import TTL_S
 
 __all__ = [
     "DynRedisMapping",
@@ -49,7 +51,7 @@ __all__ = [
 
 _log = logging.getLogger("dispel4py.engine")
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-DEFAULT_TTL_S = 600
+DEFAULT_TTL_S = TTL_S
 
 
 def add_connection_arguments(parser: Any, *, driver: bool = True) -> None:
@@ -214,7 +216,8 @@ class DynRedisMapping(DynMultiMapping):
 
         ctx = multiprocess.get_context(self.options.get("start_method"))
         local = self.local_workers()
-        signer = Signer(key or new_key())
+        nonce = new_run_nonce()  # one key file for many runs: entries are valid in this run only
+        signer = Signer(key or new_key(), nonce)
         queues = RedisQueues(
             plan,
             target,
@@ -230,7 +233,8 @@ class DynRedisMapping(DynMultiMapping):
             stack.callback(queues.client.close)
             run = RedisRun(queues, slots=plan.num_workers, local=local, ttl_s=DEFAULT_TTL_S)
             stack.callback(run.destroy)
-            run.create(self._meta(plan, local, claim_ms, deliveries, tuning), self._shared_plan(plan, key))
+            meta = self._meta(plan, local, claim_ms, deliveries, tuning)
+            run.create({**meta, "run_nonce": nonce}, self._shared_plan(plan, key))
             _log.info("run %s on Redis at %s, %d local worker(s)", run_id, target.where, local)
             if key is not None or local == 0:
                 _log.info(
@@ -288,6 +292,7 @@ class DynRedisMapping(DynMultiMapping):
             "on_error": self.options.get("on_error"),
             "tuning": dataclasses.replace(tuning, live_s=0.0),
             "module_files": module_files(plan),
+            "code": code_digest(module_files(plan)),  # a worker running other code is refused
             "order": list(plan.order),
             "driver": f"{socket.gethostname()} pid {os.getpid()}",
             "started": time.time(),

@@ -5,27 +5,34 @@ same; what Redis adds is that workers may be anywhere, may join late and may die
 
 * **Keys.** Everything of a run lives under ``d4py:<run id>:`` (``RunNames``, ``redis/keys.py``): one stream
   per queue key (``q:<pe>:<index>`` per instance, ``ctl:<worker>`` per worker), one
-  consumer group ``d4py`` on each, a counters hash ``n`` (tasks queued/running per key), the
+  consumer group ``d4py`` on each, the ``used`` set (identities of the tasks committed), the
   reports stream, the dead-letter stream, the run's ``info`` hash. The driver creates and
-  deletes them (``redis/run.py``); every key has a TTL as a safety net.
+  deletes them (``redis/run.py``); every key has a TTL as a safety net. Tasks queued and
+  running per queue are read from the streams themselves (``COUNTS``), never from a
+  counter a stranger could set.
 * **A task is taken** (``redis/take.py``) by ``TAKE`` (``redis/scripts.py``): the first of the keys, in the
   engine's priority order, that has a task, one task at a time (so a worker never sits on
   tasks another could run; several only for a PE whose tasks are measured to be tiny,
-  ``merge``), counters updated in the same step. With none, the worker waits in a
+  ``merge``), the queues' counts read in the same step. With none, the worker waits in a
   blocking ``XREADGROUP``, which Redis hands each new entry to one waiting worker; no
   clock decides anything. A task's commit travels with the next take (one round trip).
 * **At-least-once, without duplicates.** What a *shared* task writes (its outputs and its
   results) is held until the task is done, then added with its report and the
   acknowledgement in one atomic ``COMMIT``, which also checks that the task is still this
-  worker's: a worker that dies mid-task has added nothing, and its task is given back and
-  run again elsewhere (``REQUEUE``, by the driver when it sees the death, or by any worker
-  with ``XAUTOCLAIM`` after ``--claim-idle-ms``). A worker keeps the tasks it is running
+  worker's and that no task of its identity was committed before (a copy): a worker that
+  dies mid-task has added nothing, and its task is given back and run again elsewhere
+  (``REQUEUE``, by the driver when it sees the death, or by any worker with ``XAUTOCLAIM``
+  after ``--claim-idle-ms``). A worker keeps the tasks it is running
   fresh (``XCLAIM … JUSTID`` from a heartbeat thread), so a long task is never taken from a
-  live worker. Pinned tasks write at once (pipelined): a pinned instance's state dies with
-  its worker, so the run fails instead and there is nothing to replay.
-* **Signed payloads.** Every entry is a pickle plus an HMAC bound to its stream
-  (``dynamic/signing.py``); an entry whose MAC is wrong is never unpickled: it is
-  acknowledged, counted, reported to the driver, and dropped.
+  live worker. A task whose held outputs pass the spill limit (64 MB) sends them to a staging
+  stream of its own, which ``COMMIT`` moves to the queues or deletes: memory stays bounded
+  and the task stays atomic. Pinned tasks write at once (pipelined): a pinned instance's
+  state dies with its worker, so the run fails instead and there is nothing to replay.
+* **Signed payloads.** Every entry is a pickle plus an HMAC bound to the run, its stream and
+  its identity (``sender:sequence``, ``dynamic/signing.py``); an entry whose MAC is wrong is
+  never unpickled: it is acknowledged, counted, reported to the driver, and dropped. A copy
+  of a signed entry (a replay) is dropped the same way: by ``COMMIT`` (shared tasks), by
+  the worker that took the original (commands, pinned tasks), by the driver (reports).
 * **Reports** (task done, results, stats, ``hello``/``bye`` of remote workers) go to the
   driver through the reports stream, each as ``(worker, message)``; local workers send
   logs and errors on their pipe, as on ``multi``.
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -42,14 +50,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from dispel4py.dynamic.layout import SHARED
-from dispel4py.dynamic.signing import Signer
+from dispel4py.dynamic.signing import Idents, Seen, Signer
 from dispel4py.engine.plan import Plan
 from dispel4py.mappings.base import ResultBuffer
 from dispel4py.mappings.processes.channels import Channels, live_sender
-from dispel4py.mappings.redis.keys import GROUP, SOCKET_TIMEOUT_S, RunNames, lost_error
-from dispel4py.mappings.redis.scripts import COMMIT, GIVE_BACK, REQUEUE, TAKE
+from dispel4py.mappings.redis.keys import GROUP, SOCKET_TIMEOUT_S, TTL_S, RunNames, lost_error
+from dispel4py.mappings.redis.scripts import COMMIT, COUNTS, GIVE_BACK, REQUEUE, TAKE
 from dispel4py.mappings.redis.server import RedisTarget, connect
-from dispel4py.mappings.redis.take import Taking, _Frame
+from dispel4py.mappings.redis.take import COUNT_EVERY_S, Taking, _Frame
 from dispel4py.mappings.redis.worker import RedisWorker  # imported before workers fork
 from dispel4py.observe.live import sampling
 
@@ -58,10 +66,10 @@ __all__ = ["RedisQueues", "Reporter", "RunNames", "GROUP", "lost_error"]  # the 
 _log = logging.getLogger("dispel4py.engine")
 
 REPORTS_HIGH = 64  # streaming: entries on the reports stream above which results wait
-_STALE_S = 0.02  # counters older than this are read again before a backlog is answered
 _PENDING_PUTS = 64  # pinned puts sent in one round trip
 _PENDING_BYTES = 4 << 20
-_SPILL_BYTES = 64 << 20  # a shared task holding more output than this sends it early
+_SPILL_BYTES = 64 << 20  # a shared task holding more output than this stages it early
+SPILL_ENV = "DISPEL4PY_SPILL_BYTES"  # internal: a smaller spill limit, for tests
 
 
 class RedisQueues(Taking, Channels):
@@ -89,6 +97,7 @@ class RedisQueues(Taking, Channels):
         self.claim_idle_ms, self.max_deliveries = claim_idle_ms, max_deliveries
         self.dead_letter = dead_letter
         self._leftovers = list(leftovers)
+        self.spill_bytes = int(os.environ.get(SPILL_ENV) or _SPILL_BYTES)
         self.worker = -1
         self._runtime()
 
@@ -96,10 +105,10 @@ class RedisQueues(Taking, Channels):
         self.client: Any = None
         self.link: Any = None
         self.frames: list[_Frame] = []
-        self.pending: list[tuple[int, bytes, bytes]] = []
+        self.pending: list[tuple[int, bytes, bytes, bytes]] = []
         self.commits: list[tuple[int, tuple[Any, ...]]] = []
         self.merge: dict[int, int] = {}  # tasks of a key taken at once (tiny tasks), default 1
-        self.outbox: list[tuple[str, bytes, bytes]] = []  # the driver's commands not sent yet
+        self.outbox: list[tuple[str, bytes, bytes, bytes]] = []  # the driver's commands not sent yet
         self.acks: list[tuple[str, bytes]] = []  # commands taken, acknowledged with the next round trip
         self.pending_bytes = 0
         self.unsent: Counter[int] = Counter()
@@ -107,6 +116,9 @@ class RedisQueues(Taking, Channels):
         self.counted_at = 0.0
         self.next_reclaim = 0.0
         self._heart: threading.Event | None = None
+        self.idents = Idents()  # made again by open_client: a forked process has its own
+        self.ran = Seen()
+        self.stages = 0  # staging streams this process made
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -122,6 +134,8 @@ class RedisQueues(Taking, Channels):
             "unsent",
             "counts",
             "_heart",
+            "idents",
+            "ran",
         ):
             state.pop(name, None)
         return state
@@ -135,14 +149,15 @@ class RedisQueues(Taking, Channels):
         """Connect; ``load_scripts``: also load the scripts (once per run is enough: the
         driver does it, local workers call them by their SHA-1 at once)."""
         self.client = connect(self.target, socket_timeout=SOCKET_TIMEOUT_S, name=name)
-        texts = (TAKE, COMMIT, REQUEUE, GIVE_BACK)
+        self.idents = Idents()
+        texts = (TAKE, COMMIT, REQUEUE, GIVE_BACK, COUNTS)
         if load_scripts:
             scripts = self.client.pipeline(transaction=False)
             for text in texts:
                 scripts.script_load(text)
             scripts.execute()
         shas = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
-        self.take_sha, self.commit_sha, self.requeue_sha, self.give_back_sha = shas
+        self.take_sha, self.commit_sha, self.requeue_sha, self.give_back_sha, self.counts_sha = shas
         self.scope = [self.names.stream(k).encode() for k in range(self.instances)]
         self.fields = [str(k).encode() for k in range(self.instances)]
         self.reports_scope = self.names.reports.encode()
@@ -155,25 +170,40 @@ class RedisQueues(Taking, Channels):
         return self.instances + worker
 
     def put(self, key: int, task: Any) -> None:
-        mac, data = self.signer.dumps(self._scope(key), task)
+        sealed = self._seal(key, task)
         top = self.frames[-1] if self.frames else None
         if top is not None and top.shared:
-            top.puts.append((key, mac, data))
-            top.size += len(data)
-            if top.size > _SPILL_BYTES:  # bounded memory beats exactness for a huge task
-                self.pending.extend(top.puts)
-                self.unsent.update(k for k, _, _ in top.puts)
-                top.puts, top.size = [], 0
-                self._send_pending()
+            top.puts.append(sealed)
+            top.size += len(sealed[3])
+            if top.size > self.spill_bytes:  # bounded memory: staged, still all or nothing
+                self._stage(top)
             return
-        self.pending.append((key, mac, data))
+        self.pending.append(sealed)
         self.unsent[key] += 1
-        self.pending_bytes += len(data)
+        self.pending_bytes += len(sealed[3])
         if self.worker < 0 or len(self.pending) >= _PENDING_PUTS or self.pending_bytes >= _PENDING_BYTES:
             self._send_pending()
 
+    def _seal(self, key: int, task: Any) -> tuple[int, bytes, bytes, bytes]:
+        """``(key, identity, mac, data)`` of a task for ``key``, under a new identity."""
+        ident = self.idents.next()
+        return (key, ident, *self.signer.dumps(self._scope(key), task, ident))
+
+    def _stage(self, frame: _Frame) -> None:
+        """Send a shared task's held outputs to its staging stream (``COMMIT`` moves them
+        to their queues, or deletes them if the task is no longer this worker's)."""
+        if not frame.stage:
+            self.stages += 1
+            frame.stage = self.names.stage(self.idents.sender, self.stages)
+        pipe = self.client.pipeline(transaction=False)
+        for key, ident, mac, data in frame.puts:
+            pipe.xadd(frame.stage, {"s": self.names.stream(key), "i": ident, "m": mac, "d": data})
+        pipe.expire(frame.stage, TTL_S)
+        pipe.execute()
+        frame.puts, frame.size = [], 0
+
     def backlog(self, key: int) -> int:
-        if time.monotonic() - self.counted_at > _STALE_S:
+        if time.monotonic() - self.counted_at > COUNT_EVERY_S:
             self._send_pending()
         return self.queued(key)
 
@@ -191,9 +221,10 @@ class RedisQueues(Taking, Channels):
         return self.scope[key] if key < self.instances else self.names.stream(key).encode()
 
     def _send_pending(self) -> None:
-        """Commits and pinned puts so far, in one round trip that also reads the counters."""
+        """Commits and pinned puts so far, in one round trip that also reads the counts."""
         pipe = self._pipeline()
-        pipe.hgetall(self.names.counters)
+        every = self.names.instance_streams
+        pipe.evalsha(self.counts_sha, len(every), *every, GROUP)
         self._counted(self._execute(pipe)[-1])
 
     def flush(self) -> None:
@@ -206,10 +237,8 @@ class RedisQueues(Taking, Channels):
         pipe = self.client.pipeline(transaction=False)
         for _, args in self.commits:
             pipe.evalsha(self.commit_sha, *args)
-        for key, mac, data in self.pending:
-            pipe.xadd(self.names.stream(key), {"m": mac, "d": data})
-        for key, n in self.unsent.items():
-            pipe.hincrby(self.names.counters, f"b{key}", n)
+        for key, ident, mac, data in self.pending:
+            pipe.xadd(self.names.stream(key), {"i": ident, "m": mac, "d": data})
         for stream, entry_id in self.acks:
             pipe.xack(stream, GROUP, entry_id).xdel(stream, entry_id)
         return pipe
@@ -219,8 +248,13 @@ class RedisQueues(Taking, Channels):
         commits, self.commits = self.commits, []
         self.pending, self.pending_bytes, self.unsent, self.acks = [], 0, Counter(), []
         results = pipe.execute()
-        for (key, _), ok in zip(commits, results):
-            if not ok:
+        for (key, _), done in zip(commits, results):
+            if done == 1:
+                continue
+            if len(done) > 1:  # copies of tasks committed before: dropped
+                copies = [bytes(ident) for ident in done[1:]]
+                self.send_now(("replayed", (self.names.stream(key), copies, True)))
+            else:
                 _log.warning(
                     "a task of %s was given to another worker while worker %d ran it (no heartbeat "
                     "for %d ms?); this worker's outputs of it are dropped",
@@ -230,25 +264,25 @@ class RedisQueues(Taking, Channels):
                 )
         return results
 
-    def _counted(self, counts: Any) -> None:
-        if isinstance(counts, list):  # from a script: a flat list
-            counts = dict(zip(counts[::2], counts[1::2]))
-        self.counts = {k: int(v) for k, v in counts.items()}
+    def _counted(self, counts: list[int]) -> None:
+        """Tasks queued (``b<key>``) and running (``r<key>``), from ``COUNTS``."""
+        self.counts = {}
+        for key in range(len(counts) // 2):
+            self.counts[b"b%d" % key], self.counts[b"r%d" % key] = counts[2 * key], counts[2 * key + 1]
         self.counted_at = time.monotonic()
 
     # -- the coordinator's side --------------------------------------------------------------
     def command(self, worker: int, message: Any) -> None:
         """Queued; the driver's loop sends what it queued in one round trip (``send_commands``)."""
-        key = self.control_key(worker)
-        mac, data = self.signer.dumps(self._scope(key), message)
-        self.outbox.append((self.names.stream(key), mac, data))
+        key, ident, mac, data = self._seal(self.control_key(worker), message)
+        self.outbox.append((self.names.stream(key), ident, mac, data))
 
     def send_commands(self) -> None:
         if not self.outbox:
             return
         pipe = self.client.pipeline(transaction=False)
-        for stream, mac, data in self.outbox:
-            pipe.xadd(stream, {"m": mac, "d": data})
+        for stream, ident, mac, data in self.outbox:
+            pipe.xadd(stream, {"i": ident, "m": mac, "d": data})
         self.outbox = []
         pipe.execute()
 
@@ -269,8 +303,7 @@ class RedisQueues(Taking, Channels):
         mode, who = ("consumer", consumer) if consumer is not None else ("idle", self.consumer)
         moved, dead = self.client.evalsha(
             self.requeue_sha,
-            2 + len(keys),
-            self.names.counters,
+            1 + len(keys),
             self.names.dead,
             *(self.names.stream(k) for k in keys),
             GROUP,
@@ -320,13 +353,16 @@ class RedisQueues(Taking, Channels):
         frame). Split it into one task per item, or retry it, or give it up."""
         frame = self.frames.pop()
         assert frame.key == key, (frame.key, key)
+        if frame.stage:  # what it spilled is dropped too
+            self.client.delete(frame.stage)
+            frame.stage = ""
         port, items = task
         pe_id = self.pe_ids[key]
         if port is not None and len(items) > 1:  # only the bad item should be retried
             # one task per item, each marked so that it is never merged with others again
-            frame.puts = [(key, *self.signer.dumps(self._scope(key), (port, [item], 1))) for item in items]
+            frame.puts = [self._seal(key, (port, [item], 1)) for item in items]
             done = self._merged(frame, ("task", (self.worker, pe_id, {pe_id: len(items)}, 0, 0.0)))
-            self._commit(frame, [self.signer.dumps(self.reports_scope, (self.worker, done))])
+            self._commit(frame, [self._seal_report(done, frame.idents)])
             return
         _, dead = self.requeue(self.consumer, [key])
         if dead:
@@ -341,7 +377,7 @@ class RedisQueues(Taking, Channels):
         trip per task. A worker that dies before it is sent has committed nothing."""
         frame = self.frames.pop()
         assert frame.key == key, (frame.key, key)
-        sealed = self.signer.dumps(self.reports_scope, (self.worker, self._merged(frame, report)))
+        sealed = self._seal_report(self._merged(frame, report), frame.idents)
         self._commit(frame, [*frame.reports, sealed])
 
     def _merged(self, frame: _Frame, report: Any) -> Any:
@@ -354,8 +390,14 @@ class RedisQueues(Taking, Channels):
         created = {**created, pe_id: created.get(pe_id, 0) - extra}
         return kind, (worker, pe_id, created, items, busy)
 
+    def _seal_report(self, message: Any, done: Sequence[bytes] = ()) -> tuple[bytes, bytes, bytes]:
+        """``(identity, mac, data)`` of a report; ``done``: the identities of the tasks
+        it reports done (the driver refuses a second report of one)."""
+        ident = self.idents.next()
+        return (ident, *self.signer.dumps(self.reports_scope, (self.worker, message, tuple(done)), ident))
+
     def report(self, message: Any) -> None:
-        sealed = self.signer.dumps(self.reports_scope, (self.worker, message))
+        sealed = self._seal_report(message)
         top = self.frames[-1] if self.frames else None
         if top is not None and top.shared:
             top.reports.append(sealed)
@@ -365,38 +407,46 @@ class RedisQueues(Taking, Channels):
 
     def send_now(self, message: Any) -> None:
         """A report that is not part of any task (logs, errors, hello/bye); any thread."""
-        mac, data = self.signer.dumps(self.reports_scope, (self.worker, message))
-        self.client.xadd(self.names.reports, {"m": mac, "d": data})
+        ident, mac, data = self._seal_report(message)
+        self.client.xadd(self.names.reports, {"i": ident, "m": mac, "d": data})
 
-    def _commit(self, frame: _Frame | None, reports: list[tuple[bytes, bytes]]) -> None:
-        """Queue the atomic step of the puts (the frame's and the pending pinned ones), the
-        reports and the acknowledgement of the frame's task (refused if the task is no
-        longer this worker's); it is sent with the next round trip."""
-        puts = [*self.pending, *(frame.puts if frame else [])]
+    def _commit(self, frame: _Frame | None, reports: list[tuple[bytes, bytes, bytes]]) -> None:
+        """Queue the atomic step of the puts (the frame's, staged or held, and the pending
+        pinned ones), the reports and the acknowledgement of the frame's task (refused if
+        the task is no longer this worker's, or is a copy); it is sent with the next round trip."""
+        # a shared task's commit may be refused: the pinned puts not sent yet (of the task
+        # this one runs nested in) go separately, so that they are never dropped with it
+        outside = [] if frame and frame.shared else self.pending
+        puts = [*outside, *(frame.puts if frame else [])]
         streams: dict[int, int] = {}
         args: list[Any] = []
-        for key, mac, data in puts:
-            index = streams.setdefault(key, 4 + len(streams))  # KEYS: 3 before the destinations
-            args += [index, self.fields[key], mac, data]
-        for mac, data in reports:
-            args += [mac, data]
+        for key, ident, mac, data in puts:
+            index = streams.setdefault(key, 5 + len(streams))  # KEYS: 4 before the destinations
+            args += [index, ident, mac, data]
+        for sealed in reports:
+            args += sealed
         source = self.names.stream(frame.key) if frame else self.names.reports
+        stage = frame.stage if frame and frame.stage else self.names.prefix + "stage:none"
+        entries, idents = (frame.entries, frame.idents) if frame else ([], [])
         call = (
-            3 + len(streams),
-            self.names.counters,
+            4 + len(streams),
+            self.names.used,
             self.names.reports,
             source,
+            stage,
             *(self.names.stream(k) for k in streams),
             GROUP,
             self.consumer,
-            self.fields[frame.key] if frame else b"",
-            len(frame.entries) if frame else 0,
-            *(frame.entries if frame else ()),
+            len(entries),
+            *entries,
+            *idents,
+            b"1" if frame and frame.stage else b"0",
             len(puts),
             *args,
         )
         self.commits.append((frame.key if frame else -1, call))
-        self.pending, self.pending_bytes, self.unsent = [], 0, Counter()
+        if outside:
+            self.pending, self.pending_bytes, self.unsent = [], 0, Counter()
 
     def _heartbeat(self, stop: threading.Event, alive_key: bool) -> None:
         """Keep the running tasks (and, for a remote worker, its liveness key) fresh."""

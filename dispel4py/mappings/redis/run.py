@@ -1,12 +1,14 @@
 """The driver's side of a Redis run: its keys, the reports stream, and the workers.
 
 * **Keys** (:class:`RedisRun`): created before any worker starts (streams with their
-  consumer group, the counters hash, the ``info`` hash that remote workers read, the
-  driver's liveness key), each with a TTL that the driver renews while the run goes;
+  consumer group, the ``info`` hash that remote workers read, the driver's liveness key),
+  each with a TTL that the driver renews while the run goes;
   deleted at the end, success or failure (``info`` first, so a worker joining at that
   moment sees the run gone and creates nothing).
 * **Reports** (:class:`ReportReader`): a thread blocks in ``XREAD`` on the reports stream,
-  checks each entry's MAC, and hands the messages to the driver's loop through a pipe the
+  checks each entry's MAC and that its identity was not used before (a copy is dropped and
+  counted; a task reported done twice means that someone removed identities from the
+  ``used`` set: the run stops, naming it), and hands the messages to the driver's loop through a pipe the
   loop waits on, with the workers' pipes and deaths: a report is seen as soon as it is
   written. Entries read are trimmed (every 256). A stop entry ends the thread without waiting.
 * **Workers** (:class:`RedisPool`): the local worker processes of ``processes/pool.py``, plus
@@ -28,7 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from dispel4py.dynamic.signing import Forged
+from dispel4py.dynamic.signing import Forged, Seen
 from dispel4py.engine.result import InstanceStats
 from dispel4py.errors import TransportError, UsageError, WorkerDied
 from dispel4py.mappings.base import ResultCollector
@@ -36,7 +38,7 @@ from dispel4py.mappings.processes.pool import (
     _Pool,
     _wait_all,
 )
-from dispel4py.mappings.redis.keys import BLOCK_MS, GROUP, SOCKET_TIMEOUT_S, entries, lost_error
+from dispel4py.mappings.redis.keys import BLOCK_MS, GROUP, SOCKET_TIMEOUT_S, Tampered, entries, lost_error
 from dispel4py.mappings.redis.queues import RedisQueues
 from dispel4py.mappings.redis.server import connect
 
@@ -62,13 +64,13 @@ class RedisRun:
         self.queues, self.slots, self.local, self.ttl_s = queues, slots, local, ttl_s
         names = queues.names
         self.streams = [names.stream(k) for k in range(queues.instances + slots)]
-        self.keys = [*self.streams, names.dead, names.reports, names.counters, names.info, names.workers]
+        self.keys = [*self.streams, names.dead, names.reports, names.used, names.info, names.workers]
         self.next_alive = self.next_expire = 0.0
         self.created = False
 
     def create(self, meta: dict[str, Any], plan_blob: bytes | None) -> None:
         queues, names = self.queues, self.queues.names
-        client, signer = queues.client, queues.signer
+        client, signer = queues.client, queues.signer.for_run(b"")  # the run's nonce is in meta
         mac, data = signer.dumps(names.info.encode(), meta)
         if not client.hsetnx(names.info, "meta", mac + data):
             raise UsageError(
@@ -82,7 +84,7 @@ class RedisRun:
         for stream in [*self.streams, names.dead]:
             pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
         pipe.xadd(names.reports, {"s": b""})  # the stream exists (and gets its TTL) from now on
-        pipe.hset(names.counters, "v", 1)
+        pipe.sadd(names.used, "-")  # the set too (no identity looks like this)
         pipe.set(names.workers, self.local)
         for key in self.keys:
             pipe.expire(key, self.ttl_s)
@@ -139,6 +141,9 @@ class ReportReader:
 
     def __init__(self, queues: RedisQueues, *, bounded: bool = False) -> None:
         self.queues = queues
+        self.scope = queues.names.reports.encode()
+        self.seen = Seen()  # identities of the reports read
+        self.done = Seen()  # identities of the tasks reported done
         self.inbox: deque[tuple[int, Any]] = deque()
         self.limit = STREAM_INBOX if bounded else 0  # 0: read everything at once
         self.count, self.trim_every = (STREAM_INBOX, STREAM_INBOX) if bounded else (1000, _TRIM_EVERY)
@@ -174,8 +179,7 @@ class ReportReader:
                 self.room.wait(0.5)
 
     def _loop(self) -> None:
-        names, signer = self.queues.names, self.queues.signer
-        scope = names.reports.encode()
+        names = self.queues.names
         last = b"0-0"
         unread = 0  # entries read since the stream was last trimmed
         try:
@@ -190,10 +194,7 @@ class ReportReader:
                         if self.stopping:
                             return
                         continue
-                    try:
-                        self.inbox.append(signer.loads(scope, values.get(b"m"), values.get(b"d")))
-                    except Forged as exc:
-                        self.inbox.append((-1, ("forged", (names.reports, str(exc)))))
+                    self.inbox.append(self._opened(values))
                 os.write(self.write_fd, b"x")
                 unread += len(got)
                 if unread >= self.trim_every:  # what was read leaves the server, a round trip each time
@@ -203,6 +204,26 @@ class ReportReader:
             if not self.stopping:
                 self.inbox.append((-1, ("error", lost_error(self.queues.target, exc))))
                 os.write(self.write_fd, b"x")
+
+    def _opened(self, values: dict[bytes, bytes]) -> tuple[int, Any]:
+        """``(worker, message)`` of a report; a forged one or a copy is reported as such."""
+        names, ident = self.queues.names, values.get(b"i")
+        try:
+            worker, message, done = self.queues.signer.loads(
+                self.scope, values.get(b"m"), values.get(b"d"), ident
+            )
+        except Forged as exc:
+            return -1, ("forged", (names.reports, str(exc)))
+        if not self.seen.first_use(ident):
+            return -1, ("replayed", (names.reports, [ident], False))
+        for task in done:
+            if not self.done.first_use(task):
+                error = Tampered(
+                    f"task {task.decode()} was reported done twice: someone removed entries from "
+                    f"{names.used} on Redis at {self.queues.target.where}; the results cannot be trusted"
+                )
+                return -1, ("error", error)
+        return worker, message
 
     def close(self) -> None:
         """Stop the thread (a stop entry wakes it at once) and release the pipe."""
@@ -228,6 +249,8 @@ class RedisPool(_Pool):
         self.expected: set[int] = set(range(local))  # workers whose stats we wait for
         self.lost: set[int] = set()
         self.forged: list[tuple[str, str]] = []
+        self.replayed: list[tuple[str, bytes]] = []  # copies of signed entries, dropped
+        self.reader: ReportReader | None = None
         self.dropped: list[str] = []  # tasks given up (--on-error dead-letter), why
         self.ended_sent: set[int] = set()
         self.started = time.monotonic()
@@ -254,7 +277,7 @@ class RedisPool(_Pool):
         still there has sent its stats; the first error is raised."""
         from multiprocess.connection import wait
 
-        self.coordinator = coordinator
+        self.coordinator, self.reader = coordinator, reader
         self.on_report = lambda worker, kind, body: self._on_report(worker, kind, body, on_report, run)
         listening = {w.link: i for i, w in enumerate(self.workers)}
         watching = {w.ended: i for i, w in enumerate(self.workers)}
@@ -314,6 +337,8 @@ class RedisPool(_Pool):
             self._worker_gone(worker, "it left")
         elif kind == "forged":
             self.forged.append(body)
+        elif kind == "replayed":
+            self._replayed(*body)
         elif kind == "dead":
             _, keys = body
             self._given_up(keys, f"worker {worker} found it idle for {self.queues.claim_idle_ms} ms")
@@ -413,7 +438,31 @@ class RedisPool(_Pool):
         if late:
             _log.warning("%d worker(s) still running %gs after the run; stopping them", len(late), _QUIT_WAIT)
 
+    def _replayed(self, stream: str, idents: list[bytes], committed: bool) -> None:
+        """Copies of signed entries, dropped. ``committed``: ``COMMIT`` refused a task as a
+        copy of one committed before, which the driver must have seen done: if it has
+        not, someone added its identity to the ``used`` set, and the task is lost."""
+        done = self.reader.done if self.reader is not None else None
+        for ident in idents:
+            if committed and done is not None and ident not in done:
+                raise Tampered(
+                    f"a task of {stream} ({ident.decode()}) was refused as a copy of a task done "
+                    f"before, but none was: someone added entries to {self.queues.names.used} on "
+                    f"Redis at {self.queues.target.where}; the task is lost"
+                )
+            self.replayed.append((stream, ident))
+
     def report_forged(self) -> None:
+        if self.replayed:
+            streams = sorted({stream for stream, _ in self.replayed})
+            _log.warning(
+                "%d replayed Redis entr%s dropped (cop%s of signed entries whose identity was used "
+                "before, in %s): someone else can write to this server; results are not affected",
+                len(self.replayed),
+                "y was" if len(self.replayed) == 1 else "ies were",
+                "y" if len(self.replayed) == 1 else "ies",
+                ", ".join(streams),
+            )
         if self.forged:
             streams = sorted({stream for stream, _ in self.forged})
             _log.warning(

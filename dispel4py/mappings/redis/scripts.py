@@ -5,116 +5,173 @@ Lua scripts rather than ``MULTI … EXEC`` because two steps must *decide* on th
 * ``TAKE`` reads the first of several streams, in priority order, that has a task
   (``XREADGROUP`` per stream until one answers; ``COUNT 1``, or a few for a PE whose tasks
   are measured to be tiny, which the worker runs as one), so a worker never takes a task it
-  will not run now, and moves the task from *queued* to *running* in the counters hash in
-  the same step. When no stream has one, the worker waits in a blocking ``XREADGROUP``
+  will not run now. When no stream has one, the worker waits in a blocking ``XREADGROUP``
   (``>``, ``COUNT 1``), which Redis serves to one waiting consumer per new entry: an idle
   pool does not wake all at once for every task.
-* ``COMMIT`` is ``task_done``: the task's outputs (``XADD`` + backlog ``HINCRBY``), its
-  reports, and the ``XACK``/``XDEL`` of the task(s), all or nothing — and only if this worker
-  still owns them (``XPENDING`` for its consumer). A worker that stalled long enough
-  for its task to be reclaimed and run elsewhere cannot add the outputs a second time.
+* ``COMMIT`` is ``task_done``: the task's outputs (``XADD``, and those it spilled to its
+  staging stream moved to their queues), its reports, and the ``XACK``/``XDEL`` of the
+  task(s), all or nothing — and only if this worker still owns them (``XPENDING`` for its
+  consumer) and no task of that identity was committed before (the run's ``used`` set). A
+  worker that stalled long enough for its task to be reclaimed and run elsewhere cannot add
+  the outputs a second time, nor can a copy of a task entry (a replay): its staging stream
+  is deleted, the copy is dropped, and the worker reports it.
 * ``REQUEUE`` gives a dead worker's tasks back: either every task pending for one consumer
   (the driver, when it knows the worker is dead) or every task idle longer than the claim
   time (``XAUTOCLAIM``, run by live workers). Each task is re-added with its delivery count
   plus one and the old entry acknowledged and deleted; a task that reached the maximum
   goes to the dead-letter stream instead.
+* ``COUNTS``: tasks queued and running per queue, derived from the streams themselves
+  (``XLEN`` minus the pending entries, and the pending entries): there is no counter that a
+  client without the key could set to a value that makes the run wait forever. (Entries a
+  stranger adds are counted until a worker takes them and drops them unread.)
 
-Counters (one hash per run): ``b<key>`` tasks queued and not taken, ``r<key>`` taken and not
-done. Entries are ``m`` (MAC), ``d`` (signed pickle) and, once redelivered, ``a`` (attempts).
+Entries are ``i`` (identity, ``sender:sequence``), ``m`` (MAC over the run, the stream, the
+identity and the data), ``d`` (signed pickle) and, once redelivered, ``a`` (attempts).
 """
 
 from __future__ import annotations
 
-__all__ = ["TAKE", "COMMIT", "REQUEUE", "REGISTER", "GIVE_BACK"]
+__all__ = ["TAKE", "COMMIT", "REQUEUE", "REGISTER", "GIVE_BACK", "COUNTS"]
 
-# KEYS: counters, stream 1..n
-# ARGV: group, consumer, field 1..n ('' for a control stream), then how many tasks 1..n
-TAKE = """
-local g, c = ARGV[1], ARGV[2]
-local n = #KEYS - 1
+# the counts of KEYS[first..]: per stream, tasks queued (XLEN - pending), tasks running (pending)
+_COUNT = """
+local function counts(g, first)
+  local out = {}
+  for i = first, #KEYS do
+    local s = KEYS[i]
+    local pending = redis.call('XPENDING', s, g)[1]
+    out[#out + 1] = redis.call('XLEN', s) - pending
+    out[#out + 1] = pending
+  end
+  return out
+end
+"""
+
+# KEYS: the instance streams (counted)   ARGV: group
+COUNTS = _COUNT + "return counts(ARGV[1], 1)"
+
+# KEYS: stream 1..n, then every instance stream (counted, if ARGV[4] is '1')
+# ARGV: group, consumer, n, count?, control flag 1..n ('1' for a control stream), how many tasks 1..n
+TAKE = (
+    _COUNT
+    + """
+local g, c, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local function counted()
+  if ARGV[4] == '1' then return counts(g, n + 1) end
+  return {}
+end
 for i = 1, n do
-  local s = KEYS[i + 1]
-  local r = redis.call('XREADGROUP', 'GROUP', g, c, 'COUNT', ARGV[2 + n + i], 'STREAMS', s, '>')
+  local s = KEYS[i]
+  local r = redis.call('XREADGROUP', 'GROUP', g, c, 'COUNT', ARGV[4 + n + i], 'STREAMS', s, '>')
   if r then
     local es = r[1][2]
-    local f = ARGV[2 + i]
-    if f == '' then
+    if ARGV[4 + i] == '1' then
       for _, e in ipairs(es) do
         redis.call('XACK', s, g, e[1])
         redis.call('XDEL', s, e[1])
       end
-    else
-      redis.call('HINCRBY', KEYS[1], 'b' .. f, -#es)
-      redis.call('HINCRBY', KEYS[1], 'r' .. f, #es)
     end
-    return {i, es, redis.call('HGETALL', KEYS[1])}
+    return {i, es, counted()}
   end
 end
-return {0, {}, redis.call('HGETALL', KEYS[1])}
+return {0, {}, counted()}
 """
+)
 
 # A taken entry goes back to the end of its queue as it was (delivery count unchanged):
 # used by COMMIT (a refused commit) and GIVE_BACK.
 _PUT_BACK = """
-local function put_back(counters, s, g, f, id)
+local function put_back(s, g, id)
   local e = redis.call('XRANGE', s, id, id)
   redis.call('XACK', s, g, id)
   redis.call('XDEL', s, id)
-  redis.call('HINCRBY', counters, 'r' .. f, -1)
-  if #e > 0 then
-    redis.call('XADD', s, '*', unpack(e[1][2]))
-    redis.call('HINCRBY', counters, 'b' .. f, 1)
-  end
+  if #e > 0 then redis.call('XADD', s, '*', unpack(e[1][2])) end
 end
 """
 
-# KEYS: counters, reports, source stream (or reports), destination streams...
-# ARGV: group, consumer, source field, number of task ids, the ids, number of puts,
-#       per put: KEYS index, field, mac, data; then per report: mac, data
-# If one of the tasks is no longer this worker's, nothing is added and the others go back
-# to their queue (their delivery count unchanged); returns 0.
+# Moves the entries of a staging stream (fields s: destination, i, m, d) to their queues.
+_UNSTAGE = """
+local function unstage(stage)
+  local from = '-'
+  while true do
+    local es = redis.call('XRANGE', stage, from, '+', 'COUNT', 64)
+    if #es == 0 then break end
+    for _, e in ipairs(es) do
+      local f, dest = e[2], nil
+      local kept = {}
+      for j = 1, #f, 2 do
+        if f[j] == 's' then dest = f[j + 1] else kept[#kept + 1] = f[j]; kept[#kept + 1] = f[j + 1] end
+      end
+      if dest then redis.call('XADD', dest, '*', unpack(kept)) end
+      from = '(' .. e[1]
+    end
+  end
+  redis.call('DEL', stage)
+end
+"""
+
+# KEYS: used, reports, source stream (or reports), staging stream, destination streams...
+# ARGV: group, consumer, number of task ids, the ids, their identities, staged ('1'/'0'),
+#       number of puts, per put: KEYS index, identity, mac, data; then per report: identity, mac, data
+# Returns 1 when done. If a task is no longer this worker's, or its identity was used
+# before (a copy), nothing is added, the staging stream is deleted, the copies are dropped
+# and the other tasks go back to their queue (delivery count unchanged); returns {0, the
+# identities dropped as copies...}.
 COMMIT = (
     _PUT_BACK
+    + _UNSTAGE
     + """
-local g, c, sf, nid = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local mine = {}
+local g, c, nid = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local mine, copies, copied = {}, {}, {0}
 for j = 1, nid do
-  local id = ARGV[4 + j]
-  if #redis.call('XPENDING', KEYS[3], g, id, id, 1, c) > 0 then mine[#mine + 1] = id end
+  local id, ident = ARGV[3 + j], ARGV[3 + nid + j]
+  if #redis.call('XPENDING', KEYS[3], g, id, id, 1, c) > 0 then
+    if redis.call('SISMEMBER', KEYS[1], ident) == 1 then
+      copies[#copies + 1] = id
+      copied[#copied + 1] = ident
+    else
+      mine[#mine + 1] = id
+    end
+  end
 end
 if #mine < nid then
-  for _, id in ipairs(mine) do put_back(KEYS[1], KEYS[3], g, sf, id) end
-  return 0
+  for _, id in ipairs(copies) do
+    redis.call('XACK', KEYS[3], g, id)
+    redis.call('XDEL', KEYS[3], id)
+  end
+  for _, id in ipairs(mine) do put_back(KEYS[3], g, id) end
+  redis.call('DEL', KEYS[4])
+  return copied
 end
-local a = 5 + nid
-local np = tonumber(ARGV[a])
-a = a + 1
+local a = 4 + 2 * nid
+if ARGV[a] == '1' then unstage(KEYS[4]) end
+local np = tonumber(ARGV[a + 1])
+a = a + 2
 for _ = 1, np do
-  redis.call('XADD', KEYS[tonumber(ARGV[a])], '*', 'm', ARGV[a + 2], 'd', ARGV[a + 3])
-  redis.call('HINCRBY', KEYS[1], 'b' .. ARGV[a + 1], 1)
+  redis.call('XADD', KEYS[tonumber(ARGV[a])], '*', 'i', ARGV[a + 1], 'm', ARGV[a + 2], 'd', ARGV[a + 3])
   a = a + 4
 end
 while a < #ARGV do
-  redis.call('XADD', KEYS[2], '*', 'm', ARGV[a], 'd', ARGV[a + 1])
-  a = a + 2
+  redis.call('XADD', KEYS[2], '*', 'i', ARGV[a], 'm', ARGV[a + 1], 'd', ARGV[a + 2])
+  a = a + 3
 end
 for j = 1, nid do
-  redis.call('XACK', KEYS[3], g, ARGV[4 + j])
-  redis.call('XDEL', KEYS[3], ARGV[4 + j])
+  redis.call('XACK', KEYS[3], g, ARGV[3 + j])
+  redis.call('XDEL', KEYS[3], ARGV[3 + j])
+  redis.call('SADD', KEYS[1], ARGV[3 + nid + j])
 end
-if nid > 0 then redis.call('HINCRBY', KEYS[1], 'r' .. sf, -nid) end
 return 1
 """
 )
 
-# KEYS: counters, dead-letter stream, stream 1..n
+# KEYS: dead-letter stream, stream 1..n
 # ARGV: group, mode ('consumer' or 'idle'), consumer, min idle ms, max attempts, field 1..n
 # Returns {requeued fields, dead-lettered fields}.
 REQUEUE = """
 local g, mode, who, idle, maxa = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local moved, dead = {}, {}
-for i = 1, #KEYS - 2 do
-  local s, f = KEYS[i + 2], ARGV[5 + i]
+for i = 1, #KEYS - 1 do
+  local s, f = KEYS[i + 1], ARGV[5 + i]
   local ids = {}
   if mode == 'consumer' then
     for _, p in ipairs(redis.call('XPENDING', s, g, '-', '+', 1000, who)) do ids[#ids + 1] = p[1] end
@@ -125,21 +182,20 @@ for i = 1, #KEYS - 2 do
     local e = redis.call('XRANGE', s, id, id)
     redis.call('XACK', s, g, id)
     redis.call('XDEL', s, id)
-    redis.call('HINCRBY', KEYS[1], 'r' .. f, -1)
     if #e > 0 then
-      local fields, m, d, att = e[1][2], '', '', 0
+      local fields, ident, m, d, att = e[1][2], '', '', '', 0
       for j = 1, #fields, 2 do
         if fields[j] == 'm' then m = fields[j + 1]
         elseif fields[j] == 'd' then d = fields[j + 1]
+        elseif fields[j] == 'i' then ident = fields[j + 1]
         elseif fields[j] == 'a' then att = tonumber(fields[j + 1]) end
       end
       att = att + 1
       if att >= maxa then
-        redis.call('XADD', KEYS[2], '*', 'k', f, 'a', att, 'm', m, 'd', d)
+        redis.call('XADD', KEYS[1], '*', 'k', f, 'a', att, 'i', ident, 'm', m, 'd', d)
         dead[#dead + 1] = f
       else
-        redis.call('XADD', s, '*', 'a', att, 'm', m, 'd', d)
-        redis.call('HINCRBY', KEYS[1], 'b' .. f, 1)
+        redis.call('XADD', s, '*', 'a', att, 'i', ident, 'm', m, 'd', d)
         moved[#moved + 1] = f
       end
     end
@@ -148,30 +204,34 @@ end
 return {moved, dead}
 """
 
-# KEYS: info, workers   ARGV: key prefix, group, ttl s, liveness ms
-# A worker joining from another host: its id (-1 if the run is over), its control stream,
-# its liveness key, all at once, so that a run being deleted cannot get new keys.
+# KEYS: info, workers   ARGV: key prefix, group, ttl s, liveness ms, local workers, slots
+# A worker joining from another host: its id (-1 if the run is over, -2 if the id is in
+# use: someone set the workers counter back), its control stream, its liveness key, all at
+# once, so that a run being deleted cannot get new keys.
 REGISTER = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local w = redis.call('INCR', KEYS[2]) - 1
 local ctl = ARGV[1] .. 'ctl:' .. w
-if redis.call('EXISTS', ctl) == 0 then
-  redis.call('XGROUP', 'CREATE', ctl, ARGV[2], '0', 'MKSTREAM')
+local made = redis.call('EXISTS', ctl) == 1
+if w < tonumber(ARGV[5]) or redis.call('EXISTS', ARGV[1] .. 'alive:' .. w) == 1
+    or (made and w >= tonumber(ARGV[6])) then
+  return -2
 end
+if not made then redis.call('XGROUP', 'CREATE', ctl, ARGV[2], '0', 'MKSTREAM') end
 redis.call('EXPIRE', ctl, ARGV[3])
 redis.call('SET', ARGV[1] .. 'alive:' .. w, '1', 'PX', ARGV[4])
 return w
 """
 
-# KEYS: counters, stream   ARGV: group, consumer, field, entry id
+# KEYS: stream   ARGV: group, consumer, entry id
 # A task a worker took but will not run (a blocking read handed it more than one): back to
 # the end of its queue, as it was (its delivery count unchanged), if it is still this worker's.
 GIVE_BACK = (
     _PUT_BACK
     + """
-local g, c, f, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if #redis.call('XPENDING', KEYS[2], g, id, id, 1, c) == 0 then return 0 end
-put_back(KEYS[1], KEYS[2], g, f, id)
+local g, c, id = ARGV[1], ARGV[2], ARGV[3]
+if #redis.call('XPENDING', KEYS[1], g, id, id, 1, c) == 0 then return 0 end
+put_back(KEYS[1], g, id)
 return 1
 """
 )

@@ -2,10 +2,13 @@
 ``RedisQueues``, see ``redis/queues.py``).
 
 ``TAKE`` (``redis/scripts.py``) takes the first task of the keys, in the engine's priority
-order, and updates the counters in the same step; the commits of finished tasks travel in
-the same round trip. With none, the worker waits in a blocking ``XREADGROUP``, which Redis
-hands each new entry to one waiting worker. Forged entries are dropped unread; tasks idle
-longer than ``--claim-idle-ms`` are reclaimed (``_reclaim``).
+order, and reads the queues' counts in the same step; the commits of finished tasks travel
+in the same round trip. With none, the worker waits in a blocking ``XREADGROUP``, which
+Redis hands each new entry to one waiting worker. Forged entries are dropped unread; copies
+of a command, or of a task of a pinned instance, that this worker already ran are dropped
+before they run (a pinned instance's state must not see an item twice; copies of shared
+tasks are refused by ``COMMIT``); tasks idle longer than ``--claim-idle-ms`` are
+reclaimed (``_reclaim``).
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dispel4py.dynamic.signing import Forged, Signer
+from dispel4py.dynamic.signing import Forged, Seen, Signer
 from dispel4py.mappings.redis.keys import BLOCK_MS, GROUP, RunNames, entries
 
 __all__ = ["Taking"]
 
 _log = logging.getLogger("dispel4py.engine")
+
+# the queues' counts (XLEN and XPENDING of every queue: a few us per queue on the server) are
+# read again by a take when older than this; a backlog asks for them when older too
+COUNT_EVERY_S = 0.02
 
 
 @dataclass
@@ -33,9 +40,11 @@ class _Frame:
     key: int
     entries: list[bytes]
     shared: bool
-    puts: list[tuple[int, bytes, bytes]] = field(default_factory=list)
-    reports: list[tuple[bytes, bytes]] = field(default_factory=list)
+    idents: list[bytes] = field(default_factory=list)
+    puts: list[tuple[int, bytes, bytes, bytes]] = field(default_factory=list)
+    reports: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
     size: int = 0
+    stage: str = ""  # the staging stream its early outputs went to, if any
 
 
 class Taking:
@@ -46,11 +55,13 @@ class Taking:
     signer: Signer
     instances: int
     fields: list[bytes]
+    ran: Seen  # identities of the commands and pinned tasks this worker took
     is_shared: frozenset[int]
     frames: list[_Frame]
     merge: dict[int, int]
     acks: list[tuple[str, bytes]]
     claim_idle_ms: int
+    counted_at: float  # when the queues' counts were read
     next_reclaim: float
     take_sha: str
     give_back_sha: str
@@ -72,6 +83,8 @@ class Taking:
     @abstractmethod
     def send_now(self, message: Any) -> None: ...
     @abstractmethod
+    def flush(self) -> None: ...
+    @abstractmethod
     def requeue(
         self, consumer: str | None, streams: Sequence[int] | None = None
     ) -> tuple[list[int], list[int]]: ...
@@ -81,7 +94,7 @@ class Taking:
         ``XREADGROUP``, which hands a new task to one waiting worker only (no herd)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         streams = [self.names.stream(k) for k in keys]
-        fields = [b"" if k >= self.instances else self.fields[k] for k in keys]
+        fields = [b"1" if k >= self.instances else b"" for k in keys]
         while True:
             if time.monotonic() >= self.next_reclaim and not self.is_shared.isdisjoint(keys):
                 self._reclaim()
@@ -106,10 +119,13 @@ class Taking:
     ) -> tuple[bool, tuple[int, Any] | None]:
         pipe = self._pipeline()
         counts = [self.merge.get(k, 1) for k in keys]
-        args = (GROUP, self.consumer, *fields, *counts)
-        pipe.evalsha(self.take_sha, 1 + len(keys), self.names.counters, *streams, *args)
-        found, body, counters = self._execute(pipe)[-1]
-        self._counted(counters)
+        recount = b"1" if time.monotonic() - self.counted_at > COUNT_EVERY_S else b"0"
+        args = (GROUP, self.consumer, len(keys), recount, *fields, *counts)
+        every = self.names.instance_streams
+        pipe.evalsha(self.take_sha, len(keys) + len(every), *streams, *every, *args)
+        found, body, counted = self._execute(pipe)[-1]
+        if counted:
+            self._counted(counted)
         if not found:
             return False, None
         entries = [(entry_id, dict(zip(raw[::2], raw[1::2]))) for entry_id, raw in body]
@@ -127,50 +143,61 @@ class Taking:
         items: list[Any] = []
         back = []
         alone = False
+        idents: list[bytes] = []
         for entry_id, values in entries:
-            try:
-                task = self.signer.loads(self._scope(key), values.get(b"m"), values.get(b"d"))
-            except Forged as exc:
-                self._drop(key, entry_id, str(exc))
+            task = self._verified(key, entry_id, values)
+            if task is None:
                 continue
             single = len(task) > 2 or task[0] is None
             if ids and (alone or single or task[0] != port):
                 back.append(entry_id)
                 continue
+            if not self._fresh(key, entry_id, values):
+                continue
             if not ids:
                 port, alone = task[0], single
             ids.append(entry_id)
+            idents.append(values[b"i"])
             items.extend(task[1] if port is not None else [task[1]])
         if back:
             stream, pipe = self.names.stream(key), self.client.pipeline(transaction=False)
             for entry_id in back:
-                pipe.evalsha(
-                    self.give_back_sha,
-                    2,
-                    self.names.counters,
-                    stream,
-                    GROUP,
-                    self.consumer,
-                    self.fields[key],
-                    entry_id,
-                )
+                pipe.evalsha(self.give_back_sha, 1, stream, GROUP, self.consumer, entry_id)
             pipe.execute()
         if not ids:
             return None
-        self.frames.append(_Frame(key, ids, key in self.is_shared))
+        self.frames.append(_Frame(key, ids, key in self.is_shared, idents))
         return key, (port, items if port is not None else items[0])
 
     def _open(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> tuple[int, Any] | None:
-        """A taken entry's task or command (``None``: forged, dropped); a task gets a frame."""
+        """A taken entry's task or command (``None``: forged or a copy, dropped); a task
+        gets a frame."""
+        message = self._verified(key, entry_id, values)
+        if message is None or not self._fresh(key, entry_id, values):
+            return None
+        if key < self.instances:
+            self.frames.append(_Frame(key, [entry_id], key in self.is_shared, [values[b"i"]]))
+            message = message[:2]  # (port, items), without a retry's mark
+        return key, message
+
+    def _verified(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> Any:
+        """The entry's message if this run's key sealed it (for this stream and identity);
+        else ``None``, dropped and reported."""
         try:
-            message = self.signer.loads(self._scope(key), values.get(b"m"), values.get(b"d"))
+            return self.signer.loads(self._scope(key), values.get(b"m"), values.get(b"d"), values.get(b"i"))
         except Forged as exc:
             self._drop(key, entry_id, str(exc))
             return None
-        if key < self.instances:
-            self.frames.append(_Frame(key, [entry_id], key in self.is_shared))
-            message = message[:2]  # (port, items), without a retry's mark
-        return key, message
+
+    def _fresh(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> bool:
+        """False for a copy of a command or a pinned task this worker took already (dropped
+        and reported): run once, whatever a stranger copies. (A copy of a shared task may
+        run on another worker: ``COMMIT`` refuses it.)"""
+        ident = values.get(b"i")
+        if key in self.is_shared or self.ran.first_use(ident):
+            return True
+        self._drop(key, entry_id, "", copy=ident)
+        return False
 
     def _taken_blocking(self, keys: Sequence[int], streams: list[str], reply: Any) -> tuple[int, Any] | None:
         """The entry a blocking read handed to this worker, counted as taken (a command is
@@ -188,26 +215,25 @@ class Taking:
             if key >= self.instances:  # a command: acknowledged with the next round trip
                 self.acks.append((stream, entry_id))
                 continue
-            pipe.hincrby(self.names.counters, b"b" + self.fields[key], -1)
-            pipe.hincrby(self.names.counters, b"r" + self.fields[key], 1)
             if n:
-                args = (2, self.names.counters, stream, GROUP, self.consumer, self.fields[key], entry_id)
-                pipe.evalsha(self.give_back_sha, *args)
+                pipe.evalsha(self.give_back_sha, 1, stream, GROUP, self.consumer, entry_id)
         if len(pipe):
             pipe.execute()
         stream, entry_id, values = found[0]
         return self._open(key_of[stream], entry_id, values)
 
-    def _drop(self, key: int, entry_id: bytes, why: str) -> None:
-        """A forged entry: acknowledged and deleted unread, counted, reported."""
+    def _drop(self, key: int, entry_id: bytes, why: str, copy: bytes | None = None) -> None:
+        """A forged entry, or a copy of one this worker took already: acknowledged and
+        deleted, counted, reported."""
         stream = self.names.stream(key)
-        if key < self.instances:  # TAKE counted it as taken; it was never put
-            pipe = self.client.pipeline(transaction=False)
-            pipe.xack(stream, GROUP, entry_id).xdel(stream, entry_id)
-            pipe.hincrby(self.names.counters, b"r" + self.fields[key], -1)
-            pipe.hincrby(self.names.counters, b"b" + self.fields[key], 1)
-            pipe.execute()
-        self.send_now(("forged", (stream, why)))
+        if key < self.instances:  # a command was acknowledged by TAKE already
+            self.client.pipeline(transaction=False).xack(stream, GROUP, entry_id).xdel(
+                stream, entry_id
+            ).execute()
+        if copy is None:
+            self.send_now(("forged", (stream, why)))
+        else:
+            self.send_now(("replayed", (stream, [copy], False)))
 
     def _reclaim(self) -> None:
         self.next_reclaim = time.monotonic() + self.claim_idle_ms / 2000
