@@ -79,6 +79,7 @@ class ProcessMapping(Mapping):
             help="partitioned placement: replicate the non-source PEs on every worker "
             "(or use graph.partitions)",
         )
+        cls.add_layout_arguments(parser)
         cls.add_tuning_arguments(parser)
         parser.add_argument(
             "--start-method",
