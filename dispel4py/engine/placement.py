@@ -10,8 +10,10 @@ Two layouts, as in the original fixed mappings (spec §2.3, §4.2):
   scalable PE (or a replica of each ``graph.partitions`` part), so a scalable PE runs on
   all ``n`` workers. Fixed counts stay exact, their instances laid over the workers.
 
-Which one, for ``n`` workers: **partitioned**, always, unless ``original_layout`` asks
-for the original's rule (``--original-layout`` on the static mappings):
+Which one, for ``n`` workers: **partitioned**, unless nothing is scalable and the instances
+fit (then one per worker: the counts are fixed either way, and each instance gets a worker
+of its own), or ``original_layout`` asks for the original's rule (``--original-layout`` on
+the static mappings):
 
 1. ``-s`` (``force_partitioned``), or ``total > n`` (too few workers for one each):
    partitioned, as in the original.
@@ -74,8 +76,8 @@ def place(
     total = len(sources) + sum(fixed[pe] or 1 for pe in order if pe not in sources)
     scalable = any(count == 0 for count in fixed.values())
     share = _share(num_workers, len(sources), total)
-    original = original_layout and not force_partitioned and total <= num_workers
-    if not original or (scalable and share < _MIN_SHARE):
+    one_each = not force_partitioned and total <= num_workers and (original_layout or not scalable)
+    if not one_each or (scalable and share < _MIN_SHARE):
         return _partitioned(order, fixed, edges, sources, num_workers, partitions)
     return _one_per_worker(order, fixed, share)
 
