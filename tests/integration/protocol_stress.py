@@ -3,13 +3,14 @@
 A *case* is drawn from a seed: a random DAG of 2-12 PEs (one or two sources, fan-out,
 fan-in, two-input PEs), a random grouping on every input (shuffle, group-by, 'all',
 'global'), random ``numprocesses``, a batch size of 1-1024, 1-4 credits and 1-8 workers.
-With ``--large``, cases carry a *large* payload with every item (a numpy array, ``bytes``,
-``bytearray`` or a dict holding an array, 70 KB-1 MB: above the local mappings' threshold
-for shared memory) on every connected output, checked by every PE that receives it, and run the local process
-mappings with a random ``--shm-bytes`` (default, 0, or an arena of 1-3 payloads, so that
-a full arena is hit). Each case runs on ``simple`` and on the mapping under test, in a
-fresh process; the outputs must be the same multisets. A case that hangs is killed by the
-caller and reported with the command that reproduces it.
+With ``--large``, cases carry a *large* payload with every item on every connected output
+(a numpy array, ``bytes``, ``bytearray`` or a dict holding an array, 200 KB-1 MB: around
+and above the local mappings' threshold for shared memory), checked by every PE that
+receives it, and run the local process mappings with a random ``--shm-bytes`` (default, 0,
+or an arena of 1-3 payloads, so that a full arena is hit). Each case runs on ``simple``
+and on the mapping under test, in a fresh process; the outputs must be the same
+multisets. A case that hangs is killed by the caller and reported with the command that
+reproduces it.
 
     python tests/integration/protocol_stress.py case --seed 7 --mapping multi
     mpiexec -n 3 python tests/integration/protocol_stress.py case --seed 7 --mapping mpi
@@ -103,7 +104,7 @@ def draw_case(seed: int, large: bool = False) -> Case:
     case.workers = rng.randint(1, 8)
     if large:  # its own draws, so a seed's graph is the same with and without --large
         more = random.Random(f"large-{seed}")
-        case.payload = more.choice((70_000, 200_000, 1 << 20))
+        case.payload = more.choice((200_000, 400_000, 1 << 20))
         case.shm_bytes = more.choice((None, 0, case.payload, 3 * case.payload))
     return case
 

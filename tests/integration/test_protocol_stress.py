@@ -60,7 +60,7 @@ def test_random_graphs_on_process_mappings_finish_and_match_simple() -> None:
 
 @pytest.mark.timeout(600)
 def test_random_graphs_with_large_items_through_shared_memory_finish_and_match_simple() -> None:
-    """A count of cases (not a time budget: each takes seconds), with a payload of 70 KB-1 MB
+    """A count of cases (not a time budget: each takes seconds), with a payload of 200 KB-1 MB
     per item and a random arena, full ones (1-3 payloads) included."""
     mappings = ["multi", "zmq_multi", "dyn_multi", "dyn_auto_multi"]
     base = int(os.environ.get("D4PY_STRESS_SEED", random.randrange(1_000_000)))
