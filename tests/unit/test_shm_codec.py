@@ -8,6 +8,7 @@ arena's budget is never exceeded (what does not fit travels in band).
 from __future__ import annotations
 
 import array
+import errno
 import os
 import pickle
 from dataclasses import dataclass
@@ -107,3 +108,19 @@ def test_off_means_plain_pickles_and_no_folder():
 def test_the_folder_is_named_after_the_driver(codec):
     assert os.path.basename(codec.folder).startswith(shm_folder_prefix(os.getpid()))
     assert codec.leftover_paths() == [codec.folder]
+
+
+def test_a_full_shm_file_system_sends_in_band(codec, monkeypatch):
+    """ENOSPC (a container's 64 MB /dev/shm full): the buffer goes through the channel."""
+    real_write = os.write
+
+    def full(fd, data):
+        if fd > 2 and len(data) > 1000:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    data = codec.dumps(np.arange(MB))
+    monkeypatch.setattr(os, "write", real_write)
+    assert files(codec) == [] and codec.used.value == 0 and len(data) > 8 * MB
+    assert np.array_equal(codec.loads(data), np.arange(MB))

@@ -25,6 +25,7 @@ blocks a sender, and cannot add a wait to the deadlock-freedom argument of desig
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
@@ -131,16 +132,25 @@ class ShmCodec:
         with self.used.get_lock():
             self.used.value -= size
 
-    def write_file(self, view: memoryview) -> str:
-        """A new file in the folder holding ``view``'s bytes; its name."""
+    def write_file(self, view: memoryview) -> str | None:
+        """A new file in the folder holding ``view``'s bytes; its name, or None when the
+        file system refuses it (``/dev/shm`` full: a container's is often 64 MB), so the
+        buffer goes in band instead of failing the run."""
         assert self.folder is not None
         name = f"{os.getpid()}-{next(self._names)}"
-        fd = os.open(os.path.join(self.folder, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path = os.path.join(self.folder, name)
         try:
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            _log.debug("shared memory refused %d bytes (%s): sending them in band", view.nbytes, exc)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return None
         return name
 
     # -- receiving -------------------------------------------------------------------------------
@@ -192,6 +202,9 @@ class _Outgoing:
         except BaseException:
             self.codec.release(size)
             raise
+        if name is None:
+            self.codec.release(size)
+            return None
         self.files.append((name, size))
         return len(self.files) - 1
 
