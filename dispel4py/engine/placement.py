@@ -10,23 +10,25 @@ Two layouts, as in the original fixed mappings (spec §2.3, §4.2):
   scalable PE (or a replica of each ``graph.partitions`` part), so a scalable PE runs on
   all ``n`` workers. Fixed counts stay exact, their instances laid over the workers.
 
-Which one, for ``n`` workers:
+Which one, for ``n`` workers: **partitioned**, unless nothing is scalable and the instances
+fit (then one per worker: the counts are fixed either way, and each instance gets a worker
+of its own), or ``original_layout`` asks for the original's rule (``--original-layout`` on
+the static mappings):
 
 1. ``-s`` (``force_partitioned``), or ``total > n`` (too few workers for one each):
    partitioned, as in the original.
-2. The workers suffice but ``share < 2`` while some PE is scalable: partitioned. One per
-   worker would run each scalable PE, a slow one included, in one process and leave the
-   other workers to the cheap PEs; partitioned runs it on all ``n`` (a chain of a source,
-   a stage waiting 50 ms per item and two cheap PEs: 1 instance at ``-n 4`` one per worker,
-   4 partitioned). The original printed ``Processes:`` with one instance each here.
-3. Otherwise (``share >= 2``, or nothing to scale): one per worker, the original's layout,
-   so its ``Processes:`` lines (spec §2.3 worked examples) are unchanged.
+2. The workers suffice but ``share < 2`` while some PE is scalable: partitioned (one per
+   worker would run a slow scalable PE in one process).
+3. Otherwise one per worker, the original's layout, so its ``Processes:`` lines (spec
+   §2.3 worked examples) are unchanged.
 
-Rule 3 is kept for compatibility, not speed: partitioned gives a scalable PE ``n``
-instances (without ``graph.partitions``) against ``share < n``, so where ``share`` first
-reaches 2 (``n = sources + 2 x (total - sources)``) a scalable PE drops from ``n - 1``
-instances to 2 (for the 4-PE chain above: 6 at ``-n 6``, 2 at ``-n 7``). Use ``-s`` to stay
-partitioned there; ``_MIN_SHARE`` is the threshold of rule 2.
+Why partitioned by default: it is the only one of the two whose instance counts never fall
+as ``n`` grows (a scalable PE gets ``n`` instances, or ``n`` shared over the declared
+partitions; fixed counts stay fixed). The original's rule switches layouts where ``share``
+first reaches 2 (``n = sources + 2 x (total - sources)``), and a scalable PE drops from
+``n - 1`` instances to 2 there: the galaxy workflow with a 50 ms stage took 15.7 s at
+``multi -n 4`` and 27.5 s at ``-n 8``. ``tests/unit/test_placement_monotone.py`` checks the
+property on random graphs.
 
 Scalable means the instance count may follow the workers: not a source, not ``single`` or
 ``stateful``, no input grouped ``'all'`` or ``'global'``, ``numprocesses`` not set above 1.
@@ -67,12 +69,15 @@ def place(
     num_workers: int,
     partitions: list[list[str]] | None,
     force_partitioned: bool,
+    original_layout: bool = False,
 ) -> Placement:
+    """The static layout: partitioned, or with ``original_layout`` the original's rule."""
     fixed = {pe: _fixed_count(pe, pes[pe], edges, sources) for pe in order}
     total = len(sources) + sum(fixed[pe] or 1 for pe in order if pe not in sources)
     scalable = any(count == 0 for count in fixed.values())
     share = _share(num_workers, len(sources), total)
-    if force_partitioned or total > num_workers or (scalable and share < _MIN_SHARE):
+    one_each = not force_partitioned and total <= num_workers and (original_layout or not scalable)
+    if not one_each or (scalable and share < _MIN_SHARE):
         return _partitioned(order, fixed, edges, sources, num_workers, partitions)
     return _one_per_worker(order, fixed, share)
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import pickle
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from collections.abc import Mapping as MappingABC
 from typing import Any, ClassVar
 
 from dispel4py.dynamic.layout import dynamic_place
 from dispel4py.engine.pe_log_output import ensure_pe_log_output
+from dispel4py.engine.placement import Placement, place
 from dispel4py.engine.plan import Plan, make_plan
 from dispel4py.engine.result import InstanceStats, Outputs, RunResult
 from dispel4py.errors import TransportError
@@ -21,7 +23,7 @@ from dispel4py.observe.live import LiveBoard
 from dispel4py.observe.report import find_bottleneck, layout_of
 from dispel4py.workflow_graph import WorkflowGraph
 
-__all__ = ["Mapping", "ResultCollector", "ResultBuffer"]
+__all__ = ["Mapping", "ResultCollector", "ResultBuffer", "static_place"]
 
 Batch = list[tuple[str, str, list[Any]]]
 _log = logging.getLogger("dispel4py.engine")
@@ -134,6 +136,16 @@ class Mapping(ABC):
             help="unacknowledged batches a worker may send to one PE instance (default 4)",
         )
 
+    @staticmethod
+    def add_layout_arguments(parser: argparse.ArgumentParser | Any) -> None:
+        """``--original-layout``, for the static mappings (engine/placement.py)."""
+        parser.add_argument(
+            "--original-layout",
+            action="store_true",
+            help="the original's one-instance-per-worker layout where it fits (its Processes: "
+            "lines); a PE may then get fewer instances with more workers",
+        )
+
     @abstractmethod
     def num_workers(self) -> int:
         """How many workers to plan for."""
@@ -155,6 +167,7 @@ class Mapping(ABC):
             self.num_workers(),
             partitioned=bool(self.options.get("simple")),
             collect=collect,
+            place_fn=static_place(self.options),
         )
 
     @classmethod
@@ -167,7 +180,9 @@ class Mapping(ABC):
         if cls.layout == "dynamic":
             return make_plan(graph, inputs, mapping.num_workers(), place_fn=dynamic_place)
         partitioned = bool(mapping.options.get("simple"))
-        return make_plan(graph, inputs, mapping.num_workers(), partitioned=partitioned)
+        return make_plan(
+            graph, inputs, mapping.num_workers(), partitioned=partitioned, place_fn=static_place(options)
+        )
 
     @abstractmethod
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats] | None:
@@ -221,6 +236,11 @@ class Mapping(ABC):
         )
         result.bottleneck = find_bottleneck(plan, result)
         return result
+
+
+def static_place(options: MappingABC[str, Any]) -> Callable[..., Placement]:
+    """The static placement ``options`` ask for: ``--original-layout`` or the default."""
+    return functools.partial(place, original_layout=bool(options.get("original_layout")))
 
 
 def _placement_text(plan: Plan, layout: dict[str, list[tuple[int, int]]]) -> str:

@@ -271,8 +271,10 @@ def test_stats_json_file(run_cli, tmp_path, slow) -> None:
 
 # -- the bottleneck hint ------------------------------------------------------------------------
 def test_bottleneck_hint_with_stats(run_cli, tmp_path, slow) -> None:
-    # 4 PEs on 8 workers: one instance per worker, the slow stage gets 2 of them
-    done = run_cli("multi", slow, "-n", "8", "-d", _count(40), "--stats", "--stats-json", "s.json")
+    # 4 PEs on 8 workers with the original's layout: one instance per worker, the slow stage gets 2
+    done = run_cli(
+        "multi", slow, "-n", "8", "-d", _count(40), "--stats", "--stats-json", "s.json", "--original-layout"
+    )
     assert done.returncode == 0, done.stderr
     (line,) = [x for x in done.stderr.splitlines() if x.startswith("bottleneck:")]
     assert line.startswith("bottleneck: Slow1 was busy ")
@@ -376,7 +378,7 @@ def test_plan_prints_the_layout_and_runs_nothing(run_cli, tmp_path) -> None:
             """
         )
     )
-    done = run_cli("multi", "loud.py", "-n", "3", "--plan")
+    done = run_cli("multi", "loud.py", "-n", "3", "--plan", "--original-layout")
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "ran").exists()
     lines = done.stdout.splitlines()

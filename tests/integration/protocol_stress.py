@@ -3,9 +3,14 @@
 A *case* is drawn from a seed: a random DAG of 2-12 PEs (one or two sources, fan-out,
 fan-in, two-input PEs), a random grouping on every input (shuffle, group-by, 'all',
 'global'), random ``numprocesses``, a batch size of 1-1024, 1-4 credits and 1-8 workers.
-Each case runs on ``simple`` and on the mapping under test, in a fresh process; the outputs
-must be the same multisets. A case that hangs is killed by the caller and reported with the
-command that reproduces it.
+With ``--large``, cases carry a *large* payload with every item on every connected output
+(a numpy array, ``bytes``, ``bytearray`` or a dict holding an array, 200 KB-1 MB: around
+and above the local mappings' threshold for shared memory), checked by every PE that
+receives it, and run the local process mappings with a random ``--shm-bytes`` (default, 0,
+or an arena of 1-3 payloads, so that a full arena is hit). Each case runs on ``simple``
+and on the mapping under test, in a fresh process; the outputs must be the same
+multisets. A case that hangs is killed by the caller and reported with the command that
+reproduces it.
 
     python tests/integration/protocol_stress.py case --seed 7 --mapping multi
     mpiexec -n 3 python tests/integration/protocol_stress.py case --seed 7 --mapping mpi
@@ -29,12 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import dispel4py
 from dispel4py.core import GenericPE
 from dispel4py.workflow_graph import WorkflowGraph, WorkflowNode
 
 MAX_ITEMS = 20_000  # items processed by all PEs together in one case (measured on simple)
+MAX_PAYLOAD_BYTES = 64 << 20  # payload bytes processed by all PEs together in a large case
 CASE_TIMEOUT_S = 60.0
+LOCAL = ("multi", "zmq_multi", "dyn_multi", "dyn_auto_multi")  # the mappings with --shm-bytes
 MAPPINGS = ("multi", "zmq_multi", "mpi", "dyn_multi", "dyn_auto_multi", "dyn_redis", "dyn_auto_redis")
 
 
@@ -48,20 +57,27 @@ class Case:
     batch_size: int = 1024
     credits: int = 4
     workers: int = 2
+    payload: int = 0  # bytes carried with every item (0: none)
+    shm_bytes: int | None = None  # the local mappings' --shm-bytes (None: the default)
 
     def describe(self) -> str:
         groupings = Counter(_grouping_name(g) for g in self.groupings.values())
+        large = f", payload {self.payload} B, shm-bytes {self.shm_bytes}" if self.payload else ""
         return (
             f"seed {self.seed}: {len(self.pes)} PEs, {len(self.edges)} edges {dict(groupings)}, "
-            f"batch {self.batch_size}, credits {self.credits}, workers {self.workers}"
+            f"batch {self.batch_size}, credits {self.credits}, workers {self.workers}{large}"
         )
+
+    @property
+    def max_items(self) -> int:
+        return min(MAX_ITEMS, MAX_PAYLOAD_BYTES // self.payload) if self.payload else MAX_ITEMS
 
 
 def _grouping_name(grouping: Any) -> str:
     return "group-by" if isinstance(grouping, list) else (grouping or "shuffle")
 
 
-def draw_case(seed: int) -> Case:
+def draw_case(seed: int, large: bool = False) -> Case:
     rng = random.Random(seed)
     case = Case(seed=seed)
     n = rng.randint(2, 12)
@@ -86,7 +102,40 @@ def draw_case(seed: int) -> Case:
     case.batch_size = rng.choice((1, 2, 3, 7, 16, 64, 256, 1024))
     case.credits = rng.randint(1, 4)
     case.workers = rng.randint(1, 8)
+    if large:  # its own draws, so a seed's graph is the same with and without --large
+        more = random.Random(f"large-{seed}")
+        case.payload = more.choice((200_000, 400_000, 1 << 20))
+        case.shm_bytes = more.choice((None, 0, case.payload, 3 * case.payload))
     return case
+
+
+def payload(size: int, key: int, value: int) -> Any:
+    """A large item part whose kind and content follow from ``(key, value)``."""
+    fill = (key * 31 + value) % 256
+    kind = (key + value) % 4
+    if kind == 0:
+        return np.full(size, fill, dtype=np.uint8)
+    if kind == 1:
+        return bytes([fill]) * size
+    if kind == 2:
+        return bytearray([fill]) * size
+    return {"samples": np.full(size // 8, fill, dtype=np.float64), "fill": fill}
+
+
+def check_payload(size: int, key: int, value: int, got: Any) -> None:
+    want = payload(size, key, value)
+    if isinstance(want, dict):
+        same = (
+            isinstance(got, dict)
+            and got["fill"] == want["fill"]
+            and np.array_equal(got["samples"], want["samples"])
+        )
+    elif isinstance(want, np.ndarray):
+        same = isinstance(got, np.ndarray) and np.array_equal(got, want)
+    else:
+        same = type(got) is type(want) and got == want
+    if not same:
+        raise AssertionError(f"payload of {(key, value)} arrived wrong: {type(got).__name__}")
 
 
 def build(case: Case) -> tuple[Any, dict[str, int]]:
@@ -95,12 +144,13 @@ def build(case: Case) -> tuple[Any, dict[str, int]]:
     pes = []
     for j, spec in enumerate(case.pes):
         inputs = {inp: g for (dst, inp), g in case.groupings.items() if dst == j}
-        pes.append(StressPE(f"P{j}_", spec, inputs))
+        pes.append(StressPE(f"P{j}_", spec, inputs, case.payload))
     graph = WorkflowGraph()
     for j in case.calls:
         graph.add(pes[j])
     for src, out, dst, inp in case.edges:
         graph.connect(pes[src], f"out{out}", pes[dst], f"in{inp}")
+        pes[src].connected.add(f"out{out}")
     return graph, {pes[j].id: calls for j, calls in case.calls.items()}
 
 
@@ -108,8 +158,10 @@ class StressPE(GenericPE):
     """Forwards ``(key, value)`` items to every output; on its grouped inputs it also totals
     values per key and writes the totals in ``postprocess``."""
 
-    def __init__(self, name: str, spec: dict[str, Any], inputs: dict[int, Any]):
+    def __init__(self, name: str, spec: dict[str, Any], inputs: dict[int, Any], size: int = 0):
         GenericPE.__init__(self)
+        self.size = size  # bytes of payload with every item sent on (0: items are (key, value))
+        self.connected: set[str] = set()  # outputs with a consumer: the others are collected
         self.name = name
         for inp, grouping in sorted(inputs.items()):
             self._add_input(f"in{inp}", grouping=grouping)
@@ -125,7 +177,10 @@ class StressPE(GenericPE):
             for i in range(self.items):
                 self._forward((i * 3 + self.salt) % 8, i)
             return
-        for port, (key, value) in inputs.items():
+        for port, item in inputs.items():
+            key, value = item[0], item[1]
+            if self.size:
+                check_payload(self.size, key, value, item[2])
             if port in self.grouped:
                 self.totals[(port, key)] = self.totals.get((port, key), 0) + value
             if (value + self.salt) % 5:  # drop a fifth, so volumes stay bounded
@@ -133,7 +188,10 @@ class StressPE(GenericPE):
 
     def _forward(self, key: int, value: int) -> None:
         for out in self.outputconnections:
-            self.write(out, (key, value))
+            if self.size and out in self.connected:  # collected outputs stay small
+                self.write(out, (key, value, payload(self.size, key, value)))
+            else:
+                self.write(out, (key, value))
 
     def postprocess(self) -> None:
         for (port, key), total in sorted(self.totals.items()):
@@ -145,30 +203,41 @@ def multisets(outputs: dict[str, dict[str, list[Any]]]) -> dict[tuple[str, str],
 
 
 def fit(case: Case) -> tuple[Case, dict[tuple[str, str], Counter]]:
-    """Shrink the sources until the case processes at most ``MAX_ITEMS``; its reference."""
+    """Shrink the sources until the case processes at most ``max_items``; its reference.
+
+    The shrinking runs without payloads (the counts do not depend on them)."""
+    size, case.payload = case.payload, 0
     while True:
         graph, inputs = build(case)
         result = dispel4py.run(graph, inputs, "simple")
         assert result is not None
         processed = sum(s.calls for s in result.stats)
-        if processed <= MAX_ITEMS or all(p["items"] == 1 for p in case.pes):
-            return case, multisets(result.outputs)
+        case.payload = size
+        if processed <= case.max_items or all(p["items"] == 1 for p in case.pes):
+            break
+        case.payload = 0
         for spec in case.pes:
             spec["items"] = max(1, spec["items"] // 4)
         for j in case.calls:
             case.calls[j] = 1
+    if size:
+        result = dispel4py.run(*build(case), "simple")
+        assert result is not None
+    return case, multisets(result.outputs)
 
 
-def run_case(seed: int, mapping: str) -> int:
+def run_case(seed: int, mapping: str, large: bool = False) -> int:
     import logging
 
     logging.getLogger("dispel4py").setLevel(logging.ERROR)  # no unfed-source warnings
-    case = draw_case(seed)
+    case = draw_case(seed, large)
     case, expected = fit(case)  # on every MPI rank too: each must shrink the case alike
     graph, inputs = build(case)
     options: dict[str, Any] = {"batch_size": case.batch_size, "credits": case.credits}
     if mapping != "mpi":
         options["num"] = case.workers
+    if mapping in LOCAL and case.shm_bytes is not None:
+        options["shm_bytes"] = case.shm_bytes
     result = dispel4py.run(graph, inputs, mapping, **options)
     if result is None:  # an MPI rank other than 0
         return 0
@@ -185,7 +254,9 @@ def run_case(seed: int, mapping: str) -> int:
 
 
 # -- driving cases in fresh processes --------------------------------------------------------
-def case_command(seed: int, mapping: str, workers: int, mpiexec: str | None = None) -> list[str]:
+def case_command(
+    seed: int, mapping: str, workers: int, mpiexec: str | None = None, large: bool = False
+) -> list[str]:
     script = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -194,6 +265,7 @@ def case_command(seed: int, mapping: str, workers: int, mpiexec: str | None = No
         str(seed),
         "--mapping",
         mapping,
+        *(["--large"] if large else []),
     ]
     if mapping == "mpi":
         assert mpiexec is not None
@@ -201,10 +273,12 @@ def case_command(seed: int, mapping: str, workers: int, mpiexec: str | None = No
     return script
 
 
-def run_in_child(seed: int, mapping: str, mpiexec: str | None = None) -> tuple[bool, str]:
+def run_in_child(
+    seed: int, mapping: str, mpiexec: str | None = None, large: bool = False
+) -> tuple[bool, str]:
     """Run one case in a fresh process group; (passed, what happened)."""
     workers = draw_case(seed).workers
-    cmd = case_command(seed, mapping, workers, mpiexec)
+    cmd = case_command(seed, mapping, workers, mpiexec, large)
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -240,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     one = sub.add_parser("case", help="run one case (under mpiexec for mpi)")
     one.add_argument("--seed", type=int, required=True)
     one.add_argument("--mapping", choices=MAPPINGS, required=True)
+    one.add_argument("--large", action="store_true", help="a large payload with every item")
     many = sub.add_parser("soak", help="run cases in fresh processes until the time is up")
     many.add_argument("--seconds", type=float, default=60)
     many.add_argument("--mappings", default=",".join(MAPPINGS))
@@ -247,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     many.add_argument("--mpiexec", default=str(Path(sys.executable).parent / "mpiexec"))
     args = parser.parse_args(argv)
     if args.command == "case":
-        return run_case(args.seed, args.mapping)
+        return run_case(args.seed, args.mapping, args.large)
     base = args.seed if args.seed is not None else random.randrange(1_000_000)
     return soak(args.seconds, args.mappings.split(","), base, args.mpiexec)
 

@@ -70,7 +70,7 @@ def test_two_zmq_runs_at_once_do_not_collide() -> None:
 
 @pytest.mark.parametrize("mapping", ["multi", "zmq_multi"])
 def test_verbose_prints_the_original_per_instance_lines(mapping: str) -> None:
-    done = run(cli(mapping, GT + "grouping_alltoone", "-i", "10", "-n", "11", "-v"))
+    done = run(cli(mapping, GT + "grouping_alltoone", "-i", "10", "-n", "11", "-v", "--original-layout"))
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert (

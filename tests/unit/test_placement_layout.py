@@ -1,4 +1,5 @@
-"""Which static layout a graph gets for -n N (placement.py's rule), over several graphs.
+"""Which static layout a graph gets for -n N with --original-layout (placement.py's rule
+for the original's layout), over several graphs; without it, every graph is partitioned.
 
 One per worker only when it gives every scalable PE at least two instances; otherwise the
 partitioned layout replicates the scalable PEs on every worker. Fixed counts (sources,
@@ -7,18 +8,25 @@ single/stateful, 'all'/'global' inputs, explicit numprocesses) are the same in b
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 
 import pytest
 
-from dispel4py.engine.plan import Plan, make_plan
+from dispel4py.engine.placement import place
+from dispel4py.engine.plan import Plan
+from dispel4py.engine.plan import make_plan as default_plan
 from dispel4py.examples.graph_testing import testing_PEs as t
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]
 
 WORKERS = [1, 2, 3, 4, 8, 16]
+
+
+def make_plan(*args, **kwargs) -> Plan:
+    return default_plan(*args, place_fn=functools.partial(place, original_layout=True), **kwargs)
 
 
 def chain(*pes) -> WorkflowGraph:
@@ -210,3 +218,10 @@ def test_single_pe_is_fixed_in_both_layouts():
     graph = chain(t.TestProducer(), single, t.TestOneInOneOut())
     assert counts_in_order(make_plan(graph, None, 3)) == [1, 1, 3]
     assert counts_in_order(make_plan(graph, None, 16)) == [1, 1, 7]
+
+
+@pytest.mark.parametrize("n", WORKERS)
+def test_without_the_option_the_galaxy_like_graph_is_partitioned_on_every_worker(n):
+    plan = default_plan(galaxy_like(), None, n)
+    assert plan.placement.partitioned
+    assert counts_in_order(plan) == [1, n, n, n]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
 import sys
@@ -9,6 +10,7 @@ import sys
 import pytest
 
 from dispel4py.base import IterativePE, ProducerPE
+from dispel4py.engine.placement import place
 from dispel4py.engine.plan import make_plan
 from dispel4py.errors import GraphError, InputError, UsageError
 from dispel4py.examples.graph_testing import testing_PEs as t
@@ -28,6 +30,11 @@ def example_graph(name: str) -> WorkflowGraph:
         sys.modules.pop(EXAMPLES + name, None)
 
 
+def original_plan(*args, **kwargs):
+    """The plan with ``--original-layout``: the original's rule (engine/placement.py)."""
+    return make_plan(*args, place_fn=functools.partial(place, original_layout=True), **kwargs)
+
+
 def counts(plan) -> dict[str, int]:
     return {pe: len(iids) for pe, iids in plan.instances.items()}
 
@@ -42,7 +49,7 @@ def pipeline(n_consumers: int = 2) -> tuple[WorkflowGraph, list]:
 
 # -- the original's formula (spec §2.3 worked examples) ----------------------------------------
 def test_pipeline_test_12():
-    plan = make_plan(example_graph("pipeline_test"), None, 12)
+    plan = original_plan(example_graph("pipeline_test"), None, 12)
     assert counts(plan) == {
         "TestProducer0": 1,
         "TestOneInOneOut1": 2,
@@ -56,7 +63,7 @@ def test_pipeline_test_12():
 
 
 def test_describe_gives_the_processes_line():
-    plan = make_plan(example_graph("pipeline_test"), None, 12)
+    plan = original_plan(example_graph("pipeline_test"), None, 12)
     assert plan.describe() == (
         "Processes: {'TestProducer0': range(0, 1), 'TestOneInOneOut1': range(1, 3), "
         "'TestOneInOneOut2': range(3, 5), 'TestOneInOneOut3': range(5, 7), "
@@ -65,7 +72,7 @@ def test_describe_gives_the_processes_line():
 
 
 def test_teecopy_12():
-    plan = make_plan(example_graph("teecopy"), None, 12)
+    plan = original_plan(example_graph("teecopy"), None, 12)
     assert counts(plan) == {"TestProducer0": 1, "TestOneInOneOut1": 5, "TestOneInOneOut2": 5}
 
 
@@ -83,7 +90,7 @@ def test_word_count_filter_12_explicit():
 
 
 def test_one_worker_per_instance_when_workers_suffice():
-    plan = make_plan(example_graph("pipeline_test"), None, 11)
+    plan = original_plan(example_graph("pipeline_test"), None, 11)
     assert set(counts(plan).values()) == {1, 2}
     assert plan.placement.worker_of == list(range(11))
     assert plan.num_workers == 11
@@ -97,7 +104,7 @@ def test_one_instance_each_is_not_the_layout_any_more():
 
 
 def test_instance_ids_are_contiguous_in_graph_order():
-    plan = make_plan(example_graph("teecopy"), None, 12)
+    plan = original_plan(example_graph("teecopy"), None, 12)
     flat = [i for iids in plan.instances.values() for i in iids]
     assert flat == list(range(len(flat)))
     assert [plan.pe_of(i) for i in plan.instances["TestOneInOneOut1"]] == ["TestOneInOneOut1"] * 5
@@ -107,7 +114,7 @@ def test_single_pe_is_not_scaled():
     graph, (_, _a, b) = pipeline(2)
     b.single = True
     # the original formula: int((10 - 1 source) / (3 - 1)) = 4 each for the scalable PEs
-    assert counts(make_plan(graph, None, 10)) == {
+    assert counts(original_plan(graph, None, 10)) == {
         "TestProducer0": 1,
         "TestOneInOneOut1": 4,
         "TestOneInOneOut2": 1,
@@ -182,7 +189,7 @@ def test_graph_partitions_honoured_with_partitioned_flag():
 
 
 def test_graph_partitions_ignored_without_partitioned_flag():
-    plan = make_plan(example_graph("partition_parallel_pipeline"), None, 12)
+    plan = original_plan(example_graph("partition_parallel_pipeline"), None, 12)
     assert not plan.placement.partitioned
     assert len(set(plan.placement.worker_of)) == len(plan.placement.worker_of)
 
@@ -225,7 +232,7 @@ def test_eos_expected_with_two_edges_into_one_input():
 
 
 def test_eos_expected_pipeline_12():
-    plan = make_plan(example_graph("pipeline_test"), None, 12)
+    plan = original_plan(example_graph("pipeline_test"), None, 12)
     assert [plan.eos_expected(i) for i in plan.instances["TestOneInOneOut1"]] == [1, 1]
     assert [plan.eos_expected(i) for i in plan.instances["TestOneInOneOut2"]] == [2, 2]
 

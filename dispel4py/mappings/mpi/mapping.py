@@ -46,7 +46,7 @@ from dispel4py.engine.replay import replay_hint
 from dispel4py.engine.result import InstanceStats
 from dispel4py.engine.tuning import Tuning
 from dispel4py.errors import Dispel4PyError, GraphError, UsageError, WorkflowFailed
-from dispel4py.mappings.base import Mapping, ResultBuffer, ResultCollector
+from dispel4py.mappings.base import Mapping, ResultBuffer, ResultCollector, static_place
 from dispel4py.mappings.mpi import guard, hydra
 from dispel4py.mappings.mpi import live as mpi_live
 from dispel4py.observe.live import DEFAULT_EVERY_S
@@ -242,6 +242,7 @@ class MPIMapping(Mapping):
             action="store_true",
             help="partitioned placement: replicate the non-source PEs on every rank",
         )
+        cls.add_layout_arguments(parser)
         cls.add_tuning_arguments(parser)
 
     @classmethod
@@ -253,7 +254,9 @@ class MPIMapping(Mapping):
         ranks = options.get("num_processes") or _launcher_size() or 1
         if ranks < 1:
             raise UsageError(f"-n/--num_processes must be at least 1 (got {ranks})")
-        return make_plan(graph, inputs, ranks, partitioned=bool(options.get("simple")))
+        return make_plan(
+            graph, inputs, ranks, partitioned=bool(options.get("simple")), place_fn=static_place(options)
+        )
 
     def num_workers(self) -> int:
         wanted = self.options.get("num_processes")

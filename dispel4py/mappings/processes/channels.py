@@ -15,15 +15,24 @@ from dispel4py.engine.executor import Executor
 from dispel4py.engine.plan import Plan
 from dispel4py.engine.tuning import Tuning
 from dispel4py.mappings.processes.link import FdHandle
+from dispel4py.mappings.processes.shm import ShmCodec
 from dispel4py.observe.live import LIVE_KIND, sampling
 
-__all__ = ["QUIT", "Channels", "WorkerStart", "live_sender"]
+__all__ = ["QUIT", "PLAIN", "Channels", "WorkerStart", "live_sender"]
 
 QUIT = ("Q",)  # the driver's last message to a worker, after every worker reported done
+PLAIN = ShmCodec(None, 0, 0, None)  # plain pickles: no shared memory
 
 
 class Channels:
-    """How workers reach each other: made by the driver, opened in each worker."""
+    """How workers reach each other: made by the driver, opened in each worker.
+
+    Every message a transport sends is made by ``codec.dumps`` and read by
+    ``codec.loads`` (``shm.py``: large buffers through shared memory); the pool sets the
+    codec of a run before any worker starts.
+    """
+
+    codec: ShmCodec = PLAIN
 
     @abstractmethod
     def open(self, worker: int) -> Any:
@@ -38,7 +47,7 @@ class Channels:
     def leftover_paths(self) -> list[str]:
         """Files or folders the driver created for these channels; a worker that outlives
         a killed driver removes them, since the driver cannot."""
-        return []
+        return self.codec.leftover_paths()
 
     def doing(self, worker: int) -> str:
         """What ``worker`` was doing, for the message when it dies ('' if only its instances)."""

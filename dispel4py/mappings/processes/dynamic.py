@@ -87,7 +87,12 @@ class DynMultiMapping(ProcessMapping):
             def on_report(worker: int, kind: str, body: Any) -> bool:
                 return board.on_report(worker, kind, body) or coordinator.on_report(worker, kind, body)
 
-        with contextlib.closing(queues), _Pool(ctx, plan, queues, tuning) as pool:
+        with (
+            contextlib.closing(self.shared_memory(ctx)) as codec,
+            contextlib.closing(queues),
+            _Pool(ctx, plan, queues, tuning) as pool,
+        ):
+            queues.codec = codec
             pool.start()
             coordinator.start()
             stats = pool.collect(

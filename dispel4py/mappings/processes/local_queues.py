@@ -3,13 +3,13 @@
 One ``multiprocess`` queue per key: each pinned instance, each shared PE, and each worker's
 control key; a shared array counts the tasks queued under every key (the backlogs the
 engine bounds). Tasks are pickled by the engine's side of ``put`` (so an unpicklable item
-is reported at once, naming its PE and port, instead of being lost in a feeder thread).
+is reported at once, naming its PE and port, instead of being lost in a feeder thread),
+with the channels' codec (large buffers through shared memory, ``shm.py``).
 Reports travel on the worker's own pipe to the driver, as on ``multi``.
 """
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Sequence
 from queue import Empty
@@ -21,8 +21,6 @@ from dispel4py.mappings.processes.channels import Channels, live_sender
 from dispel4py.observe.live import sampling
 
 __all__ = ["LocalQueues"]
-
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 class LocalQueues(Channels):
@@ -44,7 +42,7 @@ class LocalQueues(Channels):
         return self.instances + worker
 
     def put(self, key: int, task: Any) -> None:
-        data = pickle.dumps(task, protocol=_PROTOCOL)
+        data = self.codec.dumps(task)
         with self.counts.get_lock():
             self.counts[key] += 1
         self.queues[key].put(data)
@@ -63,7 +61,7 @@ class LocalQueues(Channels):
 
     # -- the coordinator's side ----------------------------------------------------------------
     def command(self, worker: int, message: Any) -> None:
-        self.queues[self.control_key(worker)].put(pickle.dumps(message, protocol=_PROTOCOL))
+        self.queues[self.control_key(worker)].put(self.codec.dumps(message))
 
     def send_from_driver(self, worker: int, message: Any) -> None:
         self.command(worker, message)  # the process pool's quit
@@ -103,7 +101,7 @@ class LocalQueues(Channels):
                     with self.counts.get_lock():
                         self.counts[key] -= 1
                         self.counts[self.keys + key] += 1
-                return key, pickle.loads(data)
+                return key, self.codec.loads(data)
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return None

@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-import pickle
 from queue import Empty
 from typing import Any
 
 from dispel4py.mappings.processes.channels import Channels
 from dispel4py.mappings.processes.pool import ProcessMapping
+from dispel4py.mappings.processes.shm import ShmCodec
 
 __all__ = ["MultiMapping"]
 
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
-
 
 class _QueueTransport:
-    def __init__(self, queues: list[Any], worker: int) -> None:
+    def __init__(self, queues: list[Any], worker: int, codec: ShmCodec) -> None:
         self.queues = queues
         self.inbox = queues[worker]
+        self.codec = codec
 
     def send(self, worker: int, message: Any) -> None:
-        self.queues[worker].put(pickle.dumps(message, protocol=_PROTOCOL))
+        self.queues[worker].put(self.codec.dumps(message))
 
     def recv(self) -> Any:
-        return pickle.loads(self.inbox.get())
+        return self.codec.loads(self.inbox.get())
 
     def poll(self) -> Any:
         """The next message if one has arrived, else None (never waits)."""
         try:
-            return pickle.loads(self.inbox.get_nowait())
+            return self.codec.loads(self.inbox.get_nowait())
         except Empty:
             return None
 
@@ -46,10 +45,10 @@ class QueueChannels(Channels):
         self.queues = [ctx.Queue() for _ in range(workers)]
 
     def open(self, worker: int) -> _QueueTransport:
-        return _QueueTransport(self.queues, worker)
+        return _QueueTransport(self.queues, worker, self.codec)
 
     def send_from_driver(self, worker: int, message: Any) -> None:
-        self.queues[worker].put(pickle.dumps(message, protocol=_PROTOCOL))
+        self.queues[worker].put(self.codec.dumps(message))
 
     def close(self) -> None:
         for queue in self.queues:

@@ -47,6 +47,7 @@ from dispel4py.mappings.processes.lifetime import (
     driver_lifeline,
 )
 from dispel4py.mappings.processes.link import FdHandle, LinkReader, make_link
+from dispel4py.mappings.processes.shm import ShmCodec
 from dispel4py.mappings.processes.worker_process import (
     emit_log,
     log_levels,
@@ -81,7 +82,15 @@ class ProcessMapping(Mapping):
             help="partitioned placement: replicate the non-source PEs on every worker "
             "(or use graph.partitions)",
         )
+        cls.add_layout_arguments(parser)
         cls.add_tuning_arguments(parser)
+        parser.add_argument(
+            "--shm-bytes",
+            type=int,
+            default=None,
+            help="bytes of large buffers in flight through shared memory at once (default: half "
+            "of /dev/shm's free space, at most 2 GiB; 0: none, everything through the channels)",
+        )
         parser.add_argument(
             "--start-method",
             choices=("fork", "spawn", "forkserver"),
@@ -109,11 +118,20 @@ class ProcessMapping(Mapping):
         tuning = self.live_tuning(Tuning.from_options(self.options))  # checked before anything is created
         ctx = multiprocess.get_context(self.options.get("start_method"))
         with (
+            contextlib.closing(self.shared_memory(ctx)) as codec,
             contextlib.closing(self.make_channels(ctx, plan.num_workers)) as channels,
             _Pool(ctx, plan, channels, tuning) as pool,
         ):
+            channels.codec = codec
             pool.start()
             return pool.collect(collector, on_report=self.board.on_report if self.board else None)
+
+    def shared_memory(self, ctx: Any) -> ShmCodec:
+        """The run's arena for large buffers (``shm.py``); closed after the workers are gone."""
+        budget = self.options.get("shm_bytes")
+        if budget is not None and budget < 0:
+            raise UsageError(f"--shm-bytes must be 0 or more (got {budget})")
+        return ShmCodec.create(ctx, budget)
 
     def live_tuning(self, tuning: Tuning) -> Tuning:
         """``tuning`` with live counters on when a board watches the run (``live.py``)."""

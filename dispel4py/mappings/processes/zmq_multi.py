@@ -28,6 +28,7 @@ from typing import Any
 from dispel4py.errors import TransportError
 from dispel4py.mappings.processes.channels import Channels
 from dispel4py.mappings.processes.pool import ProcessMapping
+from dispel4py.mappings.processes.shm import ShmCodec
 
 __all__ = ["ZmqMultiMapping"]
 
@@ -69,10 +70,11 @@ def _private_folder(workers: int) -> str:
 
 
 class _ZmqTransport:
-    def __init__(self, endpoints: list[str], worker: int) -> None:
+    def __init__(self, endpoints: list[str], worker: int, codec: ShmCodec) -> None:
         import zmq
 
         self.zmq = zmq
+        self.codec = codec
         self.context = zmq.Context()
         self.endpoints = endpoints
         self.peers: dict[int, Any] = {}
@@ -96,15 +98,15 @@ class _ZmqTransport:
         return sock
 
     def send(self, worker: int, message: Any) -> None:
-        self._peer(worker).send(pickle.dumps(message, protocol=_PROTOCOL), copy=False)
+        self._peer(worker).send(self.codec.dumps(message), copy=False)
 
     def recv(self) -> Any:
-        return pickle.loads(self.inbox.recv(copy=False).buffer)
+        return self.codec.loads(self.inbox.recv(copy=False).buffer)
 
     def poll(self) -> Any:
         """The next message if one has arrived, else None (never waits)."""
         try:
-            return pickle.loads(self.inbox.recv(self.zmq.NOBLOCK, copy=False).buffer)
+            return self.codec.loads(self.inbox.recv(self.zmq.NOBLOCK, copy=False).buffer)
         except self.zmq.Again:
             return None
 
@@ -139,7 +141,7 @@ class ZmqChannels(Channels):
         self._driver: _ZmqDriver | None = None
 
     def open(self, worker: int) -> _ZmqTransport:
-        return _ZmqTransport(self.endpoints, worker)
+        return _ZmqTransport(self.endpoints, worker, self.codec)
 
     def send_from_driver(self, worker: int, message: Any) -> None:
         if self._driver is None:
@@ -157,7 +159,7 @@ class ZmqChannels(Channels):
 
     def __getstate__(self) -> dict[str, Any]:
         # a worker's copy only opens endpoints: the folder stays the driver's to remove
-        return {"folder": None, "endpoints": self.endpoints, "_driver": None}
+        return {"folder": None, "endpoints": self.endpoints, "_driver": None, "codec": self.codec}
 
 
 def _remove_folder(folder: str) -> None:

@@ -1,0 +1,155 @@
+"""Large items through shared memory on the local process mappings (mappings/processes/shm.py):
+nothing is left in /dev/shm after a run, whichever way it ends.
+
+Each run's folder is ``d4py-shm-<driver pid>-*`` under /dev/shm, so a test counts only the
+files of the driver it started, never another run's. A run is stopped while large items are
+in flight (files present in its folder): a PE error, SIGKILL of a worker, SIGTERM and
+SIGINT of the driver, SIGKILL of the driver (its workers remove the folder).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from _helpers import cli, wait_gone
+
+from dispel4py.mappings.processes.shm import shm_folder_prefix
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm on this system"),
+]
+
+MAPPINGS = ["multi", "zmq_multi", "dyn_multi"]
+
+# Source -> Hold -> global sink, arrays of 1 MB. Hold fails on its 3rd item (D4PY_SHM_MODE
+# = error), or waits for a long time on its first (block), so that items wait in flight.
+WORKFLOW = textwrap.dedent(
+    """
+    import os, time
+    import numpy as np
+    from dispel4py.base import ConsumerPE, IterativePE, ProducerPE
+    from dispel4py.workflow_graph import WorkflowGraph
+
+    class Arrays(ProducerPE):
+        def _process(self, inputs):
+            for i in range(int(os.environ.get("D4PY_SHM_ITEMS", "400"))):
+                self.write("output", np.full(1 << 17, float(i)))
+
+    class Hold(IterativePE):
+        seen = 0
+        def _process(self, item):
+            self.seen += 1
+            if os.environ.get("D4PY_SHM_MODE") == "error" and self.seen == 3:
+                raise ValueError("boom on purpose")
+            if os.environ.get("D4PY_SHM_MODE") == "block":
+                time.sleep(600)
+            return float(item.sum())
+
+    class Sink(ConsumerPE):
+        def __init__(self):
+            super().__init__()
+            self.inputconnections["input"]["grouping"] = "global"
+        def _process(self, item):
+            pass
+
+    graph = WorkflowGraph()
+    hold = Hold()
+    graph.connect(Arrays(), "output", hold, "input")
+    graph.connect(hold, "output", Sink(), "input")
+    """
+)
+
+
+def folders(pid: int) -> list[str]:
+    return glob.glob(os.path.join("/dev/shm", shm_folder_prefix(pid) + "*"))
+
+
+def in_flight(pid: int) -> int:
+    return sum(len(os.listdir(f)) for f in folders(pid) if os.path.isdir(f))
+
+
+def start(tmp_path: Path, mapping: str, mode: str) -> subprocess.Popen:
+    (tmp_path / "wf.py").write_text(WORKFLOW)
+    return subprocess.Popen(
+        cli(mapping, "wf.py", "-n", "3"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "D4PY_SHM_MODE": mode},
+    )
+
+
+def wait_for_files(proc: subprocess.Popen) -> None:
+    """Until the run has large items in flight (bounded: the test's timeout)."""
+    while in_flight(proc.pid) == 0:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=90)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_a_normal_run_leaves_nothing(tmp_path, mapping) -> None:
+    proc = start(tmp_path, mapping, "plain")
+    code, err = finish(proc)
+    assert code == 0, err
+    assert folders(proc.pid) == []
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_a_pe_error_leaves_nothing(tmp_path, mapping) -> None:
+    proc = start(tmp_path, mapping, "error")
+    code, err = finish(proc)
+    assert code == 1 and "boom on purpose" in err, err
+    assert folders(proc.pid) == []
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_a_killed_worker_leaves_nothing(tmp_path, mapping) -> None:
+    proc = start(tmp_path, mapping, "block")
+    wait_for_files(proc)
+    driver = psutil.Process(proc.pid)
+    worker = next(c for c in driver.children() if c.cmdline() == driver.cmdline())
+    worker.kill()
+    code, err = finish(proc)
+    assert code != 0 and "died (signal 9)" in err, err
+    assert folders(proc.pid) == []
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_driver_leaves_nothing(tmp_path, mapping, sig) -> None:
+    proc = start(tmp_path, mapping, "block")
+    wait_for_files(proc)
+    proc.send_signal(sig)
+    code, err = finish(proc)
+    assert code in (130, 143), err
+    assert folders(proc.pid) == []
+
+
+@pytest.mark.parametrize("mapping", ["multi", "dyn_multi"])
+def test_a_killed_driver_leaves_nothing(tmp_path, mapping) -> None:
+    proc = start(tmp_path, mapping, "block")
+    wait_for_files(proc)
+    workers = [c.pid for c in psutil.Process(proc.pid).children()]
+    proc.kill()
+    finish(proc)
+    assert wait_gone(workers, within=60) == []  # each removes the folder before it ends
+    assert folders(proc.pid) == []
+
+
+def test_the_prefix_names_only_this_driver() -> None:
+    assert not shm_folder_prefix(123).startswith(shm_folder_prefix(12))
