@@ -24,6 +24,7 @@ from types import FrameType
 __all__ = ["Terminated", "stacks_on_sigusr1", "stacks_on_sigusr1_here", "stop_on_signals"]
 
 _REASONS = {"SIGTERM": "terminated", "SIGHUP": "hangup"}
+_OTHERS = {"SIGINT": "interrupted"}  # handled where a command asks for it (``dispel4py worker``)
 
 
 class Terminated(KeyboardInterrupt):
@@ -32,7 +33,7 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         self.signum = signum
         self.name = signal.Signals(signum).name
-        super().__init__(f"{_REASONS.get(self.name, 'stopped')} ({self.name})")
+        super().__init__(f"{_REASONS.get(self.name, _OTHERS.get(self.name, 'stopped'))} ({self.name})")
 
     @property
     def exit_code(self) -> int:

@@ -179,7 +179,7 @@ def test_a_frozen_worker_cannot_add_its_outputs_twice(redis_server: RedisServer,
         "--key-file",
         str(key),
         "--claim-idle-ms",
-        "500",
+        "1000",
         sleep_s=0.2,
         items=40,
     )
@@ -188,7 +188,7 @@ def test_a_frozen_worker_cannot_add_its_outputs_twice(redis_server: RedisServer,
     try:
         watched.wait_until(lambda: joiner.pid in marks(folder, "shared"), "the joined worker's first task")
         joiner.send_signal(signal.SIGSTOP)
-        time.sleep(1.5)
+        time.sleep(3.5)  # its liveness key (1 s) expires, a reclaim (every 0.5 s) runs
         joiner.send_signal(signal.SIGCONT)
         watched.watch_until_exit(within=60)
         joiner.communicate(timeout=20)

@@ -13,11 +13,12 @@ from dispel4py.engine.plan import Plan
 from dispel4py.errors import TransportError
 from dispel4py.mappings.redis.server import RedisTarget
 
-__all__ = ["BLOCK_MS", "GROUP", "SOCKET_TIMEOUT_S", "RunNames", "entries", "lost_error"]
+__all__ = ["BLOCK_MS", "DRIVER_TTL_MS", "GROUP", "SOCKET_TIMEOUT_S", "RunNames", "entries", "lost_error"]
 
 GROUP = "d4py"
 BLOCK_MS = 1000  # longest single wait on the server; socket timeouts are longer
 SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 10
+DRIVER_TTL_MS = 5000  # the driver's liveness key expires this long after the driver is gone
 
 
 class RunNames:

@@ -19,10 +19,11 @@ same; what Redis adds is that workers may be anywhere, may join late and may die
   acknowledgement in one atomic ``COMMIT``, which also checks that the task is still this
   worker's: a worker that dies mid-task has added nothing, and its task is given back and
   run again elsewhere (``REQUEUE``, by the driver when it sees the death, or by any worker
-  with ``XAUTOCLAIM`` after ``--claim-idle-ms``). A worker keeps the tasks it is running
-  fresh (``XCLAIM … JUSTID`` from a heartbeat thread), so a long task is never taken from a
-  live worker. Pinned tasks write at once (pipelined): a pinned instance's state dies with
-  its worker, so the run fails instead and there is nothing to replay.
+  after ``--claim-idle-ms`` once the worker's liveness key has expired). The liveness key is
+  kept by a heartbeat *process* (``heartbeat.py``) that the worker's GIL cannot
+  starve, so a long task, even one long C call, is never taken from a live worker.
+  Pinned tasks write at once (pipelined): a pinned instance's state dies with its worker,
+  so the run fails instead and there is nothing to replay.
 * **Signed payloads.** Every entry is a pickle plus an HMAC bound to its stream
   (``dynamic/signing.py``); an entry whose MAC is wrong is never unpickled: it is
   acknowledged, counted, reported to the driver, and dropped.
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -46,6 +46,7 @@ from dispel4py.dynamic.signing import Signer
 from dispel4py.engine.plan import Plan
 from dispel4py.mappings.base import ResultBuffer
 from dispel4py.mappings.processes.channels import Channels, live_sender
+from dispel4py.mappings.redis.heartbeat import Heartbeat
 from dispel4py.mappings.redis.keys import GROUP, SOCKET_TIMEOUT_S, RunNames, lost_error
 from dispel4py.mappings.redis.scripts import COMMIT, GIVE_BACK, REQUEUE, TAKE
 from dispel4py.mappings.redis.server import RedisTarget, connect
@@ -105,7 +106,7 @@ class RedisQueues(Taking, Channels):
         self.counts: dict[bytes, int] = {}
         self.counted_at = 0.0
         self.next_reclaim = 0.0
-        self._heart: threading.Event | None = None
+        self.heart: Heartbeat | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -120,7 +121,7 @@ class RedisQueues(Taking, Channels):
             "commits",
             "unsent",
             "counts",
-            "_heart",
+            "heart",
         ):
             state.pop(name, None)
         return state
@@ -299,18 +300,23 @@ class RedisQueues(Taking, Channels):
             engine.close()
             self.stop_worker()
 
-    def start_worker(self, worker: int, name: str, *, alive_key: bool = False) -> None:
+    def start_worker(self, worker: int, name: str, *, remote: bool = False) -> None:
+        """Connect as worker ``worker`` and start its heartbeat process (before any thread);
+        ``remote``: a worker from elsewhere, which also loads the scripts and watches the driver."""
         self.worker = worker
-        self.open_client(name, load_scripts=alive_key)  # a worker from elsewhere loads them too
-        self._heart = threading.Event()
-        beat = threading.Thread(
-            target=self._heartbeat, args=(self._heart, alive_key), name="dispel4py-heartbeat", daemon=True
+        self.open_client(name, load_scripts=remote)
+        self.heart = Heartbeat(
+            self.target,
+            self.names.alive(worker),
+            self.claim_idle_ms,
+            driver_key=self.names.driver if remote else None,
+            run_id=self.names.run_id,
         )
-        beat.start()
+        self.heart.start(self.client)
 
     def stop_worker(self) -> None:
-        if self._heart is not None:
-            self._heart.set()
+        if self.heart is not None:
+            self.heart.stop()
         if self.client is not None:
             self.client.close()
 
@@ -396,30 +402,6 @@ class RedisQueues(Taking, Channels):
         )
         self.commits.append((frame.key if frame else -1, call))
         self.pending, self.pending_bytes, self.unsent = [], 0, Counter()
-
-    def _heartbeat(self, stop: threading.Event, alive_key: bool) -> None:
-        """Keep the running tasks (and, for a remote worker, its liveness key) fresh."""
-        beat_s = max(0.05, self.claim_idle_ms / 5000)
-        alive = self.names.alive(self.worker)
-        try:
-            while not stop.wait(beat_s):
-                pipe = self.client.pipeline(transaction=False)
-                if alive_key:
-                    pipe.set(alive, b"1", px=max(1000, self.claim_idle_ms))
-                for frame in list(self.frames):
-                    stream = self.names.stream(frame.key)
-                    pipe.xclaim(stream, GROUP, self.consumer, 0, frame.entries, justid=True)
-                if alive_key:
-                    pipe.exists(self.names.driver)
-                done = pipe.execute()
-                if alive_key and not done[-1]:
-                    self.on_driver_gone()
-                    return
-        except Exception as exc:  # the main thread meets the same problem and reports it
-            _log.debug("heartbeat of worker %d stopped: %s", self.worker, exc)
-
-    def on_driver_gone(self) -> None:
-        """Overridden by ``dispel4py worker``: the run's driver stopped keeping it alive."""
 
 
 class Reporter:

@@ -36,7 +36,14 @@ from dispel4py.mappings.processes.pool import (
     _Pool,
     _wait_all,
 )
-from dispel4py.mappings.redis.keys import BLOCK_MS, GROUP, SOCKET_TIMEOUT_S, entries, lost_error
+from dispel4py.mappings.redis.keys import (
+    BLOCK_MS,
+    DRIVER_TTL_MS,
+    GROUP,
+    SOCKET_TIMEOUT_S,
+    entries,
+    lost_error,
+)
 from dispel4py.mappings.redis.queues import RedisQueues
 from dispel4py.mappings.redis.server import connect
 
@@ -46,8 +53,7 @@ _log = logging.getLogger("dispel4py.engine")
 
 _TICK_S = 0.1
 _TRIM_EVERY = 256  # reports read before the driver trims them from the server
-_ALIVE_EVERY_S = 1.0  # the driver's liveness key is renewed this often...
-_DRIVER_TTL_MS = 5000  # ...and expires this long after the driver is gone
+_ALIVE_EVERY_S = 1.0  # the driver's liveness key is renewed this often (it lasts DRIVER_TTL_MS)
 _QUIT_WAIT = 10.0
 _NOBODY_CAME_S = 3.0
 
@@ -83,7 +89,7 @@ class RedisRun:
         pipe.set(names.workers, self.local)
         for key in self.keys:
             pipe.expire(key, self.ttl_s)
-        pipe.set(names.driver, b"1", px=_DRIVER_TTL_MS)
+        pipe.set(names.driver, b"1", px=DRIVER_TTL_MS)
         pipe.execute()
         now = time.monotonic()
         self.next_alive, self.next_expire = now + _ALIVE_EVERY_S, now + self.ttl_s / 3
@@ -97,7 +103,7 @@ class RedisRun:
         if now < self.next_alive:
             return
         pipe = self.queues.client.pipeline(transaction=False)
-        pipe.set(self.queues.names.driver, b"1", px=_DRIVER_TTL_MS)
+        pipe.set(self.queues.names.driver, b"1", px=DRIVER_TTL_MS)
         if now >= self.next_expire:
             for key in self.keys:
                 pipe.expire(key, self.ttl_s)

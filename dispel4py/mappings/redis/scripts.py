@@ -14,10 +14,11 @@ Lua scripts rather than ``MULTI … EXEC`` because two steps must *decide* on th
   still owns them (``XPENDING`` for its consumer). A worker that stalled long enough
   for its task to be reclaimed and run elsewhere cannot add the outputs a second time.
 * ``REQUEUE`` gives a dead worker's tasks back: either every task pending for one consumer
-  (the driver, when it knows the worker is dead) or every task idle longer than the claim
-  time (``XAUTOCLAIM``, run by live workers). Each task is re-added with its delivery count
-  plus one and the old entry acknowledged and deleted; a task that reached the maximum
-  goes to the dead-letter stream instead.
+  (the driver, when it knows the worker is dead) or, run by live workers, every task idle
+  longer than the claim time *whose worker's liveness key* (``alive:<worker>``, kept by its
+  heartbeat process) *has expired*: a live worker's task is never taken, however long it
+  runs. Each task is re-added with its delivery count plus one and the old entry
+  acknowledged and deleted; a task that reached the maximum goes to the dead-letter stream instead.
 
 Counters (one hash per run): ``b<key>`` tasks queued and not taken, ``r<key>`` taken and not
 done. Entries are ``m`` (MAC), ``d`` (signed pickle) and, once redelivered, ``a`` (attempts).
@@ -112,6 +113,7 @@ return 1
 # Returns {requeued fields, dead-lettered fields}.
 REQUEUE = """
 local g, mode, who, idle, maxa = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local prefix = string.sub(KEYS[1], 1, -2)  -- the counters hash is d4py:<run>:n
 local moved, dead = {}, {}
 for i = 1, #KEYS - 2 do
   local s, f = KEYS[i + 2], ARGV[5 + i]
@@ -119,7 +121,9 @@ for i = 1, #KEYS - 2 do
   if mode == 'consumer' then
     for _, p in ipairs(redis.call('XPENDING', s, g, '-', '+', 1000, who)) do ids[#ids + 1] = p[1] end
   else
-    ids = redis.call('XAUTOCLAIM', s, g, who, idle, '0-0', 'COUNT', 100, 'JUSTID')[2]
+    for _, p in ipairs(redis.call('XPENDING', s, g, 'IDLE', idle, '-', '+', 100)) do
+      if redis.call('EXISTS', prefix .. 'alive:' .. string.sub(p[2], 2)) == 0 then ids[#ids + 1] = p[1] end
+    end
   end
   for _, id in ipairs(ids) do
     local e = redis.call('XRANGE', s, id, id)

@@ -1,0 +1,204 @@
+"""Liveness on the Redis mappings: heartbeats a busy PE cannot starve, workers that leave
+when their driver is gone whatever signal dispositions they inherited, and the signals
+that stop a ``dispel4py worker`` (Ctrl-C and SIGTERM alike).
+
+Real ``redis-server`` on a free loopback port, real driver and worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from _helpers import WORKFLOWS, WatchedRun, cli, run
+from redis_support import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.timeout(180)
+
+HOG = str(WORKFLOWS / "redis_hog.py")
+MARKS = str(WORKFLOWS / "redis_marks.py")
+
+
+def total_line(items: int) -> str:
+    return f"Outputs: {{'Total2': {{'total': [({items}, {sum(range(items))})]}}}}"
+
+
+def runs_of(folder: Path, kind: str) -> list[int]:
+    """The items of every finished (``hog``) or started (``start``) run of Hog, once per run."""
+    return sorted(int(p.name.split("-")[1]) for p in folder.glob(f"{kind}-*"))
+
+
+def hog_env(folder: Path, items: int, hog_s: float) -> dict[str, str]:
+    return {"D4PY_MARK_DIR": str(folder), "D4PY_HOG_ITEMS": str(items), "D4PY_HOG_S": str(hog_s)}
+
+
+def driver(tmp_path: Path, url: str, *args: str, env: dict[str, str]) -> WatchedRun:
+    return WatchedRun(tmp_path / "run", cli("dyn_redis", HOG, "--redis-url", url, *args), env=env)
+
+
+def worker_process(url: str, key_file: Path, *extra: str, env: dict[str, str], **popen) -> subprocess.Popen:
+    return subprocess.Popen(
+        cli("worker", "--redis-url", url, "--key-file", str(key_file), "--wait", "30", *extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+        **popen,
+    )
+
+
+# -- heartbeats a busy PE cannot starve (issue 15, defect 4) --------------------------------
+@pytest.mark.parametrize("workers", [2, 8])
+def test_a_pe_holding_the_gil_longer_than_the_claim_time_keeps_its_task(
+    workers: int, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Each Hog call holds the GIL for 2.5 x --claim-idle-ms (1000, the floor) in one C call;
+    with 8 workers on this machine's 2 cores the heartbeats also compete for the CPU. A
+    live worker's task must never be reclaimed: every item runs exactly once, and no
+    commit is refused."""
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    items = 6
+    args = ("-n", str(workers), "--claim-idle-ms", "1000", "--batch-size", "1")
+    done = run(
+        cli("dyn_redis", HOG, *args, "--redis-url", redis_server.url),
+        env=hog_env(folder, items, 2.5),
+        timeout=150,
+    )
+    assert done.returncode == 0, done.stderr
+    assert total_line(items) in done.stdout, done.stdout
+    assert runs_of(folder, "start") == list(range(items)), "a task was taken from a live worker and run again"
+    assert "was given to another worker" not in done.stderr, done.stderr
+    assert redis_server.run_keys() == []
+
+
+def test_a_joined_worker_holding_the_gil_keeps_its_task(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The same for a worker from another host (its liveness key, not its tasks' idle time,
+    decides): the driver runs no worker, the joined worker runs everything."""
+    folder, key = tmp_path / "marks", tmp_path / "run.key"
+    folder.mkdir()
+    key.write_text("the key of the two hosts\n")
+    env = hog_env(folder, 3, 2.5)
+    args = ("-n", "0", "--claim-idle-ms", "1000", "--batch-size", "1", "--key-file", str(key), "--run", "hog")
+    watched = driver(tmp_path, redis_server.url, *args, env=env)
+    joiner = worker_process(redis_server.url, key, "--run", "hog", env=env)
+    try:
+        watched.watch_until_exit(within=120)
+        _, err = joiner.communicate(timeout=30)
+    finally:
+        joiner.kill()
+        watched.kill_leftovers()
+    assert watched.process.returncode == 0, watched.stderr()
+    assert total_line(3) in watched.stdout()
+    assert runs_of(folder, "start") == [0, 1, 2]
+    assert joiner.returncode == 0, err
+    assert "is gone" not in watched.stderr(), watched.stderr()
+
+
+def test_the_claim_time_has_a_floor_that_a_loaded_machine_cannot_starve(redis_server: RedisServer) -> None:
+    done = run(cli("dyn_redis", MARKS, "--claim-idle-ms", "100", "--redis-url", redis_server.url))
+    assert done.returncode == 2
+    assert "--claim-idle-ms must be at least 1000 (got 100)" in done.stderr
+
+
+# -- a worker whose driver is gone (issue 15, defect 6) ------------------------------------
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell does to `cmd &` in a script
+
+
+@pytest.mark.parametrize("stuck", [False, True], ids=["between-tasks", "in-an-endless-gil-call"])
+def test_a_background_worker_leaves_when_its_driver_is_killed(
+    stuck: bool, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """``dispel4py worker … &`` (SIGINT ignored): SIGKILL of the driver makes it leave within
+    the promised time with exit 1 and one line — even while a PE holds the GIL in a call
+    that would last for hours (then it is killed, and its heartbeat process says why)."""
+    folder, key = tmp_path / "marks", tmp_path / "run.key"
+    folder.mkdir()
+    env = {**hog_env(folder, 200, 0.05), "D4PY_HOG_SPIN": str(10**12 if stuck else 0)}
+    run_id = f"orphan-{os.getpid()}-{stuck:d}"
+    args = ("-n", "0", "--key-file", str(key), "--run", run_id, "--batch-size", "1")
+    key.write_text("the key of the two hosts\n")
+    watched = driver(tmp_path, redis_server.url, *args, env=env)
+    joiner = worker_process(redis_server.url, key, "--run", run_id, env=env, preexec_fn=_ignore_sigint)
+    try:
+        watched.wait_until(lambda: runs_of(folder, "start"), "the joined worker's first task", within=60)
+        watched.process.kill()
+        killed = time.monotonic()
+        _, err = joiner.communicate(timeout=60)
+        took = time.monotonic() - killed
+    finally:
+        joiner.kill()
+        watched.kill_leftovers()
+    assert f"the driver of run {run_id} is gone" in err, err
+    assert "has ended" not in err, err
+    if not stuck:
+        assert joiner.returncode == 1, err
+        assert err.count("error:") == 1, err
+    else:
+        assert joiner.returncode == -signal.SIGKILL, err
+        assert "did not stop within 5 s" in err, err
+    # the driver's liveness key lasts 5 s, a beat is 1 s, the grace 5 s: 11 s, and a margin
+    assert took < 30, took
+    assert "Traceback" not in err, err
+
+
+# -- Ctrl-C and SIGTERM to a worker (issue 16, point 5) ----------------------------------------
+@pytest.mark.parametrize(
+    ("sig", "reason"), [(signal.SIGINT, "interrupted (SIGINT)"), (signal.SIGTERM, "terminated (SIGTERM)")]
+)
+def test_ctrl_c_and_sigterm_make_a_worker_leave_alike(
+    sig: int, reason: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    folder, key = tmp_path / "marks", tmp_path / "run.key"
+    folder.mkdir()
+    key.write_text("the key of the two hosts\n")
+    env = hog_env(folder, 40, 0.1)
+    args = ("-n", "1", "--key-file", str(key), "--run", "signals", "--batch-size", "1")
+    watched = driver(tmp_path, redis_server.url, *args, env=env)
+    joiner = worker_process(redis_server.url, key, "--run", "signals", env=env)
+    try:
+        watched.wait_until(
+            lambda: len({p.name.split("-")[2] for p in folder.glob("start-*")}) > 1, "2 workers"
+        )
+        joiner.send_signal(sig)
+        _, err = joiner.communicate(timeout=30)
+        watched.watch_until_exit(within=120)
+    finally:
+        joiner.kill()
+        watched.kill_leftovers()
+    assert joiner.returncode == 0, err
+    assert f"worker 1 left run signals ({reason}); its tasks go back to the queue" in err, err
+    assert watched.process.returncode == 0, watched.stderr()
+    assert total_line(40) in watched.stdout()
+
+
+@pytest.mark.parametrize(
+    ("sig", "reason"), [(signal.SIGINT, "interrupted (SIGINT)"), (signal.SIGTERM, "terminated (SIGTERM)")]
+)
+def test_ctrl_c_and_sigterm_before_a_run_starts_are_alike(
+    sig: int, reason: str, redis_server: RedisServer
+) -> None:
+    waiting = subprocess.Popen(
+        cli("worker", "--redis-url", redis_server.url, "--wait", "60"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DISPEL4PY_KEY": "k" * 32, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        with redis_server.client() as c:  # it is looking for a run: its handlers are in place
+            deadline = time.monotonic() + 60
+            while not any(k.get("name") == "dispel4py-worker-join" for k in c.client_list()):
+                assert time.monotonic() < deadline and waiting.poll() is None, "the worker never connected"
+                time.sleep(0.05)
+        waiting.send_signal(sig)
+        _, err = waiting.communicate(timeout=30)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, err
+    assert f"dispel4py worker: {reason} before joining a run" in err, err
