@@ -202,3 +202,86 @@ def test_ctrl_c_and_sigterm_before_a_run_starts_are_alike(
         waiting.kill()
     assert waiting.returncode == 0, err
     assert f"dispel4py worker: {reason} before joining a run" in err, err
+
+
+# -- Redis flushed, paused or out of reach (issue 15, defect 9) ---------------------------------
+SLOW = str(WORKFLOWS / "dyn_slow.py")
+SLOW_ENV = {"D4PY_SLOW_ITEMS": "300", "D4PY_SLOW_S": "0.05"}
+
+
+def one_clean_error(err: str) -> None:
+    assert err.count("dispel4py: error:") == 1, err
+    assert "Traceback" not in err and " failed in " not in err, err
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3])
+def test_a_flushed_server_is_reported_as_the_runs_queues_gone_never_as_a_pe_failure(
+    attempt: int, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """FLUSHALL while the source is writing under backpressure (batch size 1): the error is
+    the transport's, whichever process meets it first, and no replay file is written."""
+    args = ("-n", "2", "--batch-size", "1", "--redis-url", redis_server.url)
+    command = cli("dyn_redis", SLOW, *args)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **SLOW_ENV},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(k.endswith(":q:Sleepy1:0") for k in redis_server.run_keys()):
+            assert time.monotonic() < deadline and process.poll() is None, "the run never started"
+            time.sleep(0.05)
+        time.sleep(0.5 * attempt)  # different moments of the run
+        with redis_server.client() as c:
+            c.flushall()
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 1, err
+    one_clean_error(err)
+    assert f"the run's queues are gone from Redis at 127.0.0.1:{redis_server.port}" in err, err
+    assert not (tmp_path / ".dispel4py").exists(), "a replay file for a transport failure"
+
+
+@pytest.mark.parametrize("how", ["client-pause", "sigstop"])
+def test_a_paused_server_is_noticed_within_the_socket_timeout(how: str, tmp_path: Path) -> None:
+    """CLIENT PAUSE, or SIGSTOP of redis-server: the run ends with one line saying that the
+    server did not answer within 3 s (docs/redis.md), long before the 60 s pause ends."""
+    server = RedisServer()
+    env = {"D4PY_SLOW_ITEMS": "40", "D4PY_SLOW_S": "0.5"}
+    watched = WatchedRun(tmp_path, cli("dyn_redis", SLOW, "-n", "2", "--redis-url", server.url), env=env)
+    try:
+        watched.wait_until(lambda: server.run_keys(), "the run's keys")
+        if how == "sigstop":
+            server.process.send_signal(signal.SIGSTOP)
+        else:
+            with server.client() as c:
+                c.execute_command("CLIENT", "PAUSE", "60000", "ALL")
+        paused = time.monotonic()
+        watched.watch_until_exit(within=60)
+        took = time.monotonic() - paused
+        err = watched.stderr()
+        assert watched.process.returncode == 1, err
+        one_clean_error(err)
+        assert f"Redis at 127.0.0.1:{server.port} did not answer within 3 s" in err, err
+        assert took < 30, took  # 3 s to notice, up to 2 x 3 s to try to delete the keys, and a margin
+        print(f"{how}: the run ended {took:.1f} s after the pause:\n{err}")
+        assert watched.leftover_processes(within=5) == []
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
+        watched.kill_leftovers()
+        server.close()
+
+
+def test_no_local_worker_on_the_private_server_is_a_usage_error(tmp_path: Path) -> None:
+    """``-n 0`` without a server: nobody could ever join (random password), so it is refused
+    at once instead of waiting forever."""
+    done = run(cli("dyn_redis", MARKS, "-n", "0"), env={"REDIS_HOST": "", "REDIS_PORT": ""}, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "-n 0 runs no local worker" in done.stderr and "--redis-url" in done.stderr
+    assert done.stderr.count("dispel4py: error:") == 1 and "Traceback" not in done.stderr

@@ -184,6 +184,12 @@ class DynRedisMapping(DynMultiMapping):
         except (OSError, ValueError) as exc:
             raise UsageError(f"--key-file: {exc}") from exc
         target = resolve_target(self.options)
+        if target is None and self.local_workers() == 0:
+            raise UsageError(
+                "-n 0 runs no local worker, and no worker can join the private Redis server the run "
+                "would start (its password is random and it lives only as long as the run): name a "
+                "server that the workers reach with --redis-url and share a --key-file, or use -n 1 or more"
+            )
         with contextlib.ExitStack() as stack:
             leftovers: list[str] = []
             if target is None:

@@ -47,7 +47,13 @@ from dispel4py.engine.plan import Plan
 from dispel4py.mappings.base import ResultBuffer
 from dispel4py.mappings.processes.channels import Channels, live_sender
 from dispel4py.mappings.redis.heartbeat import Heartbeat
-from dispel4py.mappings.redis.keys import GROUP, SOCKET_TIMEOUT_S, RunNames, lost_error
+from dispel4py.mappings.redis.keys import (
+    GROUP,
+    SOCKET_TIMEOUT_S,
+    RunNames,
+    lost_error,
+    redis_failures_are_transport_errors,
+)
 from dispel4py.mappings.redis.scripts import COMMIT, GIVE_BACK, REQUEUE, TAKE
 from dispel4py.mappings.redis.server import RedisTarget, connect
 from dispel4py.mappings.redis.take import Taking, _Frame
@@ -154,6 +160,7 @@ class RedisQueues(Taking, Channels):
     def control_key(self, worker: int) -> int:
         return self.instances + worker
 
+    @redis_failures_are_transport_errors
     def put(self, key: int, task: Any) -> None:
         mac, data = self.signer.dumps(self._scope(key), task)
         top = self.frames[-1] if self.frames else None
@@ -172,6 +179,7 @@ class RedisQueues(Taking, Channels):
         if self.worker < 0 or len(self.pending) >= _PENDING_PUTS or self.pending_bytes >= _PENDING_BYTES:
             self._send_pending()
 
+    @redis_failures_are_transport_errors
     def backlog(self, key: int) -> int:
         if time.monotonic() - self.counted_at > _STALE_S:
             self._send_pending()
@@ -183,6 +191,7 @@ class RedisQueues(Taking, Channels):
     def running(self, key: int) -> int:
         return self.counts.get(b"r%d" % key, 0)
 
+    @redis_failures_are_transport_errors
     def total_backlog(self) -> int:
         self._send_pending()
         return sum(max(0, self.counts.get(b"b%d" % k, 0)) for k in range(self.instances))
@@ -196,6 +205,7 @@ class RedisQueues(Taking, Channels):
         pipe.hgetall(self.names.counters)
         self._counted(self._execute(pipe)[-1])
 
+    @redis_failures_are_transport_errors
     def flush(self) -> None:
         """Send the commits and pinned puts not sent yet."""
         if self.commits or self.pending or self.acks:
@@ -320,6 +330,7 @@ class RedisQueues(Taking, Channels):
         if self.client is not None:
             self.client.close()
 
+    @redis_failures_are_transport_errors
     def retry_or_give_up(self, key: int, task: Any, error: Any) -> None:
         """``--on-error dead-letter``: a shared task raised (its outputs are dropped with its
         frame). Split it into one task per item, or retry it, or give it up."""
@@ -341,6 +352,7 @@ class RedisQueues(Taking, Channels):
     def running_now(self, key: int) -> None:
         """Nothing to do: the frames say what runs (the driver learns it from the queues)."""
 
+    @redis_failures_are_transport_errors
     def task_done(self, key: int, report: Any) -> None:
         """The commit goes with the next round trip (the next take, as a rule): one round
         trip per task. A worker that dies before it is sent has committed nothing."""
@@ -359,6 +371,7 @@ class RedisQueues(Taking, Channels):
         created = {**created, pe_id: created.get(pe_id, 0) - extra}
         return kind, (worker, pe_id, created, items, busy)
 
+    @redis_failures_are_transport_errors
     def report(self, message: Any) -> None:
         sealed = self.signer.dumps(self.reports_scope, (self.worker, message))
         top = self.frames[-1] if self.frames else None

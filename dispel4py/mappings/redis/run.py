@@ -120,7 +120,9 @@ class RedisRun:
         try:
             try:
                 client.delete(names.info)  # first: a worker joining now finds the run over
-            except Exception:  # a connection the server closed (it restarted?): one more try
+            except Exception as exc:  # a connection the server closed (it restarted?): one more try
+                if "Timeout" in type(exc).__name__:  # not a paused server: that would wait again
+                    raise
                 client.connection_pool.disconnect()
                 client.delete(names.info)
             client.delete(*self.keys)

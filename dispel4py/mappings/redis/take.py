@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dispel4py.dynamic.signing import Forged, Signer
-from dispel4py.mappings.redis.keys import BLOCK_MS, GROUP, RunNames, entries
+from dispel4py.mappings.redis.keys import (
+    BLOCK_MS,
+    GROUP,
+    RunNames,
+    entries,
+    redis_failures_are_transport_errors,
+)
 
 __all__ = ["Taking"]
 
@@ -51,6 +57,7 @@ class Taking:
     merge: dict[int, int]
     acks: list[tuple[str, bytes]]
     claim_idle_ms: int
+    target: Any
     next_reclaim: float
     take_sha: str
     give_back_sha: str
@@ -76,6 +83,7 @@ class Taking:
         self, consumer: str | None, streams: Sequence[int] | None = None
     ) -> tuple[list[int], list[int]]: ...
 
+    @redis_failures_are_transport_errors
     def take(self, keys: Sequence[int], timeout: float | None) -> tuple[int, Any] | None:
         """The first of ``keys`` with a task (``TAKE``); with none, wait in a blocking
         ``XREADGROUP``, which hands a new task to one waiting worker only (no herd)."""
