@@ -35,6 +35,16 @@ __all__ = ["Heartbeat", "GRACE_S"]
 GRACE_S = 5.0  # a worker told that its driver is gone is killed if it is still there after this
 _STOPPED = ("T", "t")  # /proc/<pid>/stat states of a stopped or traced process
 
+# KEYS: the worker's liveness key, the run's info, the driver's liveness key (or info again)
+# ARGV: ttl ms, 1 if the worker is stopped. Renews the key while the run exists (never makes
+# one for a run that is over); returns whether the driver is there.
+_BEAT = """
+if ARGV[2] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return redis.call('EXISTS', KEYS[3])
+"""
+
 
 class Heartbeat:
     """``start()`` in the worker before any thread; ``stop()`` when the worker leaves."""
@@ -45,11 +55,12 @@ class Heartbeat:
         alive_key: str,
         ttl_ms: int,
         *,
+        info_key: str,
         driver_key: str | None = None,
         run_id: str = "",
     ) -> None:
         self.target, self.alive_key, self.ttl_ms = target, alive_key, ttl_ms
-        self.driver_key, self.run_id = driver_key, run_id
+        self.info_key, self.driver_key, self.run_id = info_key, driver_key, run_id
         self.pid = 0
         self._stop_w = self._gone_r = -1
 
@@ -106,32 +117,31 @@ class _Beating:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides; it stops us
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         client = connect(self.beat.target, socket_timeout=max(2.0, self.every_s), name="dispel4py-heartbeat")
-        while self._worker_there():
-            try:
-                if self._driver_gone(client):
-                    self._tell_worker()
-                    return 0
-            except Exception:  # the server is away: the worker meets it and says so (no log
-                pass  # here: the worker's log handler writes to its driver's pipe)
-            ready, _, _ = select.select([self.stop_r], [], [], self.every_s)
-            if ready:
-                break
-        with contextlib.suppress(Exception):  # the worker left: its tasks may be reclaimed now
-            client.delete(self.beat.alive_key)
+        try:
+            while self._worker_there():
+                try:
+                    if self._driver_gone(client):
+                        self._tell_worker()
+                        return 0
+                except Exception:  # the server is away: the worker meets it and says so (no log
+                    pass  # here: the worker's log handler writes to its driver's pipe)
+                if select.select([self.stop_r], [], [], self.every_s)[0]:
+                    break
+        finally:
+            with contextlib.suppress(Exception):  # the worker left: its tasks may be reclaimed now
+                client.delete(self.beat.alive_key)
         return 0
 
     def _worker_there(self) -> bool:
         return os.getppid() == self.worker
 
     def _driver_gone(self, client: Any) -> bool:
-        """Beat (unless the worker is stopped); whether the driver's liveness key is gone."""
-        pipe = client.pipeline(transaction=False)
-        if _state(self.worker) not in _STOPPED:
-            pipe.set(self.beat.alive_key, b"1", px=self.beat.ttl_ms)
-        if self.beat.driver_key:
-            pipe.exists(self.beat.driver_key)
-        done = pipe.execute()
-        return bool(self.beat.driver_key) and not done[-1]
+        """Beat (unless the worker is stopped, or the run is over); whether the driver's
+        liveness key is gone."""
+        stopped = _state(self.worker) in _STOPPED
+        keys = [self.beat.alive_key, self.beat.info_key, self.beat.driver_key or self.beat.info_key]
+        there = client.eval(_BEAT, 3, *keys, self.beat.ttl_ms, int(stopped))
+        return self.beat.driver_key is not None and not there
 
     def _tell_worker(self) -> None:
         os.write(self.gone_w, b"g")

@@ -217,7 +217,7 @@ class RedisQueues(Taking, Channels):
         for _, args in self.commits:
             pipe.evalsha(self.commit_sha, *args)
         for key, mac, data in self.pending:
-            pipe.xadd(self.names.stream(key), {"m": mac, "d": data})
+            pipe.xadd(self.names.stream(key), {"m": mac, "d": data}, nomkstream=True)
         for key, n in self.unsent.items():
             pipe.hincrby(self.names.counters, f"b{key}", n)
         for stream, entry_id in self.acks:
@@ -319,6 +319,7 @@ class RedisQueues(Taking, Channels):
             self.target,
             self.names.alive(worker),
             self.claim_idle_ms,
+            info_key=self.names.info,
             driver_key=self.names.driver if remote else None,
             run_id=self.names.run_id,
         )
@@ -384,7 +385,8 @@ class RedisQueues(Taking, Channels):
     def send_now(self, message: Any) -> None:
         """A report that is not part of any task (logs, errors, hello/bye); any thread."""
         mac, data = self.signer.dumps(self.reports_scope, (self.worker, message))
-        self.client.xadd(self.names.reports, {"m": mac, "d": data})
+        # NOMKSTREAM: a worker that speaks after the driver deleted the run leaves no key behind
+        self.client.xadd(self.names.reports, {"m": mac, "d": data}, nomkstream=True)
 
     def _commit(self, frame: _Frame | None, reports: list[tuple[bytes, bytes]]) -> None:
         """Queue the atomic step of the puts (the frame's and the pending pinned ones), the
