@@ -285,3 +285,29 @@ def test_no_local_worker_on_the_private_server_is_a_usage_error(tmp_path: Path) 
     assert done.returncode == 2, done.stderr
     assert "-n 0 runs no local worker" in done.stderr and "--redis-url" in done.stderr
     assert done.stderr.count("dispel4py: error:") == 1 and "Traceback" not in done.stderr
+
+
+def test_a_worker_whose_heartbeat_process_died_stops_with_a_clear_error(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Without its heartbeat process a worker looks dead to the others, who would take every
+    task it runs: it stops instead, and says why."""
+    import psutil
+
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    env = hog_env(folder, 200, 0.05)
+    watched = driver(tmp_path, redis_server.url, "-n", "2", "--batch-size", "1", env=env)
+    try:
+        watched.wait_until(lambda: runs_of(folder, "start"), "a first task")
+        workers = psutil.Process(watched.process.pid).children()
+        beating = [c for w in workers for c in w.children()]
+        assert beating, "no heartbeat process"
+        beating[0].kill()
+        watched.watch_until_exit(within=60)
+    finally:
+        watched.kill_leftovers()
+    err = watched.stderr()
+    assert watched.process.returncode == 1, err
+    one_clean_error(err)
+    assert f"the heartbeat process (pid {beating[0].pid})" in err and "ended (signal 9)" in err, err

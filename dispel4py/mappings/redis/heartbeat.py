@@ -28,6 +28,7 @@ import sys
 import time
 from typing import Any
 
+from dispel4py.errors import TransportError
 from dispel4py.mappings.redis.server import RedisTarget, connect
 
 __all__ = ["Heartbeat", "GRACE_S"]
@@ -95,6 +96,22 @@ class Heartbeat:
         except BlockingIOError:
             return False
 
+    def check(self) -> None:
+        """Raise if the heartbeat process has died (killed by hand, the OOM killer): this
+        worker would look dead to the others, who would take every task it runs."""
+        if not self.pid:
+            return
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, 0
+        if pid:
+            self.pid = 0
+            raise TransportError(
+                f"the heartbeat process (pid {pid}) of the worker with pid {os.getpid()} ended "
+                f"({_how(status)}); without it the worker looks dead to the others, so it stops"
+            )
+
     def stop(self) -> None:
         """End the heartbeat process (it deletes the liveness key) and reap it."""
         if not self.pid:
@@ -158,6 +175,12 @@ class _Beating:
         sys.stderr.flush()
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.worker, signal.SIGKILL)
+
+
+def _how(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
 def _state(pid: int) -> str:

@@ -57,6 +57,7 @@ class Taking:
     merge: dict[int, int]
     acks: list[tuple[str, bytes]]
     claim_idle_ms: int
+    heart: Any
     target: Any
     next_reclaim: float
     take_sha: str
@@ -219,6 +220,8 @@ class Taking:
 
     def _reclaim(self) -> None:
         self.next_reclaim = time.monotonic() + self.claim_idle_ms / 2000
+        if self.heart is not None:
+            self.heart.check()
         moved, dead = self.requeue(None)
         if moved:
             _log.info(
