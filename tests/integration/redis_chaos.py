@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import dispel4py.mappings._redis_queues as redis_queues
+import dispel4py.mappings.redis.queues as redis_queues
 import protocol_stress
 
 import dispel4py
@@ -70,7 +70,7 @@ def drive(args: argparse.Namespace) -> int:
 
 
 def join(argv: list[str]) -> int:
-    from dispel4py import worker_cli
+    from dispel4py.cli import worker as worker_cli
 
     lower_the_spill_limit()
     return worker_cli.main(argv)
