@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import dispel4py.mappings.redis.queues as redis_queues
 import protocol_stress
 
 import dispel4py
+import dispel4py.mappings.redis.queues as redis_queues
 from dispel4py.errors import Dispel4PyError
 
 SPILL_BYTES = 4096  # a shared task that writes more than this sends it early
