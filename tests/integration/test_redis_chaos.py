@@ -136,7 +136,9 @@ class Case:
             pytest.fail(
                 f"HANG: the driver still ran after {CASE_TIMEOUT_S} s, {self.describe()}{self.logs()}"
             )
-        for joined in self.joined:
+        for n, joined in enumerate(self.joined):
+            if "joined run" not in (self.folder / f"worker{n}.err").read_text():
+                joined.terminate()  # still waiting (--wait) for a run that came and went
             try:
                 joined.wait(timeout=60)  # they leave at the end of the run, or when told to
             except subprocess.TimeoutExpired:
