@@ -161,6 +161,8 @@ class _Beating:
         return self.beat.driver_key is not None and not there
 
     def _tell_worker(self) -> None:
+        if select.select([self.stop_r], [], [], 0)[0]:  # the worker is leaving anyway (the run ended)
+            return
         os.write(self.gone_w, b"g")
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.worker, signal.SIGTERM)

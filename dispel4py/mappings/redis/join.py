@@ -169,6 +169,9 @@ def _serve(target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: by
         _log.info("worker %d left run %s (%s); its tasks go back to the queue", worker, run_id, exc)
         return 0
     except Dispel4PyError as exc:
+        if isinstance(exc, TransportError) and queues.run_ended():  # deleted as this worker read
+            _log.info("run %s has ended", run_id)
+            return 0
         queues.send_now(("error", exc))
         raise
     except Exception as exc:
