@@ -4,10 +4,9 @@ Each case (its seed printed; ``D4PY_CHAOS_SEED`` and ``D4PY_CHAOS_CASES`` replay
 is one of ``protocol_stress.py``'s random graphs, run on a random Redis mapping by a driver
 with 1-3 local workers and 0-2 workers that join (``dispel4py worker``), with the spill limit
 of shared tasks lowered to 4 KB (``redis_chaos.py``) so that many tasks send outputs before
-their commit. While it runs, up to three random blows (0.1-1.5 s apart): SIGKILL of a
-joined worker,
-SIGSTOP-then-SIGCONT (0.5-3 s later) of a local or joined worker, or SIGKILL of a local
-worker. Every case must end, without help, in one of:
+their commit. Once the run has started, up to three random blows 0.05-0.8 s apart: SIGKILL
+of a joined worker, SIGSTOP-then-SIGCONT (0.5-3 s later) of a local or joined worker, or
+SIGKILL of a local worker. Every case must end, without help, in one of:
 
 * the outputs of ``simple``, as multisets (``EXACT``);
 * one clear error, and only when a local worker was SIGKILLed: it hosted pinned instances,
@@ -96,9 +95,15 @@ class Case:
             return []
 
     def deal_blows(self) -> None:
-        """Up to three blows at random moments while the driver runs."""
-        for _ in range(self.rng.randint(0, 3)):
-            deadline = time.monotonic() + self.rng.uniform(0.1, 1.5)
+        """Up to three blows at random moments once the run has started (its local workers
+        are there), while the driver runs."""
+        count = self.rng.choice((0, 1, 1, 2, 2, 3))
+        while count and not self.locals_now():
+            if self.driver.poll() is not None:
+                return
+            time.sleep(0.02)
+        for _ in range(count):
+            deadline = time.monotonic() + self.rng.uniform(0.05, 0.8)
             while time.monotonic() < deadline:
                 if self.driver.poll() is not None:
                     return

@@ -224,7 +224,8 @@ def test_a_remote_worker_stopped_by_sigterm_leaves_and_the_run_goes_on(
 def test_a_live_worker_reclaims_an_idle_task_and_the_old_owner_cannot_commit(
     redis_server: RedisServer,
 ) -> None:
-    """XAUTOCLAIM: the mechanism itself, on two queue objects of one run."""
+    """Reclaim of an idle task whose worker has no liveness key: the mechanism itself, on two
+    queue objects of one run."""
     from dispel4py.dynamic.layout import dynamic_place
     from dispel4py.dynamic.signing import Signer, new_key
     from dispel4py.engine.plan import make_plan
