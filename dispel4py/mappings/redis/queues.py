@@ -189,7 +189,7 @@ class RedisQueues(Taking, Channels):
         return self.counts.get(b"b%d" % key, 0) + self.unsent[key]
 
     def running(self, key: int) -> int:
-        return self.counts.get(b"r%d" % key, 0)
+        return max(0, self.counts.get(b"r%d" % key, 0))
 
     @redis_failures_are_transport_errors
     def total_backlog(self) -> int:

@@ -26,7 +26,7 @@ done. Entries are ``m`` (MAC), ``d`` (signed pickle) and, once redelivered, ``a`
 
 from __future__ import annotations
 
-__all__ = ["TAKE", "COMMIT", "REQUEUE", "REGISTER", "GIVE_BACK"]
+__all__ = ["TAKE", "COMMIT", "REQUEUE", "REGISTER", "GIVE_BACK", "ADOPT"]
 
 # KEYS: counters, stream 1..n
 # ARGV: group, consumer, field 1..n ('' for a control stream), then how many tasks 1..n
@@ -117,19 +117,27 @@ local prefix = string.sub(KEYS[1], 1, -2)  -- the counters hash is d4py:<run>:n
 local moved, dead = {}, {}
 for i = 1, #KEYS - 2 do
   local s, f = KEYS[i + 2], ARGV[5 + i]
-  local ids = {}
+  local ids = {}  -- {id, owner}; an owner ending in ':b' had not counted the task as running
   if mode == 'consumer' then
-    for _, p in ipairs(redis.call('XPENDING', s, g, '-', '+', 1000, who)) do ids[#ids + 1] = p[1] end
+    for _, c in ipairs({who, who .. ':b'}) do
+      for _, p in ipairs(redis.call('XPENDING', s, g, '-', '+', 1000, c)) do ids[#ids + 1] = {p[1], c} end
+    end
   else
     for _, p in ipairs(redis.call('XPENDING', s, g, 'IDLE', idle, '-', '+', 100)) do
-      if redis.call('EXISTS', prefix .. 'alive:' .. string.sub(p[2], 2)) == 0 then ids[#ids + 1] = p[1] end
+      local w = string.match(p[2], '^w(%d+)')
+      if not w or redis.call('EXISTS', prefix .. 'alive:' .. w) == 0 then ids[#ids + 1] = {p[1], p[2]} end
     end
   end
-  for _, id in ipairs(ids) do
+  for _, pair in ipairs(ids) do
+    local id = pair[1]
     local e = redis.call('XRANGE', s, id, id)
     redis.call('XACK', s, g, id)
     redis.call('XDEL', s, id)
-    redis.call('HINCRBY', KEYS[1], 'r' .. f, -1)
+    if string.sub(pair[2], -2) == ':b' then
+      redis.call('HINCRBY', KEYS[1], 'b' .. f, -1)
+    else
+      redis.call('HINCRBY', KEYS[1], 'r' .. f, -1)
+    end
     if #e > 0 then
       local fields, m, d, att = e[1][2], '', '', 0
       for j = 1, #fields, 2 do
@@ -165,6 +173,32 @@ end
 redis.call('EXPIRE', ctl, ARGV[3])
 redis.call('SET', ARGV[1] .. 'alive:' .. w, '1', 'PX', ARGV[4])
 return w
+"""
+
+# KEYS: counters, stream   ARGV: group, consumer, field, entry id, 1 to keep it (0: give it back)
+# An entry a blocking XREADGROUP handed to consumer '<c>:b' (not counted as taken yet): kept,
+# it moves to consumer <c> and from queued to running in one step; else it goes back to the
+# end of its queue, still counted as queued. 0 if it is no longer '<c>:b''s. A worker killed
+# between its blocking read and this step leaves its task under '<c>:b', which REQUEUE
+# gives back without touching the running count.
+ADOPT = """
+local g, c, f, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if #redis.call('XPENDING', KEYS[2], g, id, id, 1, c .. ':b') == 0 then return 0 end
+if ARGV[5] == '1' then
+  redis.call('XCLAIM', KEYS[2], g, c, 0, id, 'JUSTID')
+  redis.call('HINCRBY', KEYS[1], 'b' .. f, -1)
+  redis.call('HINCRBY', KEYS[1], 'r' .. f, 1)
+  return 1
+end
+local e = redis.call('XRANGE', KEYS[2], id, id)
+redis.call('XACK', KEYS[2], g, id)
+redis.call('XDEL', KEYS[2], id)
+if #e > 0 then
+  redis.call('XADD', KEYS[2], '*', unpack(e[1][2]))
+else
+  redis.call('HINCRBY', KEYS[1], 'b' .. f, -1)
+end
+return 1
 """
 
 # KEYS: counters, stream   ARGV: group, consumer, field, entry id

@@ -25,6 +25,7 @@ from dispel4py.mappings.redis.keys import (
     entries,
     redis_failures_are_transport_errors,
 )
+from dispel4py.mappings.redis.scripts import ADOPT
 
 __all__ = ["Taking"]
 
@@ -105,7 +106,9 @@ class Taking:
             wait_ms = BLOCK_MS if left is None else max(1, min(BLOCK_MS, int(left * 1000)))
             wait_ms = min(wait_ms, max(1, self.claim_idle_ms // 2))
             wanted = dict.fromkeys(streams, ">")
-            reply = self.client.xreadgroup(GROUP, self.consumer, wanted, count=1, block=wait_ms)
+            # as '<consumer>:b' until ADOPT counts the task as running: a worker killed in
+            # between leaves a task that REQUEUE knows is still counted as queued
+            reply = self.client.xreadgroup(GROUP, self.consumer + ":b", wanted, count=1, block=wait_ms)
             got = self._taken_blocking(keys, streams, reply)
             if got is not None:
                 return got
@@ -197,14 +200,12 @@ class Taking:
             if key >= self.instances:  # a command: acknowledged with the next round trip
                 self.acks.append((stream, entry_id))
                 continue
-            pipe.hincrby(self.names.counters, b"b" + self.fields[key], -1)
-            pipe.hincrby(self.names.counters, b"r" + self.fields[key], 1)
-            if n:
-                args = (2, self.names.counters, stream, GROUP, self.consumer, self.fields[key], entry_id)
-                pipe.evalsha(self.give_back_sha, *args)
-        if len(pipe):
-            pipe.execute()
+            args = (GROUP, self.consumer, self.fields[key], entry_id, int(n == 0))
+            pipe.eval(ADOPT, 2, self.names.counters, stream, *args)
+        adopted = pipe.execute() if len(pipe) else []
         stream, entry_id, values = found[0]
+        if key_of[stream] < self.instances and not adopted[0]:
+            return None  # given back meanwhile (this worker looked dead): look again
         return self._open(key_of[stream], entry_id, values)
 
     def _drop(self, key: int, entry_id: bytes, why: str) -> None:
