@@ -311,3 +311,46 @@ def test_a_worker_whose_heartbeat_process_died_stops_with_a_clear_error(
     assert watched.process.returncode == 1, err
     one_clean_error(err)
     assert f"the heartbeat process (pid {beating[0].pid})" in err and "ended (signal 9)" in err, err
+
+
+def test_a_worker_killed_between_a_blocking_read_and_counting_its_task_leaves_counts_right(
+    redis_server: RedisServer,
+) -> None:
+    """A blocking XREADGROUP hands a task over before the worker can count it as running (a
+    script cannot block): a worker killed in between must leave the counters as they were.
+    Found by the chaos soak (a running count of -1, then ZeroDivisionError in the scheduler)."""
+    import pickle
+
+    from dispel4py.dynamic.layout import dynamic_place
+    from dispel4py.dynamic.signing import Signer, new_key
+    from dispel4py.engine.loading import load_workflow
+    from dispel4py.engine.plan import make_plan
+    from dispel4py.mappings.redis.queues import RedisQueues, RunNames
+    from dispel4py.mappings.redis.run import RedisRun
+    from dispel4py.mappings.redis.server import target_from_url
+
+    plan = make_plan(load_workflow(MARKS), None, 2, place_fn=dynamic_place)
+    shared = next(k for k, w in enumerate(plan.placement.worker_of) if w < 0)
+    names = RunNames(f"adopt-{os.getpid()}", plan)
+    driver = RedisQueues(
+        plan, target_from_url(redis_server.url), names, Signer(new_key()), claim_idle_ms=1000
+    )
+    driver.open_client("test-driver")
+    keys = RedisRun(driver, slots=2, local=2, ttl_s=60)
+    keys.create({}, None)
+    try:
+        driver.put(shared, ("input", [1, 2, 3]))
+        with redis_server.client() as c:
+            stream = names.stream(shared)
+            assert c.xreadgroup("d4py", "w0:b", {stream: ">"}, count=1)  # worker 0 reads, then dies
+            assert driver.requeue("w0") == ([shared], [])
+            counts = c.hgetall(names.counters)
+            assert (int(counts[b"b%d" % shared]), int(counts.get(b"r%d" % shared, 0))) == (1, 0)
+            second = pickle.loads(pickle.dumps(driver))
+            second.worker = 1
+            second.open_client("w1")
+            assert second.take([shared], 5.0) == (shared, ("input", [1, 2, 3]))
+            counts = c.hgetall(names.counters)
+            assert (int(counts[b"b%d" % shared]), int(counts[b"r%d" % shared])) == (0, 1)
+    finally:
+        keys.destroy()
