@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -57,16 +58,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     _configure_logging(args.verbose)
     try:
-        with stop_on_signals():
+        with stop_on_signals(_stopping_signals()):
             return join_run(vars(args))
     except Terminated as exc:
         _log.warning("dispel4py worker: %s before joining a run", exc)
         return 0
-    except KeyboardInterrupt:
-        return 130
     except Dispel4PyError as exc:
         sys.stderr.write(f"dispel4py worker: error: {exc}\n")
         return exc.exit_code
+
+
+def _stopping_signals() -> tuple[int, ...]:
+    """SIGTERM, SIGHUP and SIGINT all mean "leave now" (exit 0, one line): an autoscaler's
+    SIGTERM and a user's Ctrl-C alike. A SIGINT that the worker inherited as ignored (a
+    batch script's ``dispel4py worker … &``) stays ignored, as every program does."""
+    wanted = [signal.SIGTERM, signal.SIGINT]
+    if hasattr(signal, "SIGHUP"):
+        wanted.append(signal.SIGHUP)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        wanted.remove(signal.SIGINT)
+    return tuple(wanted)
 
 
 def _configure_logging(verbose: int) -> None:

@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 _REASONS = {"SIGTERM": "terminated", "SIGHUP": "hangup"}
+_OTHERS = {"SIGINT": "interrupted"}  # handled where a command asks for it (``dispel4py worker``)
 
 
 class Terminated(KeyboardInterrupt):
@@ -38,7 +39,7 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         self.signum = signum
         self.name = signal.Signals(signum).name
-        super().__init__(f"{_REASONS.get(self.name, 'stopped')} ({self.name})")
+        super().__init__(f"{_REASONS.get(self.name, _OTHERS.get(self.name, 'stopped'))} ({self.name})")
 
     @property
     def exit_code(self) -> int:

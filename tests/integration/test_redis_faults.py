@@ -180,7 +180,7 @@ def test_a_frozen_worker_cannot_add_its_outputs_twice(redis_server: RedisServer,
         "--key-file",
         str(key),
         "--claim-idle-ms",
-        "500",
+        "1000",
         sleep_s=0.2,
         items=40,
     )
@@ -189,7 +189,7 @@ def test_a_frozen_worker_cannot_add_its_outputs_twice(redis_server: RedisServer,
     try:
         watched.wait_until(lambda: joiner.pid in marks(folder, "shared"), "the joined worker's first task")
         joiner.send_signal(signal.SIGSTOP)
-        time.sleep(1.5)
+        time.sleep(3.5)  # its liveness key (1 s) expires, a reclaim (every 0.5 s) runs
         joiner.send_signal(signal.SIGCONT)
         watched.watch_until_exit(within=60)
         joiner.communicate(timeout=20)
@@ -225,7 +225,8 @@ def test_a_remote_worker_stopped_by_sigterm_leaves_and_the_run_goes_on(
 def test_a_live_worker_reclaims_an_idle_task_and_the_old_owner_cannot_commit(
     redis_server: RedisServer,
 ) -> None:
-    """XAUTOCLAIM: the mechanism itself, on two queue objects of one run."""
+    """Reclaim of an idle task whose worker has no liveness key: the mechanism itself, on two
+    queue objects of one run."""
     from dispel4py.dynamic.layout import dynamic_place
     from dispel4py.dynamic.signing import Signer, new_key
     from dispel4py.engine.plan import make_plan

@@ -218,7 +218,7 @@ def test_a_task_over_the_spill_limit_reclaimed_from_a_frozen_worker_stays_exact(
     folder = tmp_path / "marks"
     folder.mkdir()
     env = {"D4PY_SPILL_DIR": str(folder), "DISPEL4PY_SPILL_BYTES": "20000"}
-    command = cli("dyn_redis", SPILL, "-n", "4", "--claim-idle-ms", "500", "--redis-url", redis_server.url)
+    command = cli("dyn_redis", SPILL, "-n", "4", "--claim-idle-ms", "1000", "--redis-url", redis_server.url)
     watched = WatchedRun(tmp_path / "run", command, env=env)
     try:
         spilled = watched.wait_until(lambda: list(folder.glob("spilled-*")), "the first attempt to spill", 60)

@@ -8,15 +8,17 @@ the pinned instances of a worker slot no local worker took (``-n 0`` on the driv
 PE logs and errors go to the driver. It leaves:
 
 * when the run ends (exit 0);
-* on SIGTERM/SIGINT (exit 0, after a ``bye``: the tasks it was running go back to the
-  queue; if it hosted pinned instances, the run fails, as their state is lost) — this is
-  how an autoscaler (KEDA, ``docs/redis.md``) scales workers down;
-* when the driver is gone (its liveness key expired; exit 1).
+* on SIGTERM, SIGINT (Ctrl-C) or SIGHUP alike (exit 0, one line, after a ``bye``: the
+  tasks it was running go back to the queue; if it hosted pinned instances, the run fails,
+  as their state is lost) — this is how an autoscaler (KEDA, ``docs/redis.md``) scales
+  workers down;
+* when the driver is gone (its liveness key expired; exit 1): its heartbeat process
+  (``heartbeat.py``) sees it and sends SIGTERM, whatever signal dispositions the worker
+  inherited, and kills it if a PE call keeps it from leaving.
 """
 
 from __future__ import annotations
 
-import _thread
 import logging
 import os
 import socket
@@ -31,7 +33,7 @@ from dispel4py.engine.signals import Terminated
 from dispel4py.errors import Dispel4PyError, TransportError, UsageError
 from dispel4py.mappings.processes.worker_process import load_plan
 from dispel4py.mappings.redis.code_digest import code_differences, code_digest
-from dispel4py.mappings.redis.keys import Tampered
+from dispel4py.mappings.redis.keys import DRIVER_TTL_MS, Tampered
 from dispel4py.mappings.redis.queues import GROUP, RedisQueues, Reporter, RunNames, lost_error
 from dispel4py.mappings.redis.scripts import REGISTER
 from dispel4py.mappings.redis.server import check_server, connect, resolve_target
@@ -163,7 +165,7 @@ def _serve(
         return 0
     host = socket.gethostname()
     queues.client.close()
-    queues.start_worker(worker, f"dispel4py-w{worker}", alive_key=True)
+    queues.start_worker(worker, f"dispel4py-w{worker}", remote=True)
     _route_logging(queues)
     queues.send_now(("hello", (worker, host, os.getpid())))
     slot = " (hosting pinned instances)" if plan.hosted(worker) else ""
@@ -175,15 +177,15 @@ def _serve(
     try:
         engine.run()
     except Terminated as exc:
+        if queues.driver_gone():
+            return queues.gone_exit(run_id)
         queues.send_now(("bye", worker))
         _log.info("worker %d left run %s (%s); its tasks go back to the queue", worker, run_id, exc)
         return 0
-    except KeyboardInterrupt:
-        if queues.driver_gone:
-            return queues.gone_exit(run_id)
-        queues.send_now(("bye", worker))
-        return 130
     except Dispel4PyError as exc:
+        if isinstance(exc, TransportError) and queues.run_ended():  # deleted as this worker read
+            _log.info("run %s has ended", run_id)
+            return 0
         queues.send_now(("error", exc))
         raise
     except Exception as exc:
@@ -191,7 +193,7 @@ def _serve(
         if error is exc:
             queues.send_now(("error", TransportError(f"worker {worker} failed: {type(exc).__name__}: {exc}")))
             raise
-        if not queues.run_exists():
+        if queues.run_ended():
             _log.info("run %s has ended", run_id)
             return 0
         raise error from exc
@@ -216,25 +218,28 @@ def _check_code(run_id: str, meta: dict[str, Any], allow_mismatch: bool) -> None
 
 
 class _RemoteQueues(RedisQueues):
-    """The queues of a worker on another host: it notices when the driver is gone."""
+    """The queues of a worker on another host: it notices when the driver is gone (its
+    heartbeat process watches the driver's liveness key and sends SIGTERM)."""
 
-    driver_gone = False
+    def driver_gone(self) -> bool:
+        return self.heart is not None and self.heart.driver_gone()
 
-    def on_driver_gone(self) -> None:
-        self.driver_gone = True
-        _thread.interrupt_main()
-
-    def run_exists(self) -> bool:
+    def run_ended(self) -> bool:
+        """Whether the driver deleted the run (its ``info`` key first); unknown is not ended."""
         try:
-            return bool(self.client.exists(self.names.info))
+            return not self.client.exists(self.names.info)
         except Exception:
             return False
 
     def gone_exit(self, run_id: str) -> int:
-        if not self.run_exists():
+        if self.run_ended():  # it ended the run as this worker was told it is gone
             _log.info("run %s has ended", run_id)
             return 0
-        _log.error("the driver of run %s is gone (no sign of life for 5 s); leaving", run_id)
+        _log.error(
+            "dispel4py worker: error: the driver of run %s is gone (no sign of life for %g s); leaving",
+            run_id,
+            DRIVER_TTL_MS / 1000,
+        )
         return 1
 
 

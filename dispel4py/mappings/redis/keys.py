@@ -7,17 +7,34 @@ consumer group on every stream. :func:`entries` reads ``XREAD``/``XREADGROUP`` r
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dispel4py.engine.plan import Plan
 from dispel4py.errors import TransportError
 from dispel4py.mappings.redis.server import RedisTarget
 
-__all__ = ["BLOCK_MS", "GROUP", "SOCKET_TIMEOUT_S", "TTL_S", "RunNames", "Tampered", "entries", "lost_error"]
+__all__ = [
+    "BLOCK_MS",
+    "DRIVER_TTL_MS",
+    "GROUP",
+    "SOCKET_TIMEOUT_S",
+    "TTL_S",
+    "RunNames",
+    "Tampered",
+    "entries",
+    "lost_error",
+    "redis_failures_are_transport_errors",
+]
 
 GROUP = "d4py"
 BLOCK_MS = 1000  # longest single wait on the server; socket timeouts are longer
-SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 10
+# a server that does not answer (CLIENT PAUSE, a stopped or swapping redis-server) is an
+# error this long after a request: the longest wait we ask for, plus the 2 s that the
+# start-up check gives a server to answer a PING
+SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 2
+DRIVER_TTL_MS = 5000  # the driver's liveness key expires this long after the driver is gone
 TTL_S = 600  # every key of a run expires this long after its driver stopped renewing it
 
 
@@ -58,14 +75,42 @@ def lost_error(target: RedisTarget, exc: BaseException) -> BaseException:
     if not isinstance(exc, redis.RedisError):
         return exc
     text = str(exc)
-    if "NOGROUP" in text or "NOSCRIPT" in text:
+    for tag in ("NOGROUP", "NOSCRIPT"):
+        if tag in text:
+            detail = text[text.index(tag) :].rstrip(")")
+            return TransportError(
+                f"the run's queues are gone from Redis at {target.where}: was the server restarted "
+                f"or flushed? ({detail})"
+            )
+    if isinstance(exc, redis.TimeoutError):
         return TransportError(
-            f"the run's queues are gone from Redis at {target.where}: was the server restarted or "
-            f"flushed? ({text})"
+            f"Redis at {target.where} did not answer within {SOCKET_TIMEOUT_S:g} s (paused, stopped or "
+            f"overloaded?): {text}"
         )
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+    if isinstance(exc, redis.ConnectionError):
         return TransportError(f"lost the connection to Redis at {target.where}: {text}")
     return TransportError(f"Redis at {target.where} failed: {type(exc).__name__}: {text}")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def redis_failures_are_transport_errors(method: _F) -> _F:
+    """A method of the queues that PE code reaches (a write, a wait for room, a nested take):
+    a Redis failure in it is the transport's, never the PE's (no "PE … failed", no replay
+    file): it leaves as :func:`lost_error`'s :class:`TransportError`."""
+
+    @functools.wraps(method)
+    def checked(self: Any, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except Exception as exc:
+            error = lost_error(self.target, exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    return checked  # type: ignore[return-value]
 
 
 def entries(reply: Any) -> list[tuple[str, bytes, dict[bytes, bytes]]]:

@@ -52,6 +52,10 @@ __all__ = [
 _log = logging.getLogger("dispel4py.engine")
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_TTL_S = TTL_S
+# a worker's liveness key lasts --claim-idle-ms and its heartbeat process renews it five
+# times in that span: at 1 s, a sleeping process that misses 5 wake-ups of 200 ms in a row
+# is not merely on a loaded machine
+MIN_CLAIM_IDLE_MS = 1000
 
 
 def add_connection_arguments(parser: Any, *, driver: bool = True) -> None:
@@ -133,7 +137,8 @@ class DynRedisMapping(DynMultiMapping):
             "--claim-idle-ms",
             type=int,
             default=5000,
-            help="a task whose worker stopped heartbeating this long is given to another (default 5000)",
+            help="a task whose worker's heartbeat process has been silent this long (the worker died, "
+            f"froze or lost its host) is given to another (default 5000, at least {MIN_CLAIM_IDLE_MS})",
         )
         parser.add_argument(
             "--max-deliveries",
@@ -168,8 +173,8 @@ class DynRedisMapping(DynMultiMapping):
 
     def _check_options(self) -> tuple[int, int]:
         claim, deliveries = self.options.get("claim_idle_ms"), self.options.get("max_deliveries")
-        if not isinstance(claim, int) or claim < 100:
-            raise UsageError(f"--claim-idle-ms must be at least 100 (got {claim!r})")
+        if not isinstance(claim, int) or claim < MIN_CLAIM_IDLE_MS:
+            raise UsageError(f"--claim-idle-ms must be at least {MIN_CLAIM_IDLE_MS} (got {claim!r})")
         if not isinstance(deliveries, int) or deliveries < 1:
             raise UsageError(f"--max-deliveries must be at least 1 (got {deliveries!r})")
         return claim, deliveries
@@ -185,6 +190,12 @@ class DynRedisMapping(DynMultiMapping):
         except (OSError, ValueError) as exc:
             raise UsageError(f"--key-file: {exc}") from exc
         target = resolve_target(self.options)
+        if target is None and self.local_workers() == 0:
+            raise UsageError(
+                "-n 0 runs no local worker, and no worker can join the private Redis server the run "
+                "would start (its password is random and it lives only as long as the run): name a "
+                "server that the workers reach with --redis-url and share a --key-file, or use -n 1 or more"
+            )
         with contextlib.ExitStack() as stack:
             leftovers: list[str] = []
             if target is None:

@@ -21,10 +21,11 @@ same; what Redis adds is that workers may be anywhere, may join late and may die
   acknowledgement in one atomic ``COMMIT``, which also checks that the task is still this
   worker's and that no task of its identity was committed before (a copy): a worker that
   dies mid-task has added nothing, and its task is given back and run again elsewhere
-  (``REQUEUE``, by the driver when it sees the death, or by any worker with ``XAUTOCLAIM``
-  after ``--claim-idle-ms``). A worker keeps the tasks it is running
-  fresh (``XCLAIM … JUSTID`` from a heartbeat thread), so a long task is never taken from a
-  live worker. A task whose held outputs pass the spill limit (64 MB) sends them to a staging
+  (``REQUEUE``, by the driver when it sees the death, or by any worker after
+  ``--claim-idle-ms`` once the worker's liveness key has expired). The liveness key is
+  kept by a heartbeat *process* (``heartbeat.py``) that the worker's GIL cannot
+  starve, so a long task, even one long C call, is never taken from a live worker.
+  A task whose held outputs pass the spill limit (64 MB) sends them to a staging
   stream of its own, which ``COMMIT`` moves to the queues or deletes: memory stays bounded
   and the task stays atomic. Pinned tasks write at once (pipelined): a pinned instance's
   state dies with its worker, so the run fails instead and there is nothing to replay.
@@ -43,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -54,7 +54,15 @@ from dispel4py.dynamic.signing import Idents, Seen, Signer
 from dispel4py.engine.plan import Plan
 from dispel4py.mappings.base import ResultBuffer
 from dispel4py.mappings.processes.channels import Channels, live_sender
-from dispel4py.mappings.redis.keys import GROUP, SOCKET_TIMEOUT_S, TTL_S, RunNames, lost_error
+from dispel4py.mappings.redis.heartbeat import Heartbeat
+from dispel4py.mappings.redis.keys import (
+    GROUP,
+    SOCKET_TIMEOUT_S,
+    TTL_S,
+    RunNames,
+    lost_error,
+    redis_failures_are_transport_errors,
+)
 from dispel4py.mappings.redis.scripts import COMMIT, COUNTS, GIVE_BACK, REQUEUE, TAKE
 from dispel4py.mappings.redis.server import RedisTarget, connect
 from dispel4py.mappings.redis.take import COUNT_EVERY_S, Taking, _Frame
@@ -115,7 +123,7 @@ class RedisQueues(Taking, Channels):
         self.counts: dict[bytes, int] = {}
         self.counted_at = 0.0
         self.next_reclaim = 0.0
-        self._heart: threading.Event | None = None
+        self.heart: Heartbeat | None = None
         self.idents = Idents()  # made again by open_client: a forked process has its own
         self.ran = Seen()
         self.stages = 0  # staging streams this process made
@@ -133,7 +141,7 @@ class RedisQueues(Taking, Channels):
             "commits",
             "unsent",
             "counts",
-            "_heart",
+            "heart",
             "idents",
             "ran",
         ):
@@ -169,6 +177,7 @@ class RedisQueues(Taking, Channels):
     def control_key(self, worker: int) -> int:
         return self.instances + worker
 
+    @redis_failures_are_transport_errors
     def put(self, key: int, task: Any) -> None:
         sealed = self._seal(key, task)
         top = self.frames[-1] if self.frames else None
@@ -202,6 +211,7 @@ class RedisQueues(Taking, Channels):
         pipe.execute()
         frame.puts, frame.size = [], 0
 
+    @redis_failures_are_transport_errors
     def backlog(self, key: int) -> int:
         if time.monotonic() - self.counted_at > COUNT_EVERY_S:
             self._send_pending()
@@ -213,6 +223,7 @@ class RedisQueues(Taking, Channels):
     def running(self, key: int) -> int:
         return self.counts.get(b"r%d" % key, 0)
 
+    @redis_failures_are_transport_errors
     def total_backlog(self) -> int:
         self._send_pending()
         return sum(max(0, self.counts.get(b"b%d" % k, 0)) for k in range(self.instances))
@@ -227,6 +238,7 @@ class RedisQueues(Taking, Channels):
         pipe.evalsha(self.counts_sha, len(every), *every, GROUP)
         self._counted(self._execute(pipe)[-1])
 
+    @redis_failures_are_transport_errors
     def flush(self) -> None:
         """Send the commits and pinned puts not sent yet."""
         if self.commits or self.pending or self.acks:
@@ -238,7 +250,7 @@ class RedisQueues(Taking, Channels):
         for _, args in self.commits:
             pipe.evalsha(self.commit_sha, *args)
         for key, ident, mac, data in self.pending:
-            pipe.xadd(self.names.stream(key), {"i": ident, "m": mac, "d": data})
+            pipe.xadd(self.names.stream(key), {"i": ident, "m": mac, "d": data}, nomkstream=True)
         for stream, entry_id in self.acks:
             pipe.xack(stream, GROUP, entry_id).xdel(stream, entry_id)
         return pipe
@@ -333,21 +345,28 @@ class RedisQueues(Taking, Channels):
             engine.close()
             self.stop_worker()
 
-    def start_worker(self, worker: int, name: str, *, alive_key: bool = False) -> None:
+    def start_worker(self, worker: int, name: str, *, remote: bool = False) -> None:
+        """Connect as worker ``worker`` and start its heartbeat process (before any thread);
+        ``remote``: a worker from elsewhere, which also loads the scripts and watches the driver."""
         self.worker = worker
-        self.open_client(name, load_scripts=alive_key)  # a worker from elsewhere loads them too
-        self._heart = threading.Event()
-        beat = threading.Thread(
-            target=self._heartbeat, args=(self._heart, alive_key), name="dispel4py-heartbeat", daemon=True
+        self.open_client(name, load_scripts=remote)
+        self.heart = Heartbeat(
+            self.target,
+            self.names.alive(worker),
+            self.claim_idle_ms,
+            info_key=self.names.info,
+            driver_key=self.names.driver if remote else None,
+            run_id=self.names.run_id,
         )
-        beat.start()
+        self.heart.start(self.client)
 
     def stop_worker(self) -> None:
-        if self._heart is not None:
-            self._heart.set()
+        if self.heart is not None:
+            self.heart.stop()
         if self.client is not None:
             self.client.close()
 
+    @redis_failures_are_transport_errors
     def retry_or_give_up(self, key: int, task: Any, error: Any) -> None:
         """``--on-error dead-letter``: a shared task raised (its outputs are dropped with its
         frame). Split it into one task per item, or retry it, or give it up."""
@@ -372,6 +391,7 @@ class RedisQueues(Taking, Channels):
     def running_now(self, key: int) -> None:
         """Nothing to do: the frames say what runs (the driver learns it from the queues)."""
 
+    @redis_failures_are_transport_errors
     def task_done(self, key: int, report: Any) -> None:
         """The commit goes with the next round trip (the next take, as a rule): one round
         trip per task. A worker that dies before it is sent has committed nothing."""
@@ -396,6 +416,7 @@ class RedisQueues(Taking, Channels):
         ident = self.idents.next()
         return (ident, *self.signer.dumps(self.reports_scope, (self.worker, message, tuple(done)), ident))
 
+    @redis_failures_are_transport_errors
     def report(self, message: Any) -> None:
         sealed = self._seal_report(message)
         top = self.frames[-1] if self.frames else None
@@ -408,7 +429,8 @@ class RedisQueues(Taking, Channels):
     def send_now(self, message: Any) -> None:
         """A report that is not part of any task (logs, errors, hello/bye); any thread."""
         ident, mac, data = self._seal_report(message)
-        self.client.xadd(self.names.reports, {"i": ident, "m": mac, "d": data})
+        # NOMKSTREAM: a worker that speaks after the driver deleted the run leaves no key behind
+        self.client.xadd(self.names.reports, {"i": ident, "m": mac, "d": data}, nomkstream=True)
 
     def _commit(self, frame: _Frame | None, reports: list[tuple[bytes, bytes, bytes]]) -> None:
         """Queue the atomic step of the puts (the frame's, staged or held, and the pending
@@ -447,30 +469,6 @@ class RedisQueues(Taking, Channels):
         self.commits.append((frame.key if frame else -1, call))
         if outside:
             self.pending, self.pending_bytes, self.unsent = [], 0, Counter()
-
-    def _heartbeat(self, stop: threading.Event, alive_key: bool) -> None:
-        """Keep the running tasks (and, for a remote worker, its liveness key) fresh."""
-        beat_s = max(0.05, self.claim_idle_ms / 5000)
-        alive = self.names.alive(self.worker)
-        try:
-            while not stop.wait(beat_s):
-                pipe = self.client.pipeline(transaction=False)
-                if alive_key:
-                    pipe.set(alive, b"1", px=max(1000, self.claim_idle_ms))
-                for frame in list(self.frames):
-                    stream = self.names.stream(frame.key)
-                    pipe.xclaim(stream, GROUP, self.consumer, 0, frame.entries, justid=True)
-                if alive_key:
-                    pipe.exists(self.names.driver)
-                done = pipe.execute()
-                if alive_key and not done[-1]:
-                    self.on_driver_gone()
-                    return
-        except Exception as exc:  # the main thread meets the same problem and reports it
-            _log.debug("heartbeat of worker %d stopped: %s", self.worker, exc)
-
-    def on_driver_gone(self) -> None:
-        """Overridden by ``dispel4py worker``: the run's driver stopped keeping it alive."""
 
 
 class Reporter:

@@ -38,7 +38,16 @@ from dispel4py.mappings.processes.pool import (
     _Pool,
     _wait_all,
 )
-from dispel4py.mappings.redis.keys import BLOCK_MS, GROUP, SOCKET_TIMEOUT_S, Tampered, entries, lost_error
+from dispel4py.mappings.redis.heartbeat import heartbeats_of
+from dispel4py.mappings.redis.keys import (
+    BLOCK_MS,
+    DRIVER_TTL_MS,
+    GROUP,
+    SOCKET_TIMEOUT_S,
+    Tampered,
+    entries,
+    lost_error,
+)
 from dispel4py.mappings.redis.queues import RedisQueues
 from dispel4py.mappings.redis.server import connect
 
@@ -51,9 +60,9 @@ _TRIM_EVERY = 256  # reports read before the driver trims them from the server
 # a streamed run (dispel4py.stream) keeps few reports in the driver, so that a slow consumer
 # leaves them on the server, where workers see them (REPORTS_HIGH, _redis_queues.py) and wait
 STREAM_INBOX = 16  # reports the driver holds, read but not relayed
-_ALIVE_EVERY_S = 1.0  # the driver's liveness key is renewed this often...
-_DRIVER_TTL_MS = 5000  # ...and expires this long after the driver is gone
+_ALIVE_EVERY_S = 1.0  # the driver's liveness key is renewed this often (it lasts DRIVER_TTL_MS)
 _QUIT_WAIT = 10.0
+_HEARTBEAT_WAIT_S = 3.0  # a heartbeat process ends within one request (2 s timeout) of its worker
 _NOBODY_CAME_S = 3.0
 
 
@@ -88,7 +97,7 @@ class RedisRun:
         pipe.set(names.workers, self.local)
         for key in self.keys:
             pipe.expire(key, self.ttl_s)
-        pipe.set(names.driver, b"1", px=_DRIVER_TTL_MS)
+        pipe.set(names.driver, b"1", px=DRIVER_TTL_MS)
         pipe.execute()
         now = time.monotonic()
         self.next_alive, self.next_expire = now + _ALIVE_EVERY_S, now + self.ttl_s / 3
@@ -102,7 +111,7 @@ class RedisRun:
         if now < self.next_alive:
             return
         pipe = self.queues.client.pipeline(transaction=False)
-        pipe.set(self.queues.names.driver, b"1", px=_DRIVER_TTL_MS)
+        pipe.set(self.queues.names.driver, b"1", px=DRIVER_TTL_MS)
         if now >= self.next_expire:
             for key in self.keys:
                 pipe.expire(key, self.ttl_s)
@@ -119,7 +128,9 @@ class RedisRun:
         try:
             try:
                 client.delete(names.info)  # first: a worker joining now finds the run over
-            except Exception:  # a connection the server closed (it restarted?): one more try
+            except Exception as exc:  # a connection the server closed (it restarted?): one more try
+                if "Timeout" in type(exc).__name__:  # not a paused server: that would wait again
+                    raise
                 client.connection_pool.disconnect()
                 client.delete(names.info)
             client.delete(*self.keys)
@@ -258,6 +269,19 @@ class RedisPool(_Pool):
 
     def __enter__(self) -> RedisPool:
         return self
+
+    def close(self) -> None:
+        """Stop the local workers still running (``_Pool.close``), and wait for their heartbeat
+        processes: a worker ended by a signal cannot stop its own, which ends a moment later
+        (it deletes the worker's liveness key first); a run must not return before."""
+        beating = heartbeats_of([w.process.pid for w in self.workers if w.process.exitcode is None])
+        try:
+            super().close()
+            if _wait_all(beating, _HEARTBEAT_WAIT_S):
+                _log.warning("a heartbeat process did not end %gs after its worker", _HEARTBEAT_WAIT_S)
+        finally:
+            for fd in beating:
+                os.close(fd)
 
     def start(self, count: int | None = None) -> None:
         """Start the local workers (0 .. local-1), leaving the other slots to workers on

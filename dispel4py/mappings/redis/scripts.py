@@ -16,10 +16,11 @@ Lua scripts rather than ``MULTI … EXEC`` because two steps must *decide* on th
   the outputs a second time, nor can a copy of a task entry (a replay): its staging stream
   is deleted, the copy is dropped, and the worker reports it.
 * ``REQUEUE`` gives a dead worker's tasks back: either every task pending for one consumer
-  (the driver, when it knows the worker is dead) or every task idle longer than the claim
-  time (``XAUTOCLAIM``, run by live workers). Each task is re-added with its delivery count
-  plus one and the old entry acknowledged and deleted; a task that reached the maximum
-  goes to the dead-letter stream instead.
+  (the driver, when it knows the worker is dead) or, run by live workers, every task idle
+  longer than the claim time *whose worker's liveness key* (``alive:<worker>``, kept by its
+  heartbeat process) *has expired*: a live worker's task is never taken, however long it
+  runs. Each task is re-added with its delivery count plus one and the old entry
+  acknowledged and deleted; a task that reached the maximum goes to the dead-letter stream instead.
 * ``COUNTS``: tasks queued and running per queue, derived from the streams themselves
   (``XLEN`` minus the pending entries, and the pending entries): there is no counter that a
   client without the key could set to a value that makes the run wait forever. (Entries a
@@ -169,6 +170,7 @@ return 1
 # Returns {requeued fields, dead-lettered fields}.
 REQUEUE = """
 local g, mode, who, idle, maxa = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local prefix = string.sub(KEYS[1], 1, -5)  -- the dead-letter stream is d4py:<run>:dead
 local moved, dead = {}, {}
 for i = 1, #KEYS - 1 do
   local s, f = KEYS[i + 1], ARGV[5 + i]
@@ -176,7 +178,10 @@ for i = 1, #KEYS - 1 do
   if mode == 'consumer' then
     for _, p in ipairs(redis.call('XPENDING', s, g, '-', '+', 1000, who)) do ids[#ids + 1] = p[1] end
   else
-    ids = redis.call('XAUTOCLAIM', s, g, who, idle, '0-0', 'COUNT', 100, 'JUSTID')[2]
+    for _, p in ipairs(redis.call('XPENDING', s, g, 'IDLE', idle, '-', '+', 100)) do
+      local w = string.match(p[2], '^w(%d+)$')
+      if not w or redis.call('EXISTS', prefix .. 'alive:' .. w) == 0 then ids[#ids + 1] = p[1] end
+    end
   end
   for _, id in ipairs(ids) do
     local e = redis.call('XRANGE', s, id, id)

@@ -36,7 +36,7 @@ from dispel4py.errors import TransportError, UsageError
 __all__ = ["RedisTarget", "resolve_target", "connect", "check_server", "EmbeddedRedis", "server_binary"]
 
 CONNECT_TIMEOUT_S = 2.0
-MIN_VERSION = (6, 2)  # XAUTOCLAIM
+MIN_VERSION = (6, 2)  # XPENDING … IDLE, XADD … NOMKSTREAM
 _START_TIMEOUT_S = 10.0
 
 
@@ -131,7 +131,7 @@ def check_server(target: RedisTarget) -> str:
     if version < MIN_VERSION:
         raise TransportError(
             f"Redis at {target.where} is version {info.get('redis_version')}; dispel4py needs "
-            f"{'.'.join(map(str, MIN_VERSION))} or later (XAUTOCLAIM)"
+            f"{'.'.join(map(str, MIN_VERSION))} or later (XPENDING IDLE)"
         )
     return str(info.get("run_id", ""))
 

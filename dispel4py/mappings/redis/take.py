@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dispel4py.dynamic.signing import Forged, Seen, Signer
-from dispel4py.mappings.redis.keys import BLOCK_MS, GROUP, RunNames, entries
+from dispel4py.mappings.redis.keys import (
+    BLOCK_MS,
+    GROUP,
+    RunNames,
+    entries,
+    redis_failures_are_transport_errors,
+)
 
 __all__ = ["Taking"]
 
@@ -62,6 +68,8 @@ class Taking:
     acks: list[tuple[str, bytes]]
     claim_idle_ms: int
     counted_at: float  # when the queues' counts were read
+    heart: Any
+    target: Any
     next_reclaim: float
     take_sha: str
     give_back_sha: str
@@ -89,6 +97,7 @@ class Taking:
         self, consumer: str | None, streams: Sequence[int] | None = None
     ) -> tuple[list[int], list[int]]: ...
 
+    @redis_failures_are_transport_errors
     def take(self, keys: Sequence[int], timeout: float | None) -> tuple[int, Any] | None:
         """The first of ``keys`` with a task (``TAKE``); with none, wait in a blocking
         ``XREADGROUP``, which hands a new task to one waiting worker only (no herd)."""
@@ -237,6 +246,8 @@ class Taking:
 
     def _reclaim(self) -> None:
         self.next_reclaim = time.monotonic() + self.claim_idle_ms / 2000
+        if self.heart is not None:
+            self.heart.check()
         moved, dead = self.requeue(None)
         if moved:
             _log.info(

@@ -1,20 +1,22 @@
 """The dynamic worker on Redis, with ``--on-error dead-letter``.
 
 By default a PE that raises ends the run, as on every mapping. With ``--on-error
-dead-letter`` a *shared* task that raises (taken at the top of the worker's loop, not run
-nested while helping) is retried instead, and an item that keeps failing is given up:
+dead-letter`` a *shared* task that raises is retried instead, and an item that keeps
+failing is given up — whatever the batch size and the load, so also when the task runs
+nested (a writer helping under backpressure):
 
 * what the task wrote is thrown away (its frame of held-back outputs and results, its
-  buffers, its count of created tasks), so a retry cannot add anything twice;
+  buffers, its count of created tasks), so a retry cannot add anything twice. What the
+  tasks below it on the stack wrote is set aside while it runs (``_set_aside``), so its
+  commit carries only its own writes and its failure drops only its own;
 * a task of several items is split into one task per item, in one commit with the
   acknowledgement of the task, so that only the bad item is retried;
 * a one-item task goes back to its queue with its delivery count plus one
   (``REQUEUE``); at ``--max-deliveries`` it goes to the dead-letter stream and the driver
   counts it as done: the run goes on and ends with the list of items given up (exit 1).
 
-Pinned tasks (stateful instances) and nested tasks still end the run: a stateful PE's
-state after a failed item is unknown, and a nested task's outputs share buffers with the
-task it runs inside.
+Pinned tasks (stateful instances) still end the run: a stateful PE's state after a failed
+item is unknown.
 
 Tasks are sized by the engine to ~20 ms of work, which hides the round trip a task costs
 here (a few hundred microseconds). Tasks that turn out much smaller (a producer flushes
@@ -32,6 +34,8 @@ from dispel4py.errors import WorkflowFailed
 
 __all__ = ["RedisWorker"]
 
+_Aside = tuple[dict[tuple[int, str], list[Any]], dict[tuple[str, str], list[Any]], Counter[str]]
+
 MAX_MERGE = 16  # tiny tasks of one PE run as one, at most this many
 
 
@@ -43,20 +47,42 @@ class RedisWorker(DynamicWorker):
 
     def _run_task(self, key: int, task: Any) -> None:
         queues = self.queues
-        if not getattr(queues, "dead_letter", False) or self.calls.stack or key not in self.shared_keys:
+        if not getattr(queues, "dead_letter", False) or key not in self.shared_keys:
             super()._run_task(key, task)
             return
-        created = Counter(self.created)
+        aside = self._set_aside()
         try:
             super()._run_task(key, task)
         except WorkflowFailed as exc:
-            for items in self.outbufs.values():
-                items.clear()
-            for items in self.reporter.results.lists.values():
-                items.clear()
-            self.created = created
+            if exc.instance != key:  # a pinned task it ran nested failed: the run ends
+                raise
+            self._set_aside()  # what this task wrote, thrown away
             self.calls.failure = None
             queues.retry_or_give_up(key, task, exc)  # type: ignore[attr-defined]
+        finally:
+            self._put_back(aside)
+
+    def _set_aside(self) -> _Aside:
+        """Take what the tasks below this one on the stack wrote and have not sent yet (their
+        buffered outputs, results and counts of created tasks), so that this task's commit
+        carries only its own, and a failure drops only its own."""
+        outbufs = {k: items for k, items in self.outbufs.items() if items}
+        for k in outbufs:
+            self.outbufs[k] = []
+        results = {pe_out: items[:] for pe_out, items in self.reporter.results.lists.items() if items}
+        for pe_out in results:
+            self.reporter.results.lists[pe_out].clear()  # in place: the writers hold these lists
+        created, self.created = self.created, Counter()
+        return outbufs, results, created
+
+    def _put_back(self, aside: _Aside) -> None:
+        outbufs, results, created = aside
+        for k, items in outbufs.items():
+            self.outbufs[k] = items + self.outbufs.get(k, [])
+        for pe_out, items in results.items():
+            self.reporter.results.lists[pe_out][:0] = items
+        created.update(self.created)
+        self.created = created
 
     def _measure(self, pe_id: str, busy: float, count: int) -> None:
         super()._measure(pe_id, busy, count)
