@@ -123,6 +123,7 @@ def test_remote_redis_workers_write_their_own_folders(redis_server, reference, t
     there; the folders put together hold the run's whole lineage."""
     key = tmp_path / "run.key"
     key.write_text("a shared secret of the two hosts\n")
+    key.chmod(0o600)  # a run key others can read is refused
     places = [tmp_path / name for name in ("driver", "w1", "w2")]
     for place in places:
         place.mkdir()
