@@ -249,7 +249,10 @@ def test_staged_outputs_move_with_the_commit_or_go_with_a_refused_one(redis_serv
     from dispel4py.mappings.redis.server import target_from_url
 
     plan = make_plan(load_workflow(SPILL), None, 2, place_fn=dynamic_place)
-    big, tally = plan.instances["Big1"][0], plan.instances["Tally2"][0]
+    # ids carry the global node counter, which earlier tests in this process have moved on
+    [big_id] = [pe_id for pe_id in plan.instances if pe_id.startswith("Big")]
+    [tally_id] = [pe_id for pe_id in plan.instances if pe_id.startswith("Tally")]
+    big, tally = plan.instances[big_id][0], plan.instances[tally_id][0]
     names = RunNames("staging", plan)
     driver = RedisQueues(
         plan, target_from_url(redis_server.url), names, Signer(new_key(), b"n1"), claim_idle_ms=200
