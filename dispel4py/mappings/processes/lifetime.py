@@ -32,7 +32,14 @@ from typing import Any
 
 from dispel4py.mappings.processes.link import FdHandle
 
-__all__ = ["driver_lifeline", "driver_leftovers", "death_watch", "bind_to_driver", "driver_gone"]
+__all__ = [
+    "driver_lifeline",
+    "driver_leftovers",
+    "death_watch",
+    "bind_to_driver",
+    "driver_gone",
+    "remove_folder",
+]
 
 _ORPHANED = 1  # exit status of a worker that outlived its driver (nobody reads it)
 
@@ -101,8 +108,23 @@ def _watch_driver(lifeline: FdHandle, leftovers: list[str]) -> None:
     while not poller.poll():  # readable once the driver has ended
         pass
     for path in leftovers:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_folder(path)
     driver_gone()
+
+
+def remove_folder(path: str, attempts: int = 100) -> None:
+    """Remove ``path`` and everything in it, even while other processes still add files.
+
+    ``rmtree`` lists a folder, removes what it listed, then the folder: a file another
+    worker (or this one's main thread) writes in between makes the last step fail, and the
+    folder would stay. Nobody makes the folder again once it is gone (a file cannot be
+    created in a folder that does not exist), so trying until it is gone ends: each round
+    removes every file the writers had made, and the writers are bounded (budget, credits).
+    """
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.lexists(path):
+            return
 
 
 def _close_forkserver_alive_fd() -> None:

@@ -32,9 +32,10 @@ import logging
 import mmap
 import os
 import pickle
-import shutil
 import tempfile
 from typing import Any
+
+from dispel4py.mappings.processes.lifetime import remove_folder
 
 __all__ = ["ShmCodec", "shm_folder_prefix"]
 
@@ -89,7 +90,7 @@ class ShmCodec:
     def close(self) -> None:
         """The driver's: remove the folder with whatever was never received (idempotent)."""
         if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            remove_folder(self.folder)
             self.folder = None
 
     def __getstate__(self) -> dict[str, Any]:
