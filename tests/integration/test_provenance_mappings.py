@@ -136,16 +136,21 @@ def test_remote_redis_workers_write_their_own_folders(redis_server, reference, t
         text=True,
     )
     joiners = [
-        subprocess.Popen(cli("worker", *flags, "--wait", "30"), cwd=p, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(cli("worker", *flags, "--wait", "60"), cwd=p, stderr=subprocess.PIPE, text=True)
         for p in places[1:]
     ]
     try:
         out, err = driver.communicate(timeout=150)
-        for joiner in joiners:
-            joiner.communicate(timeout=30)
+        for joiner in joiners:  # one that came after the run was over waits for another: stop it
+            try:
+                joiner.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                joiner.terminate()
+                joiner.communicate(timeout=30)
     finally:
         for process in (driver, *joiners):
             process.kill()
+            process.communicate()
     assert driver.returncode == 0, err
     assert outputs_of(out)["Total3"] == {"output": [sum(2 * i for i in range(N))]}
     on_driver = records(places[0] / "prov")

@@ -10,6 +10,7 @@ import os
 import pickle
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -26,11 +27,18 @@ def total_line(items: int) -> str:
     return f"Outputs: {{'Total2': {{'total': [({items}, {sum(range(items))})]}}}}"
 
 
-def marked(tmp_path: Path, url: str, run_id: str, *args: str, items: int = 60, sleep_s: float = 0.05):
+def marked(
+    tmp_path: Path, url: str, run_id: str, *args: str, items: int = 60, sleep_s: float = 0.05, env=None
+):
     """The marks workflow on dyn_redis (Slow1 is the shared PE), run ``run_id``."""
     folder = tmp_path / f"marks-{run_id}"
     folder.mkdir(parents=True)
-    env = {"D4PY_MARK_DIR": str(folder), "D4PY_MARK_ITEMS": str(items), "D4PY_MARK_S": str(sleep_s)}
+    env = {
+        **(env or {}),
+        "D4PY_MARK_DIR": str(folder),
+        "D4PY_MARK_ITEMS": str(items),
+        "D4PY_MARK_S": str(sleep_s),
+    }
     command = cli("dyn_redis", MARKS, "--redis-url", url, "--run", run_id, *args)
     return WatchedRun(tmp_path / f"run-{run_id}", command, env=env)
 
@@ -189,7 +197,19 @@ def test_identities_added_to_the_used_set_are_a_clear_error(redis_server: RedisS
 
 def test_a_workers_counter_set_back_refuses_the_joining_worker(redis_server: RedisServer, tmp_path) -> None:
     key = tmp_path / "run.key"
-    watched = marked(tmp_path, redis_server.url, "ids", "-n", "1", "--key-file", str(key), items=300)
+    gate = {"D4PY_MARK_GATE": str(tmp_path / "gate")}  # the run lasts until the joiner was refused
+    watched = marked(
+        tmp_path,
+        redis_server.url,
+        "ids",
+        "-n",
+        "1",
+        "--key-file",
+        str(key),
+        items=60,
+        sleep_s=0.002,
+        env=gate,
+    )
     with redis_server.client() as c:
         watched.wait_until(lambda: key.exists() and c.exists("d4py:ids:info"), "the run to start")
         c.set("d4py:ids:workers", 0)  # the next worker would be given id 0: the driver's own
@@ -203,9 +223,10 @@ def test_a_workers_counter_set_back_refuses_the_joining_worker(redis_server: Red
     )
     assert joiner.returncode == 1, joiner.stderr
     assert "the worker id given by d4py:ids:workers" in joiner.stderr and "is in use" in joiner.stderr
+    _open(tmp_path)
     watched.watch_until_exit(within=90)
     assert watched.process.returncode == 0, watched.stderr()
-    assert total_line(300) in watched.stdout()
+    assert total_line(60) in watched.stdout()
 
 
 # -- defect 1: a task over the spill limit -------------------------------------------------------
@@ -439,18 +460,42 @@ def test_a_key_file_others_can_read_is_refused_by_driver_and_worker(
 
 # -- availability: what deleting a key does (docs/redis.md, "Threat model") ---------------------
 def _joined(tmp_path: Path, url: str, run_id: str, key: Path):
-    """A marks run on one local worker, with a worker joined from "another host"."""
+    """A marks run on one local worker, with a worker joined from "another host"; Slow holds
+    every item until the test opens the gate (``_open``), so the run lasts as long as the
+    test needs, on a loaded machine too, and ends quickly after."""
     folder = tmp_path / f"marks-{run_id}"
+    gate = {"D4PY_MARK_GATE": str(tmp_path / "gate")}
     watched = marked(
-        tmp_path, url, run_id, "-n", "1", "--key-file", str(key), "--claim-idle-ms", "1000", items=600
+        tmp_path,
+        url,
+        run_id,
+        "-n",
+        "1",
+        "--key-file",
+        str(key),
+        "--claim-idle-ms",
+        "1000",
+        items=200,
+        sleep_s=0.002,
+        env=gate,
     )
     with _client(url) as c:
         watched.wait_until(lambda: key.exists() and c.exists(f"d4py:{run_id}:info"), "the run to start")
-    env = {**os.environ, "D4PY_MARK_DIR": str(folder), "D4PY_MARK_ITEMS": "600", "D4PY_MARK_S": "0.05"}
+    env = {
+        **os.environ,
+        **gate,
+        "D4PY_MARK_DIR": str(folder),
+        "D4PY_MARK_ITEMS": "200",
+        "D4PY_MARK_S": "0.002",
+    }
     command = cli("worker", "--redis-url", url, "--key-file", str(key), "--run", run_id, MARKS)
     joiner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     watched.wait_until(lambda: (folder / f"shared-{joiner.pid}").exists(), "the joined worker's first task")
     return watched, joiner
+
+
+def _open(tmp_path: Path) -> None:
+    (tmp_path / "gate").touch()
 
 
 def test_deleting_a_joined_workers_liveness_key_gives_its_tasks_to_others(
@@ -462,6 +507,7 @@ def test_deleting_a_joined_workers_liveness_key_gives_its_tasks_to_others(
         with redis_server.client() as c:  # deleted faster than the worker's heartbeat renews it
             gone = lambda: c.delete("d4py:alive:alive:1") >= 0 and "worker 1 is gone" in watched.stderr()  # noqa: E731
             watched.wait_until(gone, "the driver to take worker 1 for gone", 60)
+        _open(tmp_path)
         watched.watch_until_exit(within=90)
         joiner.communicate(timeout=30)
     finally:
@@ -469,7 +515,7 @@ def test_deleting_a_joined_workers_liveness_key_gives_its_tasks_to_others(
         joiner.communicate()
         watched.kill_leftovers()
     assert watched.process.returncode == 0, watched.stderr()
-    assert total_line(600) in watched.stdout()
+    assert total_line(200) in watched.stdout()
 
 
 def test_deleting_the_drivers_liveness_key_makes_joined_workers_leave(
@@ -478,9 +524,13 @@ def test_deleting_the_drivers_liveness_key_makes_joined_workers_leave(
     key = tmp_path / "run.key"
     watched, joiner = _joined(tmp_path, redis_server.url, "driverkey", key)
     try:
-        with redis_server.client() as c:
-            c.delete("d4py:driverkey:driver")
-        _, err = joiner.communicate(timeout=60)
+        with redis_server.client() as c:  # kept deleted: one deletion the driver renews at
+            deadline = time.monotonic() + 60  # once may fall between two of the worker's looks
+            while joiner.poll() is None and time.monotonic() < deadline:
+                c.delete("d4py:driverkey:driver")
+                time.sleep(0.01)
+        _, err = joiner.communicate(timeout=30)
+        _open(tmp_path)
         watched.watch_until_exit(within=90)
     finally:
         joiner.kill()
@@ -489,4 +539,4 @@ def test_deleting_the_drivers_liveness_key_makes_joined_workers_leave(
     assert joiner.returncode == 1, err
     assert "the driver of run driverkey is gone" in err, err
     assert watched.process.returncode == 0, watched.stderr()
-    assert total_line(600) in watched.stdout()
+    assert total_line(200) in watched.stdout()

@@ -4,6 +4,8 @@ Each PE leaves a mark in D4PY_MARK_DIR naming its process: ``source-<pid>``, ``t
 (pinned instances) and ``shared-<pid>`` (every process that ran a Slow task), so a test can
 kill a worker that hosts only shared work, or the one hosting Total. Total writes
 ``(count, sum)`` of what it got: exact counts show that no item was lost or doubled.
+With ``D4PY_MARK_GATE`` (a path), Slow holds every item until that file exists, so that a
+test decides when the run may end instead of making it long enough.
 """
 
 import os
@@ -15,6 +17,7 @@ from dispel4py.workflow_graph import WorkflowGraph
 ITEMS = int(os.environ.get("D4PY_MARK_ITEMS", "200"))
 SLEEP_S = float(os.environ.get("D4PY_MARK_S", "0.02"))
 MARKS = os.environ.get("D4PY_MARK_DIR", "")
+GATE = os.environ.get("D4PY_MARK_GATE", "")
 
 
 def mark(kind):
@@ -32,6 +35,8 @@ class Numbers(ProducerPE):
 class Slow(IterativePE):
     def _process(self, x):
         mark("shared")
+        while GATE and not os.path.exists(GATE):
+            time.sleep(0.01)
         time.sleep(SLEEP_S)
         return x
 
