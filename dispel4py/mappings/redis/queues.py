@@ -410,11 +410,16 @@ class RedisQueues(Taking, Channels):
         created = {**created, pe_id: created.get(pe_id, 0) - extra}
         return kind, (worker, pe_id, created, items, busy)
 
-    def _seal_report(self, message: Any, done: Sequence[bytes] = ()) -> tuple[bytes, bytes, bytes]:
+    def _seal_report(
+        self, message: Any, done: Sequence[bytes] = (), committed: bool = True
+    ) -> tuple[bytes, bytes, bytes]:
         """``(identity, mac, data)`` of a report; ``done``: the identities of the tasks
-        it reports done (the driver refuses a second report of one)."""
+        it reports done (the driver refuses a second report of one); ``committed``: it goes
+        through ``COMMIT``, which counts it in the ``sent`` hash (the driver audits that it
+        read as many)."""
         ident = self.idents.next()
-        return (ident, *self.signer.dumps(self.reports_scope, (self.worker, message, tuple(done)), ident))
+        payload = (self.worker, message, tuple(done), committed)
+        return (ident, *self.signer.dumps(self.reports_scope, payload, ident))
 
     @redis_failures_are_transport_errors
     def report(self, message: Any) -> None:
@@ -428,7 +433,7 @@ class RedisQueues(Taking, Channels):
 
     def send_now(self, message: Any) -> None:
         """A report that is not part of any task (logs, errors, hello/bye); any thread."""
-        ident, mac, data = self._seal_report(message)
+        ident, mac, data = self._seal_report(message, committed=False)
         # NOMKSTREAM: a worker that speaks after the driver deleted the run leaves no key behind
         self.client.xadd(self.names.reports, {"i": ident, "m": mac, "d": data}, nomkstream=True)
 
@@ -443,7 +448,7 @@ class RedisQueues(Taking, Channels):
         streams: dict[int, int] = {}
         args: list[Any] = []
         for key, ident, mac, data in puts:
-            index = streams.setdefault(key, 5 + len(streams))  # KEYS: 4 before the destinations
+            index = streams.setdefault(key, 6 + len(streams))  # KEYS: 5 before the destinations
             args += [index, ident, mac, data]
         for sealed in reports:
             args += sealed
@@ -451,11 +456,12 @@ class RedisQueues(Taking, Channels):
         stage = frame.stage if frame and frame.stage else self.names.prefix + "stage:none"
         entries, idents = (frame.entries, frame.idents) if frame else ([], [])
         call = (
-            4 + len(streams),
+            5 + len(streams),
             self.names.used,
             self.names.reports,
             source,
             stage,
+            self.names.sent,
             *(self.names.stream(k) for k in streams),
             GROUP,
             self.consumer,
