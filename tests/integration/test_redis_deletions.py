@@ -7,9 +7,11 @@ processes. Each test takes 3-8 s on a quiet machine.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -256,4 +258,35 @@ def test_an_older_runs_metadata_over_info_is_refused_by_a_joining_worker(
     ), joiner.stderr
     assert second.process.returncode == 0, second.stderr()
     assert "Outputs: {'Total2': {'total': [(100, 4950)]}}" in second.stdout()
+    assert redis_server.run_keys() == []
+
+
+CASE = str(Path(__file__).resolve().parent / "redis_audit_case.py")
+AUDIT_CASES = int(os.environ.get("D4PY_AUDIT_CASES", "3"))
+
+
+@pytest.mark.timeout(60 + AUDIT_CASES * 120)
+def test_the_audit_never_fires_on_healthy_random_graphs(redis_server: RedisServer) -> None:
+    """No tampering: random graphs on dyn_redis, dyn_auto_redis and hybrid_redis, with the
+    audit every 10 ms whether the run is idle or not; every case is exact and the audit
+    decided many times (``D4PY_AUDIT_SEED``/``D4PY_AUDIT_CASES`` replay or extend; about
+    3 s a case)."""
+    base = int(os.environ.get("D4PY_AUDIT_SEED", random.randrange(1_000_000)))
+    print(f"audit seeds {base}..{base + AUDIT_CASES - 1} (D4PY_AUDIT_SEED={base})", flush=True)
+    mappings = ("dyn_redis", "dyn_auto_redis", "hybrid_redis")
+    decided = 0
+    for n in range(AUDIT_CASES):
+        seed, mapping = base + n, mappings[n % len(mappings)]
+        done = subprocess.run(
+            [sys.executable, CASE, str(seed), mapping, redis_server.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        print(f"seed {seed} on {mapping}: {done.stdout.strip()}", flush=True)
+        assert done.returncode == 0 and done.stdout.startswith("EXACT"), (
+            f"seed {seed} on {mapping}: {done.stdout}{done.stderr[-3000:]}"
+        )
+        decided += int(re.search(r"decided=(\d+)", done.stdout).group(1))
+    assert decided >= AUDIT_CASES, f"the audit decided only {decided} times in {AUDIT_CASES} cases"
     assert redis_server.run_keys() == []

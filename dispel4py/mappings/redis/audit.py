@@ -105,6 +105,7 @@ class Auditor:
         self.keys = [names.reports, names.sent, names.dead, *names.instance_streams]
         self.given_up: Counter[int] = Counter()  # dead-lettered tasks handled, per queue key
         self.heard_at = self.audited_at = time.monotonic()
+        self.audits = self.decided = 0  # snapshots taken; of them, those that could decide
 
     def heard(self) -> None:
         self.heard_at = time.monotonic()
@@ -115,9 +116,11 @@ class Auditor:
         if now - max(self.heard_at, self.audited_at) < IDLE_S:
             return
         self.audited_at = now
+        self.audits += 1
         last, sent, dead, lens = self._snapshot()
         if entry_id(self.reader.drained_to) < entry_id(last):
             return  # reports on their way: the next idle moment decides
+        self.decided += 1
         self._check_reports(sent)
         self._check_tasks(dead, lens)
 

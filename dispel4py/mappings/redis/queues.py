@@ -29,6 +29,8 @@ same; what Redis adds is that workers may be anywhere, may join late and may die
   stream of its own, which ``COMMIT`` moves to the queues or deletes: memory stays bounded
   and the task stays atomic. Pinned tasks write at once (pipelined): a pinned instance's
   state dies with its worker, so the run fails instead and there is nothing to replay.
+  Each ``COMMIT`` also counts the reports it wrote in the ``sent`` hash, for the driver's
+  audit of deleted entries (``redis/audit.py``).
 * **Signed payloads.** Every entry is a pickle plus an HMAC bound to the run, its stream and
   its identity (``sender:sequence``, ``dynamic/signing.py``); an entry whose MAC is wrong is
   never unpickled: it is acknowledged, counted, reported to the driver, and dropped. A copy

@@ -17,6 +17,11 @@
   and the run goes on, unless it hosted a pinned instance, whose state is lost: then the
   run fails, naming the instances. A task whose workers died ``--max-deliveries`` times is
   not tried again: the run fails naming its PE.
+* **Audit** (``audit.py``): when the driver has heard nothing for a second, and at the
+  end, it checks its counts against the streams in one atomic snapshot: entries someone
+  deleted (``XDEL``/``XTRIM``) stop the run with one clear error instead of a hang. The
+  reader counts the committed reports it reads per worker (``received``) and says how far
+  it read (``read_to``) and how far the driver took (``drained_to``) for it.
 """
 
 from __future__ import annotations
