@@ -248,7 +248,7 @@ class ReportReader:
         """``(worker, message)`` of a report; a forged one or a copy is reported as such."""
         names, ident = self.queues.names, values.get(b"i")
         try:
-            worker, message, done, committed = self.queues.signer.loads(
+            worker, message, done, committed, listed = self.queues.signer.loads(
                 self.scope, values.get(b"m"), values.get(b"d"), ident
             )
         except Forged as exc:
@@ -260,6 +260,14 @@ class ReportReader:
                 error = Tampered(
                     f"task {task.decode()} was reported done twice: someone removed entries from "
                     f"{names.used} on Redis at {self.queues.target.where}; the results cannot be trusted"
+                )
+                return -1, ("error", error)
+        for ident in listed:  # reports of results written before this one, in its order
+            if ident not in self.seen:
+                error = Tampered(
+                    f"a report of results of worker {worker} never reached the driver: someone deleted "
+                    f"entries from {names.reports} on Redis at {self.queues.target.where} (XDEL/XTRIM); "
+                    "the results would be incomplete"
                 )
                 return -1, ("error", error)
         if committed:
