@@ -60,8 +60,15 @@ IDLE_S = 1.0  # the driver audits after this long without a report, and at most 
 
 # KEYS: reports, sent, dead, the instance streams
 # Returns {last entry id of the reports stream (or ''), sent as a flat list, the 'k' of
-# every dead-letter entry, XLEN of each instance stream}.
+# every dead-letter entry, XLEN of each instance stream}. A stream that is gone (the server
+# flushed or restarted, the keys deleted) is the NOGROUP error every other step meets then
+# (``lost_error``: "the run's queues are gone"), not a deletion of entries.
 AUDIT = """
+for i = 1, #KEYS do
+  if i ~= 2 and redis.call('EXISTS', KEYS[i]) == 0 then
+    return redis.error_reply('NOGROUP ' .. KEYS[i] .. ' is gone')
+  end
+end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local id = ''
 if #last > 0 then id = last[1][1] end
