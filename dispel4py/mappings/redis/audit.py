@@ -172,7 +172,8 @@ class Auditor:
             pe_id = queues.pe_ids[key]
             have[pe_id] += length
             streams.setdefault(pe_id, []).append(queues.names.stream(key))
-        waiting = Counter(int(k) for k in dead)  # dead-lettered, report not handled yet
+        # dead-lettered, report not handled yet (a stranger's junk there can only hide a loss)
+        waiting = Counter(int(k) for k in dead if k.isdigit())
         for key, n in waiting.items():
             if 0 <= key < len(lens):
                 have[queues.pe_ids[key]] += max(0, n - self.given_up[key])
