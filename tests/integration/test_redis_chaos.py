@@ -5,12 +5,16 @@ is one of ``protocol_stress.py``'s random graphs, run on a random Redis mapping 
 with 1-3 local workers and 0-2 workers that join (``dispel4py worker``), with the spill limit
 of shared tasks lowered to 4 KB (``redis_chaos.py``) so that many tasks send outputs before
 their commit. Once the run has started, up to three random blows 0.05-0.8 s apart: SIGKILL
-of a joined worker, SIGSTOP-then-SIGCONT (0.5-3 s later) of a local or joined worker, or
-SIGKILL of a local worker. Every case must end, without help, in one of:
+of a joined worker, SIGSTOP-then-SIGCONT (0.5-3 s later) of a local or joined worker,
+SIGKILL of a local worker, or entries deleted by a client without the key: ``XDEL`` of 1-3
+entries, or ``XTRIM`` to 0-2 entries, of a random queue of the run (shared or pinned) or of
+its reports stream. Every case must end, without help, in one of:
 
 * the outputs of ``simple``, as multisets (``EXACT``);
 * one clear error, and only when a local worker was SIGKILLed: it hosted pinned instances,
-  whose state cannot be recovered (``… hosting … cannot be recovered``).
+  whose state cannot be recovered (``… hosting … cannot be recovered``);
+* one clear error, and only when entries were deleted: ``… someone deleted entries from …
+  (XDEL/XTRIM)`` (the driver's audit, ``mappings/redis/audit.py``).
 
 Never a hang (each case has a generous timeout, and every process is accounted for). The
 suite runs a few cases; ``D4PY_CHAOS_CASES=300 D4PY_CHAOS_KEEP_GOING=1`` is a soak.
@@ -55,6 +59,7 @@ class Case:
         self.folder = folder
         self.blows: list[str] = []
         self.killed_local = False
+        self.tampered = False
 
     def describe(self) -> str:
         return (
@@ -113,8 +118,17 @@ class Case:
 
     def _blow(self) -> None:
         kind = self.rng.choice(
-            ("kill-joined",) * 3 + ("stop-joined",) * 3 + ("stop-local",) * 3 + ("kill-local",)
+            ("kill-joined",) * 3
+            + ("stop-joined",) * 3
+            + ("stop-local",) * 3
+            + ("kill-local",)
+            + ("xdel-queue",) * 2
+            + ("xtrim-queue", "xdel-reports", "xtrim-reports")
         )
+        if kind.startswith("x"):
+            if self._delete_entries(kind):
+                self.blows.append(kind)
+            return
         live_joined = [p for p in self.joined if p.poll() is None]
         if kind.endswith("joined") and live_joined:
             target: int = self.rng.choice(live_joined).pid
@@ -134,6 +148,29 @@ class Case:
         except ProcessLookupError:
             return
         self.blows.append(kind)
+
+    def _delete_entries(self, kind: str) -> bool:
+        """``XDEL`` of 1-3 signed entries, or ``XTRIM`` to 0-2 entries, of a random queue of
+        the run or of its reports stream; whether anything was deleted."""
+        import redis
+
+        prefix = f"d4py:{self.run_id}:"
+        with redis.Redis.from_url(self.url, socket_timeout=10) as c:
+            if kind.endswith("reports"):
+                stream = prefix + "reports"
+            else:
+                queues = sorted(k.decode() for k in c.scan_iter(match=prefix + "q:*", count=1000))
+                if not queues:
+                    return False
+                stream = self.rng.choice(queues)
+            if kind.startswith("xdel"):
+                ids = [i for i, fields in c.xrange(stream, count=50) if b"m" in fields]
+                chosen = self.rng.sample(ids, min(len(ids), self.rng.randint(1, 3)))
+                deleted = c.xdel(stream, *chosen) if chosen else 0
+            else:
+                deleted = c.xtrim(stream, maxlen=self.rng.randint(0, 2), approximate=False)
+        self.tampered |= deleted > 0
+        return deleted > 0
 
     def outcome(self) -> tuple[int, str, str]:
         try:
@@ -187,7 +224,7 @@ def test_random_graphs_survive_killed_and_frozen_workers_exactly_or_with_one_cle
     """``D4PY_CHAOS_KEEP_GOING=1`` (soaks): every case runs and the failures are listed at the end."""
     base = int(os.environ.get("D4PY_CHAOS_SEED", random.randrange(1_000_000)))
     keep_going = os.environ.get("D4PY_CHAOS_KEEP_GOING") == "1"
-    tally = {"exact": 0, "pinned state lost": 0}
+    tally = {"exact": 0, "pinned state lost": 0, "deleted entries": 0}
     failed: list[str] = []
     for seed in range(base, base + CASES):
         folder = tmp_path / f"case-{seed}"
@@ -219,10 +256,18 @@ def one_case(seed: int, redis_server: RedisServer, folder: Path) -> str:
         assert out.startswith("EXACT"), f"{what}\n{out}{case.logs()}"
         outcome = "exact"
     else:
-        assert case.killed_local, f"an error though no local worker was killed, {what}\n{out}{case.logs()}"
         assert code == 1 and out.startswith("ERROR: ") and out.count("\n") == 1, f"{what}\n{out}{case.logs()}"
-        assert "hosting" in out and "cannot be recovered" in out, f"{what}\n{out}{case.logs()}"
-        outcome = "pinned state lost"
+        if "hosting" in out and "cannot be recovered" in out:
+            assert case.killed_local, (
+                f"an error though no local worker was killed, {what}\n{out}{case.logs()}"
+            )
+            outcome = "pinned state lost"
+        else:
+            assert case.tampered, f"an error though nothing was killed or deleted, {what}\n{out}{case.logs()}"
+            assert "someone deleted entries from" in out and "(XDEL/XTRIM)" in out, (
+                f"{what}\n{out}{case.logs()}"
+            )
+            outcome = "deleted entries"
     assert "Traceback" not in err, f"{what}\n{err}"
     assert left == [], f"processes of the case outlived it: {left}, {what}"
     assert not [k for k in redis_server.run_keys() if k.startswith(f"d4py:{case.run_id}:")], what

@@ -19,6 +19,7 @@ PE logs and errors go to the driver. It leaves:
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import socket
@@ -32,6 +33,7 @@ from dispel4py.engine.loading import load_workflow
 from dispel4py.engine.signals import Terminated
 from dispel4py.errors import Dispel4PyError, TransportError, UsageError
 from dispel4py.mappings.processes.worker_process import load_plan
+from dispel4py.mappings.redis.audit import driver_token
 from dispel4py.mappings.redis.code_digest import code_differences, code_digest
 from dispel4py.mappings.redis.keys import DRIVER_TTL_MS, Tampered
 from dispel4py.mappings.redis.queues import GROUP, RedisQueues, Reporter, RunNames, lost_error
@@ -141,6 +143,7 @@ def _serve(
         dead_letter=meta.get("on_error") == "dead-letter",
     )
     queues.open_client("dispel4py-worker")
+    _check_driver(queues, run_id)
     worker = int(
         queues.client.eval(
             REGISTER,
@@ -202,6 +205,23 @@ def _serve(
         queues.stop_worker()
     _log.info("run %s has ended; worker %d leaves", run_id, worker)
     return 0
+
+
+def _check_driver(queues: Any, run_id: str) -> None:
+    """Refuse metadata that is not the running driver's: an older run's (same run id, same
+    key) written over ``info`` has another nonce, and this worker would drop every task it
+    takes as forged. The driver's liveness key holds a MAC under the nonce that only the
+    running driver can make (``audit.driver_token``); missing, the driver is gone, which
+    the heartbeat process sees."""
+    names = queues.names
+    token = queues.client.get(names.driver)
+    if token is None or hmac.compare_digest(token, driver_token(queues.signer, names)):
+        return
+    raise Tampered(
+        f"the metadata of run {run_id} in {names.info} on Redis at {queues.target.where} is not its "
+        f"running driver's (the driver's liveness key {names.driver} was signed for another run): someone "
+        "wrote an older run's metadata over it; not joining"
+    )
 
 
 def _check_code(run_id: str, meta: dict[str, Any], allow_mismatch: bool) -> None:

@@ -54,6 +54,7 @@ class RunNames:
         self.instance_streams = [f"{p}q:{pe}:{placement.index_of[i]}" for i, pe in enumerate(placement.pe_of)]
         self.info, self.used, self.reports = p + "info", p + "used", p + "reports"
         self.dead, self.workers, self.driver = p + "dead", p + "workers", p + "driver"
+        self.sent = p + "sent"  # reports each worker's commits wrote (audit.py)
 
     def stream(self, key: int) -> str:
         if key < self.instances:

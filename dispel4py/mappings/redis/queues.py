@@ -29,6 +29,8 @@ same; what Redis adds is that workers may be anywhere, may join late and may die
   stream of its own, which ``COMMIT`` moves to the queues or deletes: memory stays bounded
   and the task stays atomic. Pinned tasks write at once (pipelined): a pinned instance's
   state dies with its worker, so the run fails instead and there is nothing to replay.
+  Each ``COMMIT`` also counts the reports it wrote in the ``sent`` hash, for the driver's
+  audit of deleted entries (``redis/audit.py``).
 * **Signed payloads.** Every entry is a pickle plus an HMAC bound to the run, its stream and
   its identity (``sender:sequence``, ``dynamic/signing.py``); an entry whose MAC is wrong is
   never unpickled: it is acknowledged, counted, reported to the driver, and dropped. A copy
@@ -127,6 +129,7 @@ class RedisQueues(Taking, Channels):
         self.idents = Idents()  # made again by open_client: a forked process has its own
         self.ran = Seen()
         self.stages = 0  # staging streams this process made
+        self.unlisted: list[bytes] = []  # reports of results sent at once, not listed yet
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -144,6 +147,7 @@ class RedisQueues(Taking, Channels):
             "heart",
             "idents",
             "ran",
+            "unlisted",
         ):
             state.pop(name, None)
         return state
@@ -397,8 +401,13 @@ class RedisQueues(Taking, Channels):
         trip per task. A worker that dies before it is sent has committed nothing."""
         frame = self.frames.pop()
         assert frame.key == key, (frame.key, key)
-        sealed = self._seal_report(self._merged(frame, report), frame.idents)
+        listed = [ident for ident, _, _ in frame.reports] if frame.shared else self._take_unlisted()
+        sealed = self._seal_report(self._merged(frame, report), frame.idents, listed=listed)
         self._commit(frame, [*frame.reports, sealed])
+
+    def _take_unlisted(self) -> list[bytes]:
+        listed, self.unlisted = self.unlisted, []
+        return listed
 
     def _merged(self, frame: _Frame, report: Any) -> Any:
         """The report of a frame that ran n tasks as one: n tasks done for the coordinator
@@ -410,25 +419,42 @@ class RedisQueues(Taking, Channels):
         created = {**created, pe_id: created.get(pe_id, 0) - extra}
         return kind, (worker, pe_id, created, items, busy)
 
-    def _seal_report(self, message: Any, done: Sequence[bytes] = ()) -> tuple[bytes, bytes, bytes]:
+    def _seal_report(
+        self,
+        message: Any,
+        done: Sequence[bytes] = (),
+        committed: bool = True,
+        listed: Sequence[bytes] = (),
+    ) -> tuple[bytes, bytes, bytes]:
         """``(identity, mac, data)`` of a report; ``done``: the identities of the tasks
-        it reports done (the driver refuses a second report of one)."""
+        it reports done (the driver refuses a second report of one); ``committed``: it goes
+        through ``COMMIT``, which counts it in the ``sent`` hash (the driver audits that it
+        read as many); ``listed``: the identities of reports of results written before it,
+        which the driver must have read (signed, so that no stranger can hide a deletion)."""
         ident = self.idents.next()
-        return (ident, *self.signer.dumps(self.reports_scope, (self.worker, message, tuple(done)), ident))
+        payload = (self.worker, message, tuple(done), committed, tuple(listed))
+        return (ident, *self.signer.dumps(self.reports_scope, payload, ident))
 
     @redis_failures_are_transport_errors
     def report(self, message: Any) -> None:
-        sealed = self._seal_report(message)
+        """A report through ``COMMIT``: held by a shared task (its task report lists those of
+        results), else sent at once; reports of results sent at once are listed by the next
+        report that is not one (a task's, ``posted``, ``done``), so that the driver knows
+        when one was deleted unread."""
         top = self.frames[-1] if self.frames else None
         if top is not None and top.shared:
-            top.reports.append(sealed)
-        else:
-            self._commit(None, [sealed])
-            self._execute(self._pipeline())
+            top.reports.append(self._seal_report(message))
+            return
+        results = message[0] == "results"
+        sealed = self._seal_report(message, listed=() if results else self._take_unlisted())
+        self._commit(None, [sealed])
+        self._execute(self._pipeline())
+        if results:
+            self.unlisted.append(sealed[0])
 
     def send_now(self, message: Any) -> None:
         """A report that is not part of any task (logs, errors, hello/bye); any thread."""
-        ident, mac, data = self._seal_report(message)
+        ident, mac, data = self._seal_report(message, committed=False)
         # NOMKSTREAM: a worker that speaks after the driver deleted the run leaves no key behind
         self.client.xadd(self.names.reports, {"i": ident, "m": mac, "d": data}, nomkstream=True)
 
@@ -443,7 +469,7 @@ class RedisQueues(Taking, Channels):
         streams: dict[int, int] = {}
         args: list[Any] = []
         for key, ident, mac, data in puts:
-            index = streams.setdefault(key, 5 + len(streams))  # KEYS: 4 before the destinations
+            index = streams.setdefault(key, 6 + len(streams))  # KEYS: 5 before the destinations
             args += [index, ident, mac, data]
         for sealed in reports:
             args += sealed
@@ -451,11 +477,12 @@ class RedisQueues(Taking, Channels):
         stage = frame.stage if frame and frame.stage else self.names.prefix + "stage:none"
         entries, idents = (frame.entries, frame.idents) if frame else ([], [])
         call = (
-            4 + len(streams),
+            5 + len(streams),
             self.names.used,
             self.names.reports,
             source,
             stage,
+            self.names.sent,
             *(self.names.stream(k) for k in streams),
             GROUP,
             self.consumer,

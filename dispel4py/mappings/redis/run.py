@@ -17,6 +17,11 @@
   and the run goes on, unless it hosted a pinned instance, whose state is lost: then the
   run fails, naming the instances. A task whose workers died ``--max-deliveries`` times is
   not tried again: the run fails naming its PE.
+* **Audit** (``audit.py``): when the driver has heard nothing for a second, and at the
+  end, it checks its counts against the streams in one atomic snapshot: entries someone
+  deleted (``XDEL``/``XTRIM``) stop the run with one clear error instead of a hang. The
+  reader counts the committed reports it reads per worker (``received``) and says how far
+  it read (``read_to``) and how far the driver took (``drained_to``) for it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +43,7 @@ from dispel4py.mappings.processes.pool import (
     _Pool,
     _wait_all,
 )
+from dispel4py.mappings.redis.audit import Auditor, driver_token
 from dispel4py.mappings.redis.heartbeat import heartbeats_of
 from dispel4py.mappings.redis.keys import (
     BLOCK_MS,
@@ -73,7 +79,16 @@ class RedisRun:
         self.queues, self.slots, self.local, self.ttl_s = queues, slots, local, ttl_s
         names = queues.names
         self.streams = [names.stream(k) for k in range(queues.instances + slots)]
-        self.keys = [*self.streams, names.dead, names.reports, names.used, names.info, names.workers]
+        self.keys = [
+            *self.streams,
+            names.dead,
+            names.reports,
+            names.used,
+            names.info,
+            names.workers,
+            names.sent,
+        ]
+        self.token = driver_token(queues.signer, names)  # the driver's liveness key says who it is
         self.next_alive = self.next_expire = 0.0
         self.created = False
 
@@ -94,10 +109,11 @@ class RedisRun:
             pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
         pipe.xadd(names.reports, {"s": b""})  # the stream exists (and gets its TTL) from now on
         pipe.sadd(names.used, "-")  # the set too (no identity looks like this)
+        pipe.hset(names.sent, "-", 0)  # and the reports each worker's commits wrote (audit.py)
         pipe.set(names.workers, self.local)
         for key in self.keys:
             pipe.expire(key, self.ttl_s)
-        pipe.set(names.driver, b"1", px=DRIVER_TTL_MS)
+        pipe.set(names.driver, self.token, px=DRIVER_TTL_MS)
         pipe.execute()
         now = time.monotonic()
         self.next_alive, self.next_expire = now + _ALIVE_EVERY_S, now + self.ttl_s / 3
@@ -111,7 +127,7 @@ class RedisRun:
         if now < self.next_alive:
             return
         pipe = self.queues.client.pipeline(transaction=False)
-        pipe.set(self.queues.names.driver, b"1", px=DRIVER_TTL_MS)
+        pipe.set(self.queues.names.driver, self.token, px=DRIVER_TTL_MS)
         if now >= self.next_expire:
             for key in self.keys:
                 pipe.expire(key, self.ttl_s)
@@ -156,6 +172,12 @@ class ReportReader:
         self.seen = Seen()  # identities of the reports read
         self.done = Seen()  # identities of the tasks reported done
         self.inbox: deque[tuple[int, Any]] = deque()
+        # for the audit (audit.py): the last entry id read, and that the driver took from the
+        # inbox; the reports read per worker that its commits wrote; reads begun, and the
+        # number of the last one that found nothing
+        self.read_to = self.drained_to = b""
+        self.received: Counter[str] = Counter()
+        self.reads_begun = self.empty_read = 0
         self.limit = STREAM_INBOX if bounded else 0  # 0: read everything at once
         self.count, self.trim_every = (STREAM_INBOX, STREAM_INBOX) if bounded else (1000, _TRIM_EVERY)
         self.room = threading.Condition()
@@ -175,12 +197,14 @@ class ReportReader:
     def drain(self) -> list[tuple[int, Any]]:
         with contextlib.suppress(BlockingIOError):
             os.read(self.read_fd, 1 << 16)
+        upto = self.read_to  # before taking: every entry up to it is in the inbox
         messages = []
         while self.inbox:
             messages.append(self.inbox.popleft())
         if self.limit:
             with self.room:
                 self.room.notify()
+        self.drained_to = upto
         return messages
 
     def _wait_for_room(self) -> None:
@@ -196,8 +220,11 @@ class ReportReader:
         try:
             while True:
                 self._wait_for_room()
+                self.reads_begun += 1
+                begun = self.reads_begun
                 got = entries(self.client.xread({names.reports: last}, count=self.count, block=BLOCK_MS))
                 if not got:
+                    self.empty_read = begun
                     continue
                 for _, entry_id, values in got:
                     last = entry_id
@@ -206,6 +233,7 @@ class ReportReader:
                             return
                         continue
                     self.inbox.append(self._opened(values))
+                self.read_to = last  # after the entries are in the inbox
                 os.write(self.write_fd, b"x")
                 unread += len(got)
                 if unread >= self.trim_every:  # what was read leaves the server, a round trip each time
@@ -220,7 +248,7 @@ class ReportReader:
         """``(worker, message)`` of a report; a forged one or a copy is reported as such."""
         names, ident = self.queues.names, values.get(b"i")
         try:
-            worker, message, done = self.queues.signer.loads(
+            worker, message, done, committed, listed = self.queues.signer.loads(
                 self.scope, values.get(b"m"), values.get(b"d"), ident
             )
         except Forged as exc:
@@ -234,6 +262,16 @@ class ReportReader:
                     f"{names.used} on Redis at {self.queues.target.where}; the results cannot be trusted"
                 )
                 return -1, ("error", error)
+        for ident in listed:  # reports of results written before this one, in its order
+            if ident not in self.seen:
+                error = Tampered(
+                    f"a report of results of worker {worker} never reached the driver: someone deleted "
+                    f"entries from {names.reports} on Redis at {self.queues.target.where} (XDEL/XTRIM); "
+                    "the results would be incomplete"
+                )
+                return -1, ("error", error)
+        if committed:
+            self.received[f"w{worker}"] += 1
         return worker, message
 
     def close(self) -> None:
@@ -266,6 +304,7 @@ class RedisPool(_Pool):
         self.ended_sent: set[int] = set()
         self.started = time.monotonic()
         self.waiting_said = False
+        self.audit: Auditor | None = None
 
     def __enter__(self) -> RedisPool:
         return self
@@ -302,6 +341,7 @@ class RedisPool(_Pool):
         from multiprocess.connection import wait
 
         self.coordinator, self.reader = coordinator, reader
+        self.audit = audit = Auditor(self, reader, coordinator)
         self.on_report = lambda worker, kind, body: self._on_report(worker, kind, body, on_report, run)
         listening = {w.link: i for i, w in enumerate(self.workers)}
         watching = {w.ended: i for i, w in enumerate(self.workers)}
@@ -316,6 +356,7 @@ class RedisPool(_Pool):
                 stopped.clear()  # it raised, unless the run goes on without a consumer
             for ready in ready_list:
                 if ready is reader:
+                    audit.heard()
                     for worker, message in reader.drain():
                         self._relay(worker, [message], collector)
                 elif ready in watching:
@@ -333,14 +374,20 @@ class RedisPool(_Pool):
                 self._send_end()
             if time.monotonic() >= next_tick:
                 run.keep_alive()
+                audit.tick()
                 self._check_remote()
                 self._say_if_nobody_came()
                 if tick is not None:
                     tick()
                 next_tick = time.monotonic() + _TICK_S
             self.queues.send_commands()  # what the coordinator and the scaler said, at once
+        audit.final(lambda got: self._relay_all(got, collector))
         self._quit_all()
         return self.stats
+
+    def _relay_all(self, got: list[tuple[int, Any]], collector: ResultCollector) -> None:
+        for worker, message in got:
+            self._relay(worker, [message], collector)
 
     def _on_report(
         self, worker: int, kind: str, body: Any, chained: Callable[[int, str, Any], bool], run: RedisRun
@@ -410,6 +457,8 @@ class RedisPool(_Pool):
         """Tasks delivered ``--max-deliveries`` times: the run fails, or with ``--on-error
         dead-letter`` they count as done and are listed at the end."""
         labels = sorted({self.queues.labels[k] for k in keys})
+        if self.audit is not None:
+            self.audit.given_up.update(keys)
         if not self.queues.dead_letter:
             raise WorkerDied(
                 f"a task of {', '.join(labels)} was delivered {self.queues.max_deliveries} times "

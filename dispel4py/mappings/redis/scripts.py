@@ -11,7 +11,9 @@ Lua scripts rather than ``MULTI … EXEC`` because two steps must *decide* on th
 * ``COMMIT`` is ``task_done``: the task's outputs (``XADD``, and those it spilled to its
   staging stream moved to their queues), its reports, and the ``XACK``/``XDEL`` of the
   task(s), all or nothing — and only if this worker still owns them (``XPENDING`` for its
-  consumer) and no task of that identity was committed before (the run's ``used`` set). A
+  consumer) and no task of that identity was committed before (the run's ``used`` set).
+  It also adds the number of reports it wrote to the worker's field of the ``sent`` hash,
+  so that the driver can tell a report deleted unread from one never sent (``audit.py``). A
   worker that stalled long enough for its task to be reclaimed and run elsewhere cannot add
   the outputs a second time, nor can a copy of a task entry (a replay): its staging stream
   is deleted, the copy is dropped, and the worker reports it.
@@ -111,7 +113,7 @@ local function unstage(stage)
 end
 """
 
-# KEYS: used, reports, source stream (or reports), staging stream, destination streams...
+# KEYS: used, reports, source stream (or reports), staging stream, sent, destination streams...
 # ARGV: group, consumer, number of task ids, the ids, their identities, staged ('1'/'0'),
 #       number of puts, per put: KEYS index, identity, mac, data; then per report: identity, mac, data
 # Returns 1 when done. If a task is no longer this worker's, or its identity was used
@@ -152,10 +154,13 @@ for _ = 1, np do
   redis.call('XADD', KEYS[tonumber(ARGV[a])], '*', 'i', ARGV[a + 1], 'm', ARGV[a + 2], 'd', ARGV[a + 3])
   a = a + 4
 end
+local nrep = 0
 while a < #ARGV do
   redis.call('XADD', KEYS[2], '*', 'i', ARGV[a], 'm', ARGV[a + 1], 'd', ARGV[a + 2])
   a = a + 3
+  nrep = nrep + 1
 end
+if nrep > 0 and redis.call('EXISTS', KEYS[5]) == 1 then redis.call('HINCRBY', KEYS[5], c, nrep) end
 for j = 1, nid do
   redis.call('XACK', KEYS[3], g, ARGV[3 + j])
   redis.call('XDEL', KEYS[3], ARGV[3 + j])
