@@ -24,13 +24,16 @@ from dispel4py.dynamic.signing import Signer, load_key
 from dispel4py.errors import Dispel4PyError, TransportError, UsageError
 from dispel4py.mappings.redis.agents import AgentRecord, read_agents
 from dispel4py.mappings.redis.mapping import add_connection_arguments
-from dispel4py.mappings.redis.run_status import RunStatus, read_runs
+from dispel4py.mappings.redis.run_status import STATUS_TTL_MS, RunStatus, read_runs
 from dispel4py.mappings.redis.server import CONNECT_TIMEOUT_S, connect, connection_error, resolve_target
 
 __all__ = ["main", "get_parser", "gather", "render_text", "JSON_VERSION"]
 
 JSON_VERSION = 1
 DEFAULT_WATCH_S = 2.0
+# a record is rewritten every second (runs) or few seconds (agents) and expires soon after:
+# one signed this long ago is a copy written back by someone else (or a clock far off)
+STALE_S = 30.0
 _HOME, _CLEAR_LINE, _CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
 _HIDE_CURSOR, _SHOW_CURSOR, _CLEAR_SCREEN = "\x1b[?25l", "\x1b[?25h", "\x1b[2J"
 
@@ -122,23 +125,28 @@ def gather(client: Any, signer: Signer, target: Any) -> dict[str, Any]:
             "is signed with this key: is it the runs' key file (--key-file, DISPEL4PY_KEY)?"
         )
     now = time.time()
+    fresh_runs = [r for r in runs if now - r.updated <= STALE_S]
+    fresh_agents = [a for a in agents if now - a.updated <= STALE_S]
     return {
         "version": JSON_VERSION,
         "server": target.where,
         "time": round(now, 3),
-        "runs": [_run_json(r) for r in runs],
-        "agents": [_agent_json(a, now) for a in agents],
+        "runs": [_run_json(r, now) for r in fresh_runs],
+        "agents": [_agent_json(a, now) for a in fresh_agents],
         "not_shown": {"runs": forged_runs, "agents": forged_agents},
+        "stale": {"runs": len(runs) - len(fresh_runs), "agents": len(agents) - len(fresh_agents)},
     }
 
 
-def _run_json(run: RunStatus) -> dict[str, Any]:
+def _run_json(run: RunStatus, now: float) -> dict[str, Any]:
     pes = [{k: v for k, v in asdict(pe).items() if k != "streams"} for pe in run.pes]
+    # the snapshot is up to a second old; the hosts' clocks may differ, so never add more
+    since = min(max(0.0, now - run.updated), STATUS_TTL_MS / 1000)
     return {
         "run": run.run,
         "mapping": run.mapping,
         "driver": run.driver,
-        "age_s": run.elapsed_s,
+        "age_s": round(run.elapsed_s + since, 1),
         "workers": {"local": run.local_workers, "joined": run.joined_workers},
         "backlog": run.backlog,
         "items_per_s": round(sum(pe.items_per_s for pe in run.pes), 2),
@@ -192,6 +200,13 @@ def render_text(doc: dict[str, Any]) -> str:
         lines += [
             "",
             f"{hidden} record(s) not signed with this key were not shown (forged, or another key's)",
+        ]
+    stale = doc["stale"]["runs"] + doc["stale"]["agents"]
+    if stale:
+        lines += [
+            "",
+            f"{stale} record(s) signed more than {STALE_S:g} s ago were not shown (old records written "
+            "back by someone else, or this host's clock is off)",
         ]
     return "\n".join(lines)
 
@@ -266,11 +281,11 @@ def _watch(client: Any, signer: Signer, target: Any, args: argparse.Namespace) -
     elsewhere, and with ``--json``, frames follow each other."""
     out = sys.stdout
     redraw = out.isatty() and not args.json
-    if redraw:
-        out.write(_HIDE_CURSOR + _CLEAR_SCREEN)
     try:
+        doc = gather(client, signer, target)  # a server or key that fails: the screen stays as it was
+        if redraw:
+            out.write(_HIDE_CURSOR + _CLEAR_SCREEN)
         while True:
-            doc = gather(client, signer, target)
             if redraw:
                 frame = render_text(doc).split("\n")
                 out.write(_HOME + "".join(line + _CLEAR_LINE + "\n" for line in frame) + _CLEAR_BELOW)
@@ -280,6 +295,7 @@ def _watch(client: Any, signer: Signer, target: Any, args: argparse.Namespace) -
                 if not args.json:
                     out.write("\n")
             time.sleep(args.watch)
+            doc = gather(client, signer, target)
     except KeyboardInterrupt:
         return 0
     finally:

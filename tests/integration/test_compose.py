@@ -110,3 +110,31 @@ def test_every_dispel4py_command_line_parses_with_the_real_parser() -> None:
     for name in ("worker", "gpu-worker"):
         args = _parse(worker_parser, commands[name][1:])
         assert args.serve and args.redis_url == REDIS_URL
+
+
+def _keda_recipe() -> list[dict]:
+    """The YAML documents of the KEDA recipe in docs/redis.md."""
+    text = (ROOT / "docs" / "redis.md").read_text()
+    section = text[text.index("## Scaling agents on Kubernetes with KEDA") :]
+    block = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml\n") + 8)]
+    return list(yaml.safe_load_all(block))
+
+
+def test_the_keda_recipe_runs_standing_agents_scaled_on_a_queue() -> None:
+    """The Deployment's agents parse with the real worker parser (once it has --serve);
+    the trigger watches a run's shared queue with the group the runs use."""
+    deployment, scaled = _keda_recipe()
+    assert (deployment["kind"], scaled["kind"]) == ("Deployment", "ScaledObject")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "redis-streams" and trigger["metadata"]["consumerGroup"] == "d4py"
+    assert re.fullmatch(r"d4py:[A-Za-z0-9_.-]+:q:[A-Za-z0-9_]+:0", trigger["metadata"]["stream"])
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    argv = container["args"]
+    assert "command" not in container and argv[0] == "worker"  # the image's entry point is dispel4py
+    assert [e["name"] for e in container["env"]] == ["DISPEL4PY_KEY"]
+    parser = worker_cli.get_parser()
+    if "--serve" not in {s for action in parser._actions for s in action.option_strings}:
+        pytest.xfail("dispel4py worker has no --serve yet (issue 17 point 1, another branch)")
+    args = _parse(parser, argv[1:])
+    assert args.serve and args.redis_url == REDIS_URL

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -139,14 +140,14 @@ def test_json_shape_is_stable(redis_server, client, key_file, capsys) -> None:
     client.xadd("d4py:r1:q:Src0:0", {"t": b"1"})  # one task queued: the backlog is read from the stream
     publish_agent(client, Signer(KEY), _agent(runs=["r1"]))
     doc = _doc(capsys, redis_server.url, key_file)
-    assert set(doc) == {"version", "server", "time", "runs", "agents", "not_shown"}
+    assert set(doc) == {"version", "server", "time", "runs", "agents", "not_shown", "stale"}
     assert doc["version"] == 1 and doc["server"] == f"127.0.0.1:{redis_server.port}"
     (run,) = doc["runs"]
+    assert 12.5 <= run.pop("age_s") <= 17.5  # the snapshot's age, plus its own (at most 5 s)
     assert run == {
         "run": "r1",
         "mapping": "dyn_auto_redis",
         "driver": "h1 pid 9",
-        "age_s": 12.5,
         "workers": {"local": 2, "joined": 1},
         "backlog": 1,
         "items_per_s": 3.0,
@@ -171,7 +172,7 @@ def test_json_shape_is_stable(redis_server, client, key_file, capsys) -> None:
     }
     assert (agent["host"], agent["runs"], agent["served"], agent["max"]) == ("h-gpu", ["r1"], 3, 4)
     assert 4 <= agent["age_s"] < 600
-    assert doc["not_shown"] == {"runs": 0, "agents": 0}
+    assert doc["not_shown"] == {"runs": 0, "agents": 0} and doc["stale"] == {"runs": 0, "agents": 0}
 
 
 def test_forged_copied_and_other_key_records_are_counted_not_shown(
@@ -195,6 +196,24 @@ def test_forged_copied_and_other_key_records_are_counted_not_shown(
     assert doc["not_shown"] == {"runs": 3, "agents": 1}
     _, text, _ = _status(capsys, redis_server.url, key_file)
     assert "4 record(s) not signed with this key were not shown" in text and "theirs" not in text
+
+
+def test_an_old_signed_record_written_back_is_not_shown(redis_server, client, key_file, capsys) -> None:
+    """Under 1 s: a run's snapshot and an agent's record, genuinely signed a minute ago (a
+    stranger keeps copies and writes them back after the run and the agent are gone)."""
+    old = time.time() - 60
+    run = _published_run()
+    run.updated = old
+    data = json.dumps(asdict(run), sort_keys=True).encode()
+    client.set(run.key, Signer(KEY).mac(b"run-status", data, run.key.encode()) + data)
+    agent = _agent(updated=old)
+    data = json.dumps(asdict(agent), sort_keys=True).encode()
+    client.set(agent.key, Signer(KEY).mac(b"agent", data, agent.key.encode()) + data)
+    doc = _doc(capsys, redis_server.url, key_file)
+    assert (doc["runs"], doc["agents"]) == ([], [])
+    assert doc["stale"] == {"runs": 1, "agents": 1} and doc["not_shown"] == {"runs": 0, "agents": 0}
+    code, text, _ = _status(capsys, redis_server.url, key_file)
+    assert code == 0 and "2 record(s) signed more than 30 s ago were not shown" in text
 
 
 def test_the_wrong_key_is_an_error(redis_server, client, tmp_path, capsys) -> None:
