@@ -30,6 +30,7 @@ __all__ = ["get_parser"]
 COMMANDS = """\
 other commands: dispel4py COMMAND ... (each has --help)
   worker --redis-url URL   join a Redis run as one more worker
+  status --redis-url URL   the Redis runs in progress and the worker agents (--watch, --json)
   replay FILE [--pdb]      run the PE call a failed run saved again
   plan MAPPING WORKFLOW    print the layout and run nothing
   draw WORKFLOW            draw the workflow (dot, mmd, svg, png)

@@ -198,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dispel4py.cli.worker import main as worker_main
 
         return worker_main(argv[1:])
+    if argv[:1] == ["status"]:  # dispel4py status --redis-url URL: runs and agents (cli/status.py)
+        from dispel4py.cli.status import main as status_main
+
+        return status_main(argv[1:])
     if argv[:1] == ["plan"]:  # dispel4py plan <mapping> <workflow> [-n N]: the same as --plan
         argv = [*argv[1:], "--plan"]
     if argv[:1] == ["draw"]:

@@ -60,7 +60,7 @@ def test_manpage_command_line_tool():
         assert flag in page, flag
 
 
-COMMANDS = ("worker", "replay", "plan", "draw")
+COMMANDS = ("worker", "status", "replay", "plan", "draw")
 
 
 def test_help_and_manpage_list_every_command_with_one_line():

@@ -257,15 +257,11 @@ class DynRedisMapping(DynMultiMapping):
             coordinator = Coordinator(plan, queues)
             scaler = self._scaler(plan, queues, coordinator) if local else None
             pool = stack.enter_context(RedisPool(ctx, plan, queues, tuning, local=local))
+            on_report = self._with_status(run, coordinator, pool, key, self._on_report(coordinator))
             pool.start()
             coordinator.start()
             stats = pool.collect_run(
-                collector,
-                reader,
-                run,
-                coordinator,
-                self._on_report(coordinator),
-                scaler.tick if scaler else None,
+                collector, reader, run, coordinator, on_report, scaler.tick if scaler else None
             )
         except Exception as exc:
             error = lost_error(target, exc)
@@ -289,6 +285,27 @@ class DynRedisMapping(DynMultiMapping):
             return board.on_report(worker, kind, body) or coordinator.on_report(worker, kind, body)
 
         return on_report
+
+    def _with_status(
+        self, run: Any, coordinator: Coordinator, pool: Any, key: bytes | None, chained: Any
+    ) -> Any:
+        """With a shared key, the run shows its progress to ``dispel4py status``
+        (``run_status.py``): the snapshot's task counts come from the reports, first."""
+        if key is None:  # nobody else has the key: nobody could read the snapshot
+            return chained
+        from dispel4py.mappings.redis.run_status import StatusPublisher
+
+        publisher = StatusPublisher(
+            Signer(key),
+            run.queues.names,
+            self.name,
+            coordinator,
+            lambda: (pool.local, len(pool.remote)),
+        )
+        run.publish_status_with(publisher.publish)
+        return lambda worker, kind, body: (
+            publisher.on_report(worker, kind, body) or chained(worker, kind, body)
+        )
 
     def _meta(self, plan: Plan, local: int, claim_ms: int, deliveries: int, tuning: Tuning) -> dict[str, Any]:
         """What a worker joining from another host needs besides the plan (signed in ``info``)."""

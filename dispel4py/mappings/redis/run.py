@@ -91,6 +91,12 @@ class RedisRun:
         self.token = driver_token(queues.signer, names)  # the driver's liveness key says who it is
         self.next_alive = self.next_expire = 0.0
         self.created = False
+        self.status: Callable[[Any], None] | None = None  # writes the status snapshot (run_status.py)
+
+    def publish_status_with(self, hook: Callable[[Any], None]) -> None:
+        """From the next :meth:`keep_alive` on (at once, then once a second), ``hook(pipe)``
+        adds the run's status snapshot to the same round trip."""
+        self.status, self.next_alive = hook, 0.0
 
     def create(self, meta: dict[str, Any], plan_blob: bytes | None) -> None:
         queues, names = self.queues, self.queues.names
@@ -128,6 +134,8 @@ class RedisRun:
             return
         pipe = self.queues.client.pipeline(transaction=False)
         pipe.set(self.queues.names.driver, self.token, px=DRIVER_TTL_MS)
+        if self.status is not None:
+            self.status(pipe)
         if now >= self.next_expire:
             for key in self.keys:
                 pipe.expire(key, self.ttl_s)
