@@ -19,12 +19,13 @@ PE logs and errors go to the driver. It leaves:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dispel4py.dynamic.signing import MAC_SIZE, Forged, Signer, load_key
@@ -33,21 +34,51 @@ from dispel4py.engine.signals import Terminated
 from dispel4py.errors import Dispel4PyError, TransportError, UsageError
 from dispel4py.mappings.processes.worker_process import load_plan
 from dispel4py.mappings.redis.code_digest import code_differences, code_digest
+from dispel4py.mappings.redis.fleet import WorkerOffer
 from dispel4py.mappings.redis.keys import DRIVER_TTL_MS, Tampered
 from dispel4py.mappings.redis.queues import GROUP, RedisQueues, Reporter, RunNames, lost_error
 from dispel4py.mappings.redis.scripts import REGISTER
 from dispel4py.mappings.redis.server import check_server, connect, resolve_target
 from dispel4py.mappings.redis.worker import RedisWorker
 
-__all__ = ["join_run"]
+__all__ = ["join_run", "find_run", "find_runs", "server_and_key"]
 
 _log = logging.getLogger("dispel4py.worker")
 _POLL_S = 0.5  # while waiting for a run to start
 
 
-def join_run(options: Mapping[str, Any]) -> int:
+def join_run(
+    options: Mapping[str, Any],
+    offer: WorkerOffer | None = None,
+    on_park: Callable[[bool], None] | None = None,
+) -> int:
     """Join the run that ``options`` name (the ``dispel4py worker`` options by their long
-    names) and serve it until it ends; the exit code."""
+    names) and serve it until it ends; the exit code. ``offer``: this worker's agent and
+    tags (a process of a host agent, ``redis/agent.py``), told to the driver in ``hello``;
+    ``on_park``: called with True/False when the driver parks or wakes this worker."""
+    target, signer = server_and_key(options)
+    check_server(target)
+    client = connect(target, socket_timeout=10, name="dispel4py-worker-join")
+    try:
+        run_id, meta, blob = _find_run(client, signer, options.get("run"), float(options.get("wait", 30.0)))
+    finally:
+        client.close()
+    if options.get("workflow"):
+        load_workflow(options["workflow"], options.get("attr"))  # makes its module importable under its name
+    return _serve(
+        target,
+        signer,
+        run_id,
+        meta,
+        blob,
+        bool(options.get("allow_code_mismatch")),
+        offer or WorkerOffer(),
+        on_park,
+    )
+
+
+def server_and_key(options: Mapping[str, Any]) -> tuple[Any, Signer]:
+    """The server and the run key that ``options`` name; a usage error if either is missing."""
     target = resolve_target(options)
     if target is None:
         raise UsageError(
@@ -59,16 +90,7 @@ def join_run(options: Mapping[str, Any]) -> int:
         raise UsageError(f"--key-file: {exc}") from exc
     if key is None:
         raise UsageError("the run key is needed: --key-file FILE (the driver's) or DISPEL4PY_KEY")
-    signer = Signer(key)
-    check_server(target)
-    client = connect(target, socket_timeout=10, name="dispel4py-worker-join")
-    try:
-        run_id, meta, blob = _find_run(client, signer, options.get("run"), float(options.get("wait", 30.0)))
-    finally:
-        client.close()
-    if options.get("workflow"):
-        load_workflow(options["workflow"], options.get("attr"))  # makes its module importable under its name
-    return _serve(target, signer, run_id, meta, blob, bool(options.get("allow_code_mismatch")))
+    return target, Signer(key)
 
 
 def _find_run(
@@ -96,6 +118,20 @@ def _find_run(
         time.sleep(_POLL_S)
 
 
+def find_run(client: Any, signer: Any, run_id: str | None, wait_s: float) -> str:
+    """The id of the run to join (``run_id``, or the only one signed with this key),
+    waiting up to ``wait_s`` for it to start."""
+    return _find_run(client, signer, run_id, wait_s)[0]
+
+
+def find_runs(
+    client: Any, signer: Any, run_id: str | None = None
+) -> dict[str, tuple[dict[str, Any], bytes | None]]:
+    """The runs in progress signed with ``signer``'s key (or only ``run_id``): id ->
+    (signed metadata, plan or None)."""
+    return _runs(client, signer, run_id)
+
+
 def _runs(client: Any, signer: Any, run_id: str | None) -> dict[str, tuple[dict[str, Any], bytes | None]]:
     infos = [f"d4py:{run_id}:info"] if run_id else list(client.scan_iter(match="d4py:*:info", count=1000))
     found = {}
@@ -120,7 +156,14 @@ def _runs(client: Any, signer: Any, run_id: str | None) -> dict[str, tuple[dict[
 
 
 def _serve(
-    target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: bytes, allow_mismatch: bool
+    target: Any,
+    signer: Any,
+    run_id: str,
+    meta: dict[str, Any],
+    blob: bytes,
+    allow_mismatch: bool,
+    offer: WorkerOffer,
+    on_park: Callable[[bool], None] | None,
 ) -> int:
     try:
         plan = load_plan(blob, meta["module_files"])
@@ -141,20 +184,7 @@ def _serve(
         dead_letter=meta.get("on_error") == "dead-letter",
     )
     queues.open_client("dispel4py-worker")
-    worker = int(
-        queues.client.eval(
-            REGISTER,
-            2,
-            names.info,
-            names.workers,
-            names.prefix,
-            GROUP,
-            meta["ttl_s"],
-            max(1000, queues.claim_idle_ms),
-            meta["local"],
-            meta["slots"],
-        )
-    )
+    worker = _register(queues, plan, meta, offer)
     if worker == -2:
         raise Tampered(
             f"the worker id given by {names.workers} on Redis at {target.where} is in use: someone "
@@ -167,13 +197,15 @@ def _serve(
     queues.client.close()
     queues.start_worker(worker, f"dispel4py-w{worker}", remote=True)
     _route_logging(queues)
-    queues.send_now(("hello", (worker, host, os.getpid())))
+    offer = dataclasses.replace(offer, host=offer.host or host)
+    queues.send_now(("hello", (worker, host, os.getpid(), offer)))
     slot = " (hosting pinned instances)" if plan.hosted(worker) else ""
     _log.info("worker %d joined run %s on Redis at %s%s", worker, run_id, target.where, slot)
     where = f"worker {worker}, pid {os.getpid()} on {host}"
     engine = RedisWorker(
         plan, worker, queues, Reporter(queues, meta["tuning"].streaming), tuning=meta["tuning"], where=where
     )
+    engine.on_park = on_park
     try:
         engine.run()
     except Terminated as exc:
@@ -202,6 +234,25 @@ def _serve(
         queues.stop_worker()
     _log.info("run %s has ended; worker %d leaves", run_id, worker)
     return 0
+
+
+def _register(queues: Any, plan: Any, meta: dict[str, Any], offer: WorkerOffer) -> int:
+    """This worker's id in the run (``REGISTER``)."""
+    names = queues.names
+    return int(
+        queues.client.eval(
+            REGISTER,
+            2,
+            names.info,
+            names.workers,
+            names.prefix,
+            GROUP,
+            meta["ttl_s"],
+            max(1000, queues.claim_idle_ms),
+            meta["local"],
+            meta["slots"],
+        )
+    )
 
 
 def _check_code(run_id: str, meta: dict[str, Any], allow_mismatch: bool) -> None:

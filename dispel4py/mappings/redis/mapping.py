@@ -38,6 +38,7 @@ from dispel4py.mappings.processes.capacity import warn_far_above_cores
 from dispel4py.mappings.processes.dynamic import DynMultiMapping
 from dispel4py.mappings.processes.worker_process import module_files, plan_blob
 from dispel4py.mappings.redis.code_digest import code_digest
+from dispel4py.mappings.redis.fleet import announce_run
 from dispel4py.mappings.redis.keys import TTL_S
 
 __all__ = [
@@ -247,6 +248,8 @@ class DynRedisMapping(DynMultiMapping):
             meta = self._meta(plan, local, claim_ms, deliveries, tuning)
             run.create({**meta, "run_nonce": nonce}, self._shared_plan(plan, key))
             _log.info("run %s on Redis at %s, %d local worker(s)", run_id, target.where, local)
+            if key is not None:
+                announce_run(queues.client, run_id)  # standing agents (worker --serve) join now
             if key is not None or local == 0:
                 _log.info(
                     "workers join with: dispel4py worker --redis-url URL --run %s --key-file FILE [workflow]",
@@ -255,8 +258,8 @@ class DynRedisMapping(DynMultiMapping):
             reader = ReportReader(queues, bounded=tuning.streaming).start()
             stack.callback(reader.close)
             coordinator = Coordinator(plan, queues)
-            scaler = self._scaler(plan, queues, coordinator) if local else None
             pool = stack.enter_context(RedisPool(ctx, plan, queues, tuning, local=local))
+            scaler = self._fleet_scaler(plan, queues, coordinator, pool)
             pool.start()
             coordinator.start()
             stats = pool.collect_run(
@@ -320,7 +323,7 @@ class DynRedisMapping(DynMultiMapping):
             _log.warning("workers on other hosts cannot join this run: %s", exc)
             return None
 
-    def _scaler(self, plan: Plan, queues: Any, coordinator: Coordinator) -> Any:
+    def _fleet_scaler(self, plan: Plan, queues: Any, coordinator: Coordinator, pool: Any) -> Any:
         return None
 
 
@@ -341,7 +344,7 @@ class DynAutoRedisMapping(DynRedisMapping):
             "(the original's flag; default 1000)",
         )
 
-    def _scaler(self, plan: Plan, queues: Any, coordinator: Coordinator) -> Any:
+    def _fleet_scaler(self, plan: Plan, queues: Any, coordinator: Coordinator, pool: Any) -> Any:
         from dispel4py.dynamic.autoscale import ScalingPolicy
         from dispel4py.mappings.processes.scaling import LocalScaler
 
@@ -349,6 +352,8 @@ class DynAutoRedisMapping(DynRedisMapping):
         if not isinstance(idle_ms, int) or idle_ms < 0:
             raise UsageError(f"-thr/--idle_time must be a number of milliseconds (got {idle_ms!r})")
         local = self.local_workers()
+        if not local:
+            return None
         scaler = LocalScaler(local, queues, coordinator, None)
         # the same initial target as LocalScaler's policy, with the original's idle time
         scaler.policy = ScalingPolicy(1, local, idle_time_s=idle_ms / 1000)
