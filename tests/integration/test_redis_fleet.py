@@ -194,3 +194,46 @@ def test_without_serve_an_agent_joins_one_run_then_leaves(fleet: Fleet) -> None:
     assert "Outputs: {'Total2': {'total': [(30, 435)]}}" in out
     assert host.process.wait(timeout=20) == 0, host.stderr()
     assert "2 process(es) join run once" in host.stderr()
+
+
+def test_a_pe_that_requires_a_tag_runs_only_on_agents_offering_it(fleet: Fleet) -> None:
+    fleet.env.update(D4PY_MARK_REQUIRES="gpu", D4PY_MARK_ITEMS="60")
+    gpu = fleet.host("-n", "2", "--serve", "--tags", "gpu,big-mem")
+    plain = fleet.host("-n", "2", "--serve")
+    fleet.wait_agents(2)
+    done = fleet.run("-n", "1")
+    assert done.returncode == 0, done.stderr
+    assert "Outputs: {'Total2': {'total': [(60, 1770)]}}" in done.stdout
+    parents = {parent for _, parent in fleet.shared_marks()}
+    assert parents == {gpu.pid}, (parents, gpu.pid, plain.pid)
+
+
+def test_a_run_whose_needs_no_worker_meets_says_so_and_fails(fleet: Fleet) -> None:
+    fleet.env.update(D4PY_MARK_REQUIRES="gpu")
+    fleet.host("-n", "1", "--serve", "--tags", "big-mem")
+    fleet.wait_agents(1)
+    started = time.monotonic()
+    done = fleet.run("-n", "1")
+    assert done.returncode == 1, done.stderr
+    assert time.monotonic() - started < 30
+    assert "PE Slow1 requires the tags gpu, and no worker of run" in done.stderr, done.stderr
+    assert "dispel4py worker --serve --tags gpu" in done.stderr
+
+
+def test_a_pinned_pe_that_requires_a_tag_is_refused_on_the_drivers_workers(fleet: Fleet) -> None:
+    done = fleet.run("-n", "1", env={"D4PY_MARK_TOTAL_REQUIRES": "gpu"})
+    assert done.returncode == 2, done.stderr
+    assert "PE Total2 requires the tags gpu and is pinned" in done.stderr
+
+
+def test_a_pinned_pe_that_requires_a_tag_is_placed_on_an_agent_offering_it(fleet: Fleet) -> None:
+    fleet.env.update(D4PY_MARK_TOTAL_REQUIRES="gpu")
+    plain = fleet.host("-n", "2", "--serve")
+    fleet.wait_agents(1)  # the plain agent is there first: it must not take the pinned slot
+    gpu = fleet.host("-n", "1", "--serve", "--tags", "gpu")
+    fleet.wait_agents(2)
+    done = fleet.run("-n", "0")
+    assert done.returncode == 0, done.stderr
+    assert "Outputs: {'Total2': {'total': [(30, 435)]}}" in done.stdout
+    [total] = list(fleet.marks.glob("total-*"))
+    assert int(total.name.split("-")[2]) == gpu.pid, (total.name, gpu.pid, plain.pid)

@@ -34,7 +34,7 @@ from dispel4py.engine.signals import Terminated
 from dispel4py.errors import Dispel4PyError, TransportError, UsageError
 from dispel4py.mappings.processes.worker_process import load_plan
 from dispel4py.mappings.redis.code_digest import code_differences, code_digest
-from dispel4py.mappings.redis.fleet import WorkerOffer
+from dispel4py.mappings.redis.fleet import NOT_MY_SLOT, WorkerOffer, slot_check
 from dispel4py.mappings.redis.keys import DRIVER_TTL_MS, Tampered
 from dispel4py.mappings.redis.queues import GROUP, RedisQueues, Reporter, RunNames, lost_error
 from dispel4py.mappings.redis.scripts import REGISTER
@@ -183,6 +183,7 @@ def _serve(
         max_deliveries=meta["max_deliveries"],
         dead_letter=meta.get("on_error") == "dead-letter",
     )
+    queues.offers = offer.tags  # type: ignore[attr-defined] # read by RedisWorker
     queues.open_client("dispel4py-worker")
     worker = _register(queues, plan, meta, offer)
     if worker == -2:
@@ -237,22 +238,30 @@ def _serve(
 
 
 def _register(queues: Any, plan: Any, meta: dict[str, Any], offer: WorkerOffer) -> int:
-    """This worker's id in the run (``REGISTER``)."""
+    """This worker's id in the run (``REGISTER``). With PEs that require tags, a worker does
+    not take a slot hosting pinned instances whose tags it lacks: it waits until a worker
+    that offers them has taken that slot (``fleet.slot_check``)."""
     names = queues.names
-    return int(
-        queues.client.eval(
-            REGISTER,
-            2,
-            names.info,
-            names.workers,
-            names.prefix,
-            GROUP,
-            meta["ttl_s"],
-            max(1000, queues.claim_idle_ms),
-            meta["local"],
-            meta["slots"],
+    check, acceptable = slot_check(plan, offer.tags)
+    while True:
+        worker = int(
+            queues.client.eval(
+                check + REGISTER,
+                2,
+                names.info,
+                names.workers,
+                names.prefix,
+                GROUP,
+                meta["ttl_s"],
+                max(1000, queues.claim_idle_ms),
+                meta["local"],
+                meta["slots"],
+                acceptable,
+            )
         )
-    )
+        if worker != NOT_MY_SLOT:
+            return worker
+        time.sleep(_POLL_S)
 
 
 def _check_code(run_id: str, meta: dict[str, Any], allow_mismatch: bool) -> None:

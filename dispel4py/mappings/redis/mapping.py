@@ -40,6 +40,7 @@ from dispel4py.mappings.processes.worker_process import module_files, plan_blob
 from dispel4py.mappings.redis.code_digest import code_digest
 from dispel4py.mappings.redis.fleet import announce_run
 from dispel4py.mappings.redis.keys import TTL_S
+from dispel4py.mappings.redis.placement import NeedsWatch, check_local_slots
 
 __all__ = [
     "DynRedisMapping",
@@ -228,6 +229,7 @@ class DynRedisMapping(DynMultiMapping):
 
         ctx = multiprocess.get_context(self.options.get("start_method"))
         local = self.local_workers()
+        check_local_slots(plan, local)
         nonce = new_run_nonce()  # one key file for many runs: entries are valid in this run only
         signer = Signer(key or new_key(), nonce)
         queues = RedisQueues(
@@ -260,15 +262,11 @@ class DynRedisMapping(DynMultiMapping):
             coordinator = Coordinator(plan, queues)
             pool = stack.enter_context(RedisPool(ctx, plan, queues, tuning, local=local))
             scaler = self._fleet_scaler(plan, queues, coordinator, pool)
+            watch = NeedsWatch(plan, pool, coordinator)
             pool.start()
             coordinator.start()
             stats = pool.collect_run(
-                collector,
-                reader,
-                run,
-                coordinator,
-                self._on_report(coordinator),
-                scaler.tick if scaler else None,
+                collector, reader, run, coordinator, self._on_report(coordinator), _ticks(scaler, watch)
             )
         except Exception as exc:
             error = lost_error(target, exc)
@@ -325,6 +323,18 @@ class DynRedisMapping(DynMultiMapping):
 
     def _fleet_scaler(self, plan: Plan, queues: Any, coordinator: Coordinator, pool: Any) -> Any:
         return None
+
+
+def _ticks(scaler: Any, watch: NeedsWatch) -> Any:
+    """The driver's tick: the autoscaler's (if any), then the placement watch's."""
+    if scaler is None:
+        return watch.tick
+
+    def tick() -> None:
+        scaler.tick()
+        watch.tick()
+
+    return tick
 
 
 class DynAutoRedisMapping(DynRedisMapping):

@@ -31,6 +31,7 @@ from typing import Any
 
 from dispel4py.dynamic.worker import DynamicWorker
 from dispel4py.errors import WorkflowFailed
+from dispel4py.mappings.redis.fleet import can_run, requirements
 
 __all__ = ["RedisWorker"]
 
@@ -47,6 +48,13 @@ class RedisWorker(DynamicWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # placement by capability: only the shared PEs whose required tags this worker offers
+        # (``queues.offers``: a joined worker's agent's --tags; the driver's workers offer none)
+        offers: frozenset[str] = getattr(self.queues, "offers", frozenset())
+        needs = requirements(self.plan)
+        self.shared_keys = [
+            k for k in self.shared_keys if can_run(needs.get(self.plan.pe_of(k), frozenset()), offers)
+        ]
         self.on_park: Any = None  # an agent's child tells its agent when it is parked or woken
 
     def _command(self, message: Any) -> bool:
