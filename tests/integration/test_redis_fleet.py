@@ -6,6 +6,8 @@ working directory and HOME (``fleet_support.Host``).
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -237,3 +239,51 @@ def test_a_pinned_pe_that_requires_a_tag_is_placed_on_an_agent_offering_it(fleet
     assert "Outputs: {'Total2': {'total': [(30, 435)]}}" in done.stdout
     [total] = list(fleet.marks.glob("total-*"))
     assert int(total.name.split("-")[2]) == gpu.pid, (total.name, gpu.pid, plain.pid)
+
+
+BURST = str(WORKFLOWS / "fleet_burst.py")
+
+
+def autoscaled(fleet: Fleet, tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, dict]:
+    stats, results = tmp_path / "stats.json", tmp_path / "results.json"
+    done = run(
+        cli(
+            "dyn_auto_redis", BURST, "-n", "0", "-thr", "300", "-v", "--stats-json", str(stats),
+            "--output-json", str(results),
+            "--redis-url", fleet.server.url, "--key-file", str(fleet.key),
+        ),
+        timeout=90,
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    items = int(env.get("D4PY_BURST_ITEMS", "0")) + int(env.get("D4PY_TRICKLE_ITEMS", "0"))
+    assert sorted(json.loads(results.read_text())["Slow1"]["output"]) == list(range(items))
+    return done, json.loads(stats.read_text())
+
+
+def test_the_fleet_grows_to_its_maximum_on_a_burst_and_back_to_its_minimum(fleet: Fleet, tmp_path) -> None:
+    # 12 s of work: longer than growing one worker per cooldown (0.5 s) to six takes, at any load
+    env = {"D4PY_BURST_ITEMS": "400", "D4PY_BURST_S": "0.03"}
+    env.update(D4PY_TRICKLE_ITEMS="20", D4PY_TRICKLE_S="0.3")  # idle, and its backlog flushed
+    hosts = [fleet.host("-n", "2", "--serve", env=env) for _ in range(3)]
+    fleet.wait_agents(3)
+    done, stats = autoscaled(fleet, tmp_path, env)
+    timeline = [n for _, n in stats["workers_timeline"]]
+    assert max(timeline) == 6, stats["workers_timeline"]  # every process of the three agents
+    assert timeline[-1] == 1, stats["workers_timeline"]  # the pause: back to the minimum
+    # per host: at the peak each agent had both its processes active (spread fairly)
+    peak = [hosts_now for _, hosts_now in stats["hosts_timeline"] if sum(hosts_now.values()) == 6]
+    assert peak and sorted(peak[0].values()) == [2, 2, 2], stats["hosts_timeline"]
+    assert len(peak[0]) == 3 and "autoscaling: 6 of 6 workers take shared tasks" in done.stderr
+    assert all(host.process.poll() is None for host in hosts)
+
+
+def test_a_trickle_changes_the_fleet_at_most_once_per_policy_interval(fleet: Fleet, tmp_path) -> None:
+    env = {"D4PY_BURST_ITEMS": "0", "D4PY_TRICKLE_ITEMS": "20", "D4PY_TRICKLE_S": "0.15"}
+    for _ in range(2):
+        fleet.host("-n", "2", "--serve", env=env)
+    fleet.wait_agents(2)
+    _, stats = autoscaled(fleet, tmp_path, env)
+    times = [t for t, _ in stats["workers_timeline"]][1:]  # the changes after the start
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(gap >= 0.5 - 0.01 for gap in gaps), stats["workers_timeline"]  # the policy's cooldown

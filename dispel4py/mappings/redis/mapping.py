@@ -39,6 +39,7 @@ from dispel4py.mappings.processes.dynamic import DynMultiMapping
 from dispel4py.mappings.processes.worker_process import module_files, plan_blob
 from dispel4py.mappings.redis.code_digest import code_digest
 from dispel4py.mappings.redis.fleet import announce_run
+from dispel4py.mappings.redis.fleet_scaling import FleetScaler
 from dispel4py.mappings.redis.keys import TTL_S
 from dispel4py.mappings.redis.placement import NeedsWatch, check_local_slots
 
@@ -275,7 +276,7 @@ class DynRedisMapping(DynMultiMapping):
             raise error from exc
         pool.report_forged()
         if scaler is not None:
-            self.workers_timeline = scaler.timeline
+            self.workers_timeline, self.hosts_timeline = scaler.timeline, scaler.hosts_timeline
         if pool.dropped:
             raise ItemsGivenUp(pool.dropped, collector.outputs(plan), deliveries)
         return merge_copies(stats)
@@ -350,24 +351,22 @@ class DynAutoRedisMapping(DynRedisMapping):
             "--idle_time",
             type=int,
             default=1000,
-            help="milliseconds the local workers must be idle before one fewer takes shared tasks "
+            help="milliseconds the workers (the driver's and the agents') must be idle before one fewer "
+            "takes shared tasks "
             "(the original's flag; default 1000)",
         )
 
     def _fleet_scaler(self, plan: Plan, queues: Any, coordinator: Coordinator, pool: Any) -> Any:
-        from dispel4py.dynamic.autoscale import ScalingPolicy
-        from dispel4py.mappings.processes.scaling import LocalScaler
-
+        """The whole fleet's autoscaler (``redis/fleet_scaling.py``): the driver's workers and
+        every worker that joins, with the original's idle time."""
         idle_ms = self.options.get("idle_time")
         if not isinstance(idle_ms, int) or idle_ms < 0:
             raise UsageError(f"-thr/--idle_time must be a number of milliseconds (got {idle_ms!r})")
-        local = self.local_workers()
-        if not local:
-            return None
-        scaler = LocalScaler(local, queues, coordinator, None)
-        # the same initial target as LocalScaler's policy, with the original's idle time
-        scaler.policy = ScalingPolicy(1, local, idle_time_s=idle_ms / 1000)
-        return scaler
+        # a writer waits (helps) once a queue holds --credits tasks per worker slot of the plan,
+        # which -n 0 makes small: the backlog that means "more workers" must stay below it
+        limit = Tuning.from_options(self.options).credits * max(1, plan.num_workers)
+        threshold = max(1, min(10, limit // 2))
+        return FleetScaler(queues, coordinator, pool, self.local_workers(), idle_ms / 1000, threshold)
 
 
 class HybridRedisMapping(DynRedisMapping):
