@@ -287,3 +287,25 @@ def test_a_trickle_changes_the_fleet_at_most_once_per_policy_interval(fleet: Fle
     times = [t for t, _ in stats["workers_timeline"]][1:]  # the changes after the start
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap >= 0.5 - 0.01 for gap in gaps), stats["workers_timeline"]  # the policy's cooldown
+
+
+def test_an_agent_waiting_for_its_run_stops_on_sigterm_and_removes_its_record(fleet: Fleet) -> None:
+    host = fleet.host("-n", "2", "--run", "never", "--wait", "60")
+    fleet.wait_agents(1)
+    host.process.send_signal(signal.SIGTERM)
+    assert host.process.wait(timeout=10) == 0
+    assert "terminated (SIGTERM) before joining a run" in host.stderr()
+    assert fleet.agents() == []
+
+
+def test_a_standing_agent_whose_server_goes_away_says_so_and_exits_1(tmp_path) -> None:
+    server = RedisServer()
+    try:
+        fleet = Fleet(tmp_path, server)
+        host = fleet.host("-n", "1", "--serve")
+        fleet.wait_agents(1)
+        server.kill()
+        assert host.process.wait(timeout=30) == 1
+        assert f"Redis at 127.0.0.1:{server.port}" in host.stderr(), host.stderr()
+    finally:
+        server.close()

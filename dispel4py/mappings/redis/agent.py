@@ -39,10 +39,11 @@ from typing import Any
 
 from dispel4py.dynamic.signing import Signer
 from dispel4py.engine.signals import Terminated, stop_on_signals
-from dispel4py.errors import Dispel4PyError
+from dispel4py.errors import Dispel4PyError, UsageError
 from dispel4py.mappings.redis.agents import AgentRecord, new_agent_id, publish_agent, remove_agent
 from dispel4py.mappings.redis.fleet import RUNS_CHANNEL, WorkerOffer
-from dispel4py.mappings.redis.join import find_run, find_runs, join_run
+from dispel4py.mappings.redis.join import find_runs, join_run
+from dispel4py.mappings.redis.keys import lost_error
 from dispel4py.mappings.redis.server import RedisTarget, connect
 
 __all__ = ["Agent", "AgentOptions", "REFRESH_S"]
@@ -51,6 +52,7 @@ _log = logging.getLogger("dispel4py.worker")
 REFRESH_S = 2.0  # the record lasts AGENT_TTL_MS (10 s); refreshed at least every 2.5 s
 _RESCAN_EVERY = 5  # refreshes between two scans for runs (announcements missed while away)
 _PR_SET_PDEATHSIG = 1
+_POLL_S = 0.5  # without --serve, while waiting for the run to start
 
 
 @dataclass
@@ -106,6 +108,7 @@ class Agent:
         self.state = _State()
         self.client: Any = None
         self.pubsub: Any = None
+        self.published = 0.0  # when the record was last written (monotonic)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> int:
@@ -117,20 +120,29 @@ class Agent:
         old_fd = signal.set_wakeup_fd(wake_w)
         self.client = connect(self.target, socket_timeout=10, name="dispel4py-agent")
         try:
-            if self.options.serve:
-                self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-                self.pubsub.subscribe(RUNS_CHANNEL)
-                self._scan()
-                if not self.state.children:
-                    _log.debug("agent %s waits for runs signed with its key", self.record.agent_id)
-            else:
-                self._join_one()
-            return self._loop(wake_r)
+            return self._start_and_loop(wake_r)
+        except Exception as exc:  # the server went away: say so (exit 1); a supervisor restarts us
+            error = lost_error(self.target, exc)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             signal.set_wakeup_fd(old_fd)
             for signum, action in previous.items():
                 signal.signal(signum, action)
             self._leave(wake_r, wake_w)
+
+    def _start_and_loop(self, wake_r: int) -> int:
+        if self.options.serve:
+            self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            self.pubsub.subscribe(RUNS_CHANNEL)
+            self._scan()
+            if not self.state.children:
+                _log.debug("agent %s waits for runs signed with its key", self.record.agent_id)
+        elif not self._join_one(wake_r):
+            _log.warning("dispel4py worker: %s before joining a run", _stopped(self.state.signals[0]))
+            return 0
+        return self._loop(wake_r)
 
     def _loop(self, wake_r: int) -> int:
         beats = 0
@@ -219,9 +231,30 @@ class Agent:
             self.state.joined.add(ident)
             self._start(run_id)
 
-    def _join_one(self) -> None:
-        run_id = find_run(self.client, self.signer, self.options.run, self.options.wait_s)
-        self._start(run_id)
+    def _join_one(self, wake_r: int) -> bool:
+        """Without ``--serve``: the run to join (``--run``, or the only one signed with the
+        key), waiting up to ``--wait`` s for it to start; False if a signal came first."""
+        deadline = time.monotonic() + self.options.wait_s
+        while not self.state.signals:
+            if time.monotonic() >= self.published + REFRESH_S:
+                self._publish()
+            runs = {k: v for k, v in find_runs(self.client, self.signer, self.options.run).items() if v[1]}
+            if len(runs) > 1:
+                raise UsageError(
+                    f"several runs are in progress: {', '.join(sorted(runs))}; choose one with --run"
+                )
+            if runs:
+                self._start(next(iter(runs)))
+                return True
+            if time.monotonic() >= deadline:
+                which = (
+                    f"run {self.options.run} is not" if self.options.run else "no run signed with this key is"
+                )
+                raise UsageError(f"{which} in progress on this server (waited {self.options.wait_s:g} s)")
+            if select.select([wake_r], [], [], _POLL_S)[0]:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 64)
+        return False
 
     def _start(self, run_id: str) -> None:
         live = len(self.state.children)
@@ -275,6 +308,7 @@ class Agent:
         self.record.parked = sum(c.parked for c in children)
         self.record.active = len(children) - self.record.parked
         self.record.runs = sorted({c.run for c in children})
+        self.published = time.monotonic()
         try:
             publish_agent(self.client, self.signer, self.record)
         except Exception as exc:  # the server is away: the processes meet it and say so
@@ -338,3 +372,7 @@ def _die_with_parent() -> None:
     """SIGTERM when the agent dies (SIGKILL, OOM): the process leaves its run cleanly."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _stopped(signum: int) -> str:
+    return str(Terminated(signum))
