@@ -8,7 +8,9 @@ of the run, its own and those of the host agents that joined, not only its own h
 * **Spread over hosts** (:func:`allocate`, pure): each host first gets its minimum, then
   one worker at a time goes to the host with the fewest active workers that has room, so
   the active workers are spread fairly; within a host the workers hosting no pinned
-  instance stay active first, then the lowest ids.
+  instance stay active first, then the lowest ids. A worker that has been running a pinned
+  task for a second or more (a source that runs for the whole run) is *held*: it counts
+  neither as active nor as available, so the others are scaled around it.
   The driver's own workers form one host (minimum 1, as ``dyn_auto_multi``); a plain
   ``dispel4py worker`` (no agent) is a host of one worker, minimum 0.
 * **How.** A worker is parked or woken by a command on its control stream (the engine's
@@ -34,6 +36,7 @@ __all__ = ["FleetScaler", "Host", "allocate"]
 
 _log = logging.getLogger("dispel4py.engine")
 DRIVER = "driver"
+HELD_S = 1.0  # a worker in a pinned task this long counts as held, not as available
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class FleetScaler:
         self.queues, self.coordinator, self.pool, self.local = queues, coordinator, pool, local
         self.idle_time_s, self.threshold = idle_time_s, threshold
         self.shared = list(queues.shared)
+        self.pinned = [k for k in range(queues.instances) if k not in queues.is_shared]
+        self.held_since: dict[int, float] = {}
         self.start = time.monotonic()
         self.policy: ScalingPolicy | None = None
         self.active: dict[int, bool] = {}  # every worker of the run: whether it takes shared tasks
@@ -112,14 +117,18 @@ class FleetScaler:
         return (worker < plan.num_workers and bool(plan.hosted(worker)), worker)
 
     def tick(self) -> None:
-        hosts = self.hosts()
-        present = {w for h in hosts for w in h.workers}
-        self.active = {w: self.active.get(w, True) for w in present}  # a worker joins active
-        if not present:
+        now = time.monotonic() - self.start
+        self.queues.total_backlog()  # reads the counts of tasks queued and running
+        every = self.hosts()
+        self.active = {w: self.active.get(w, True) for h in every for w in h.workers}  # joins active
+        held = self._held(now)
+        hosts = [
+            Host(h.name, tuple(w for w in h.workers if w not in held), h.minimum, h.maximum) for h in every
+        ]
+        if not any(h.workers for h in hosts):
             return
         low = max(1, sum(h.low for h in hosts))
         high = max(low, sum(h.high for h in hosts))
-        now = time.monotonic() - self.start
         if self.policy is None:
             self.policy = ScalingPolicy(
                 low, high, idle_time_s=self.idle_time_s, queue_threshold=self.threshold
@@ -127,15 +136,23 @@ class FleetScaler:
             reason = "start"
         else:
             self.policy.set_bounds(low, high)
-            observation = self._observe(now)
+            observation = self._observe(now, hosts)
             decision = self.policy.decide(observation)
             reason = decision.reason
             _log.debug("autoscaling: %s (%s)", reason, observation)
         self._apply(allocate(self.policy.target, hosts), hosts, reason, now)
 
-    def _observe(self, now: float) -> Observation:
-        active = sum(self.active.values())
-        self.queues.total_backlog()  # reads the counts of tasks queued and running
+    def _held(self, now: float) -> set[int]:
+        """Workers that have been running a pinned task for ``HELD_S`` or more (a source that
+        runs for the whole run, a slow stateful PE): they cannot take shared tasks, so they
+        count neither as active nor as available, and the other workers are scaled."""
+        plan = self.coordinator.plan
+        running = {plan.worker_of(k) for k in self.pinned if self.queues.running(k) > 0}
+        self.held_since = {w: self.held_since.get(w, now) for w in running}
+        return {w for w, since in self.held_since.items() if now - since >= HELD_S}
+
+    def _observe(self, now: float, hosts: list[Host]) -> Observation:
+        active = sum(self.active[w] for h in hosts for w in h.workers)
         # the shared queues only: a pinned instance's backlog is not helped by more workers
         backlog = sum(max(0, self.queues.queued(k)) for k in self.shared)
         busy = min(active, sum(self.queues.running(k) for k in self.shared))

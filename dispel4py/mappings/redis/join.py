@@ -41,7 +41,7 @@ from dispel4py.mappings.redis.scripts import REGISTER
 from dispel4py.mappings.redis.server import check_server, connect, resolve_target
 from dispel4py.mappings.redis.worker import RedisWorker
 
-__all__ = ["join_run", "find_run", "find_runs", "server_and_key"]
+__all__ = ["join_run", "find_runs", "server_and_key"]
 
 _log = logging.getLogger("dispel4py.worker")
 _POLL_S = 0.5  # while waiting for a run to start
@@ -116,12 +116,6 @@ def _find_run(
             which = f"run {run_id} is not" if run_id else "no run signed with this key is"
             raise UsageError(f"{which} in progress on this server (waited {wait_s:g} s)")
         time.sleep(_POLL_S)
-
-
-def find_run(client: Any, signer: Any, run_id: str | None, wait_s: float) -> str:
-    """The id of the run to join (``run_id``, or the only one signed with this key),
-    waiting up to ``wait_s`` for it to start."""
-    return _find_run(client, signer, run_id, wait_s)[0]
 
 
 def find_runs(
