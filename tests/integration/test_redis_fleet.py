@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _helpers import WORKFLOWS, cli, run
+from _helpers import WORKFLOWS, cli, run, wait_gone
 from fleet_support import Host, agents_of, tree_cpu_s, wait_for
 from redis_support import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
 
@@ -311,3 +311,32 @@ def test_a_standing_agent_whose_server_goes_away_says_so_and_exits_1(tmp_path) -
         assert f"Redis at 127.0.0.1:{server.port}" in host.stderr(), host.stderr()
     finally:
         server.close()
+
+
+def test_a_second_signal_stops_a_draining_agent_at_once(fleet: Fleet) -> None:
+    # the agent's one process runs a PE stuck in a C loop that no signal interrupts: the
+    # first SIGTERM cannot drain it; the second kills it and the agent leaves (143)
+    env = {"D4PY_HOG_ITEMS": "1", "D4PY_HOG_SPIN": str(10**12)}
+    host = fleet.host("-n", "1", "--serve", env=env)
+    fleet.wait_agents(1)
+    hog = str(WORKFLOWS / "redis_hog.py")
+    driver = subprocess.Popen(
+        cli("dyn_redis", hog, "-n", "0", "--claim-idle-ms", "1000", "--redis-url", fleet.server.url,
+            "--key-file", str(fleet.key)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **fleet.env, **env},
+    )  # fmt: skip
+    try:
+        [start] = wait_for(lambda: list(fleet.marks.glob("start-*")), "the PE stuck in its C loop")
+        stuck = int(start.name.split("-")[2])
+        os.kill(host.pid, signal.SIGTERM)
+        wait_for(lambda: "draining 1 process(es)" in host.stderr(), "the agent draining")
+        assert host.process.poll() is None  # its process cannot leave: it is in the C loop
+        os.kill(host.pid, signal.SIGTERM)
+        assert host.process.wait(timeout=15) == 128 + signal.SIGTERM
+        assert "second signal: stopping at once" in host.stderr()
+        assert wait_gone([stuck], within=5) == []  # killed, not left spinning
+        _, err = driver.communicate(timeout=60)
+        assert driver.returncode == 1 and "cannot be recovered" in err, err  # it hosted pinned instances
+    finally:
+        driver.kill()
+        driver.communicate()
