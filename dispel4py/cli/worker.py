@@ -66,6 +66,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     agent.add_argument(
         "-n",
         "--processes",
+        metavar="N",
         type=int,
         default=None,
         help="run up to N worker processes on this host under one agent (default with --serve: the cores)",

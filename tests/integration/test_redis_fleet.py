@@ -340,3 +340,15 @@ def test_a_second_signal_stops_a_draining_agent_at_once(fleet: Fleet) -> None:
     finally:
         driver.kill()
         driver.communicate()
+
+
+def test_runs_pattern_limits_the_runs_an_agent_joins(fleet: Fleet) -> None:
+    host = fleet.host("-n", "1", "--serve", "--runs", "nightly-*", "-v")
+    fleet.wait_agents(1)
+    other = fleet.run("-n", "1", "--run", "adhoc", "-v")
+    assert other.returncode == 0, other.stderr
+    assert "joined from" not in other.stderr  # not a nightly run: the agent stayed away
+    nightly = fleet.run("-n", "0", "--run", "nightly-1", "-v")  # it needs the agent
+    assert nightly.returncode == 0, nightly.stderr
+    assert "worker 0 joined from" in nightly.stderr
+    assert "process(es) join run nightly-1" in host.stderr() and "join run adhoc" not in host.stderr()
