@@ -269,14 +269,17 @@ def test_the_fleet_grows_to_its_maximum_on_a_burst_and_back_to_its_minimum(fleet
     fleet.wait_agents(3)
     done, stats = autoscaled(fleet, tmp_path, env)
     timeline = [n for _, n in stats["workers_timeline"]]
-    # every process of the three agents but the one held by the source (a pinned task that
-    # runs through the burst and the trickle: it cannot take shared tasks)
-    assert max(timeline) == 5, stats["workers_timeline"]
-    assert timeline[-1] == 1, stats["workers_timeline"]  # the pause: back to the minimum
+    # every process of the three agents (6), or all but the one held by the source once it
+    # has run its pinned task for a second (5: it cannot take shared tasks)
+    top = max(timeline)
+    assert top in (5, 6), stats["workers_timeline"]
+    assert timeline[-1] == 1, stats["workers_timeline"]  # the trickle: back to the minimum
     # per host: at the peak every available process of each agent was active
-    peak = [hosts_now for _, hosts_now in stats["hosts_timeline"] if sum(hosts_now.values()) == 5]
-    assert peak and sorted(peak[0].values()) == [1, 2, 2], stats["hosts_timeline"]
-    assert len(peak[0]) == 3 and "autoscaling: 5 of 6 workers take shared tasks" in done.stderr
+    peak = [hosts_now for _, hosts_now in stats["hosts_timeline"] if sum(hosts_now.values()) == top]
+    assert peak and sorted(peak[0].values()) == ([2, 2, 2] if top == 6 else [1, 2, 2]), stats[
+        "hosts_timeline"
+    ]
+    assert f"autoscaling: {top} of 6 workers take shared tasks" in done.stderr
     assert all(host.process.poll() is None for host in hosts)
 
 

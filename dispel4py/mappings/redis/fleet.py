@@ -23,6 +23,7 @@ from typing import Any
 from dispel4py.errors import UsageError
 
 __all__ = [
+    "FleetSize",
     "NOT_MY_SLOT",
     "REQUIRES",
     "RUNS_CHANNEL",
@@ -126,3 +127,26 @@ def _slot_needs(plan: Any, worker: int, needs: dict[str, frozenset[str]]) -> fro
     for iid in plan.hosted(worker):
         wanted |= needs.get(plan.pe_of(iid), frozenset())
     return wanted
+
+
+class FleetSize:
+    """On the driver's tick: tells the workers how many workers the run has once workers
+    from other hosts make it more than the plan's slots (``-n 0`` plans one). A writer helps
+    (or waits) once a queue holds ``--credits`` tasks per worker; counting only the plan's
+    slots would cap a fleet's queues at a few tasks. A command, not a read in the writer:
+    the write path stays as it is."""
+
+    def __init__(self, plan: Any, pool: Any, queues: Any) -> None:
+        self.slots, self.pool, self.queues = plan.num_workers, pool, queues
+        self.told: dict[int, int] = {}  # worker -> the size it was told
+
+    def tick(self) -> None:
+        pool = self.pool
+        live = [w for w in range(pool.local) if w not in pool.lost] + sorted(pool.remote)
+        size = len(live)
+        if size <= self.slots and not self.told:
+            return
+        for worker in live:
+            if self.told.get(worker) != size:
+                self.queues.command(worker, ("fleet", size))
+                self.told[worker] = size

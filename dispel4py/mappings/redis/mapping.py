@@ -38,7 +38,7 @@ from dispel4py.mappings.processes.capacity import warn_far_above_cores
 from dispel4py.mappings.processes.dynamic import DynMultiMapping
 from dispel4py.mappings.processes.worker_process import module_files, plan_blob
 from dispel4py.mappings.redis.code_digest import code_digest
-from dispel4py.mappings.redis.fleet import announce_run
+from dispel4py.mappings.redis.fleet import FleetSize, announce_run
 from dispel4py.mappings.redis.fleet_scaling import FleetScaler
 from dispel4py.mappings.redis.keys import TTL_S
 from dispel4py.mappings.redis.placement import NeedsWatch, check_local_slots
@@ -264,10 +264,11 @@ class DynRedisMapping(DynMultiMapping):
             pool = stack.enter_context(RedisPool(ctx, plan, queues, tuning, local=local))
             scaler = self._fleet_scaler(plan, queues, coordinator, pool)
             watch = NeedsWatch(plan, pool, coordinator)
+            size = FleetSize(plan, pool, queues)
             pool.start()
             coordinator.start()
             stats = pool.collect_run(
-                collector, reader, run, coordinator, self._on_report(coordinator), _ticks(scaler, watch)
+                collector, reader, run, coordinator, self._on_report(coordinator), _ticks(scaler, watch, size)
             )
         except Exception as exc:
             error = lost_error(target, exc)
@@ -326,14 +327,14 @@ class DynRedisMapping(DynMultiMapping):
         return None
 
 
-def _ticks(scaler: Any, watch: NeedsWatch) -> Any:
-    """The driver's tick: the autoscaler's (if any), then the placement watch's."""
-    if scaler is None:
-        return watch.tick
+def _ticks(scaler: Any, watch: NeedsWatch, size: FleetSize) -> Any:
+    """The driver's tick: the autoscaler's (if any), the placement watch's, the fleet's size."""
 
     def tick() -> None:
-        scaler.tick()
+        if scaler is not None:
+            scaler.tick()
         watch.tick()
+        size.tick()
 
     return tick
 

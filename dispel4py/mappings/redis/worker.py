@@ -26,7 +26,6 @@ what it has when its own task ends) are taken several at a time and run as one
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any
 
@@ -38,8 +37,7 @@ __all__ = ["RedisWorker"]
 
 _Aside = tuple[dict[tuple[int, str], list[Any]], dict[tuple[str, str], list[Any]], Counter[str]]
 
-FLEET_READ_S = 1.0  # the number of workers of the run is read at most this often
-MAX_FLEET = 1024
+MAX_FLEET = 1024  # a "fleet" command above this is taken as this
 MAX_MERGE = 16  # tiny tasks of one PE run as one, at most this many
 
 
@@ -58,31 +56,13 @@ class RedisWorker(DynamicWorker):
         self.shared_keys = [
             k for k in self.shared_keys if can_run(needs.get(self.plan.pe_of(k), frozenset()), offers)
         ]
-        self.on_park: Any = None
-        self._limit_read = 0.0  # an agent's child tells its agent when it is parked or woken
-
-    def _make_room(self, target: int, floor: int) -> None:
-        self._fit_backlog_limit()
-        super()._make_room(target, floor)
-
-    def _fit_backlog_limit(self) -> None:
-        """A writer helps (or waits) once a queue holds ``--credits`` tasks per worker; the
-        plan counts only its worker slots (one with ``-n 0``), so the workers that joined
-        count too: their number, read at most once a second, when a writer is at the
-        limit. (The counter is not signed: a stranger who changes it changes how much is
-        queued, never what is computed; it is capped.)"""
-        now = time.monotonic()
-        if now < self._limit_read + FLEET_READ_S:
-            return
-        self._limit_read = now
-        try:
-            fleet = int(self.queues.client.get(self.queues.names.workers) or 0)  # type: ignore[attr-defined]
-        except Exception:  # the server is away: the next queue operation says so, as the transport's
-            return
-        workers = max(1, self.plan.num_workers, min(fleet, MAX_FLEET))
-        self.backlog_limit = self.tuning.credits * workers
+        self.on_park: Any = None  # an agent's process tells its agent when it is parked or woken
 
     def _command(self, message: Any) -> bool:
+        if message[0] == "fleet":  # the run's workers, joined ones included (redis/fleet.py)
+            workers = max(1, self.plan.num_workers, min(int(message[1]), MAX_FLEET))
+            self.backlog_limit = self.tuning.credits * workers
+            return False
         quit_now = super()._command(message)
         if self.on_park is not None and message[0] in ("park", "wake"):
             self.on_park(self.parked)
