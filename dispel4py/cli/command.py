@@ -73,6 +73,12 @@ def format_stats(result: Any) -> str:
     if result.workers_timeline:
         steps = ", ".join(f"{t:.2f} s: {n}" for t, n in result.workers_timeline)
         lines.append(f"active workers (autoscaling): {steps}")
+    if result.hosts_timeline:
+        per_host = "; ".join(
+            f"{t:.2f} s: " + ", ".join(f"{h} {n}" for h, n in hosts.items())
+            for t, hosts in result.hosts_timeline
+        )
+        lines.append(f"active workers per host (autoscaling): {per_host}")
     return "\n".join(lines)
 
 

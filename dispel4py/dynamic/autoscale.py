@@ -141,6 +141,14 @@ class ScalingPolicy:
         self._idle_since: float | None = None  # first of the current run of idle observations
         self._timeline: list[tuple[float, int]] = []
 
+    def set_bounds(self, minimum: int, maximum: int) -> None:
+        """New bounds (a fleet whose workers come and go): the target is clamped into them at
+        once, which counts as no change of the policy's own (no cooldown starts); the next
+        decision applies the rules within the new bounds."""
+        self.minimum = _check_int("minimum", minimum, 1)
+        self.maximum = _check_int("maximum", maximum, self.minimum)
+        self._target = min(max(self._target, self.minimum), self.maximum)
+
     @property
     def target(self) -> int:
         """The active workers the policy wants now (its last decision, or ``initial``)."""

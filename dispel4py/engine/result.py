@@ -75,6 +75,8 @@ class RunResult:
     elapsed_s: float = 0.0
     processes: str = ""  # the original's "Processes: {...}" layout line
     workers_timeline: list[tuple[float, int]] = field(default_factory=list)  # autoscaling: (s, active)
+    # fleet autoscaling (dyn_auto_redis): (s, {host: active}) at the start and each change
+    hosts_timeline: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     workers: int = 0  # workers (processes, ranks) the plan used
     layout: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # PE id -> (instance, worker)
     bottleneck: dict[str, Any] | None = None  # see dispel4py.observe.report.find_bottleneck

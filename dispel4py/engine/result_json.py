@@ -101,6 +101,7 @@ def stats_dict(result: RunResult) -> dict[str, Any]:
         },
         "processes": result.processes,
         "workers_timeline": [[t, n] for t, n in result.workers_timeline],
+        "hosts_timeline": [[t, dict(hosts)] for t, hosts in result.hosts_timeline],
         "bottleneck": result.bottleneck,
     }
 

@@ -113,6 +113,7 @@ class Mapping(ABC):
     def __init__(self, options: MappingABC[str, Any] | None = None) -> None:
         self.options = dict(options or {})
         self.workers_timeline: list[tuple[float, int]] = []  # set by autoscaling mappings
+        self.hosts_timeline: list[tuple[float, dict[str, int]]] = []  # set by dyn_auto_redis
         # live counters while the run goes (progress display): set before run(), see live.py
         self.board: LiveBoard | None = None
 
@@ -231,6 +232,7 @@ class Mapping(ABC):
             elapsed_s=elapsed,
             processes=plan.describe(),
             workers_timeline=self.workers_timeline,
+            hosts_timeline=self.hosts_timeline,
             workers=plan.num_workers,
             layout=layout,
         )

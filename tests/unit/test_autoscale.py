@@ -288,3 +288,16 @@ def test_timeline_keeps_only_changes():
     assert active_workers_timeline([]) == []
     assert format_timeline([(0.0, 3), (0.52, 6), (3.1, 4)]) == "3 @0.00s -> 6 @0.52s -> 4 @3.10s"
     assert format_timeline([]) == ""
+
+
+def test_set_bounds_clamps_the_target_and_keeps_the_rules() -> None:
+    policy = ScalingPolicy(1, 2, idle_time_s=0.3, cooldown_s=0.5)
+    assert policy.target == 2
+    policy.set_bounds(1, 6)  # more workers joined: the target stays until the load says more
+    assert policy.target == 2
+    decision = policy.decide(Observation(time_s=0.0, backlog=100, active=2, busy=2))
+    assert decision.changed and decision.target == 4
+    policy.set_bounds(2, 3)  # an agent left: clamped at once
+    assert policy.target == 3
+    with pytest.raises(ValueError, match="maximum must be at least 2"):
+        policy.set_bounds(2, 1)

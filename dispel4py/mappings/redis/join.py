@@ -19,13 +19,14 @@ PE logs and errors go to the driver. It leaves:
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import os
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dispel4py.dynamic.signing import MAC_SIZE, Forged, Signer, load_key
@@ -35,21 +36,51 @@ from dispel4py.errors import Dispel4PyError, TransportError, UsageError
 from dispel4py.mappings.processes.worker_process import load_plan
 from dispel4py.mappings.redis.audit import driver_token
 from dispel4py.mappings.redis.code_digest import code_differences, code_digest
+from dispel4py.mappings.redis.fleet import NOT_MY_SLOT, WorkerOffer, slot_check
 from dispel4py.mappings.redis.keys import DRIVER_TTL_MS, Tampered
 from dispel4py.mappings.redis.queues import GROUP, RedisQueues, Reporter, RunNames, lost_error
 from dispel4py.mappings.redis.scripts import REGISTER
 from dispel4py.mappings.redis.server import check_server, connect, resolve_target
 from dispel4py.mappings.redis.worker import RedisWorker
 
-__all__ = ["join_run"]
+__all__ = ["join_run", "find_runs", "server_and_key"]
 
 _log = logging.getLogger("dispel4py.worker")
 _POLL_S = 0.5  # while waiting for a run to start
 
 
-def join_run(options: Mapping[str, Any]) -> int:
+def join_run(
+    options: Mapping[str, Any],
+    offer: WorkerOffer | None = None,
+    on_park: Callable[[bool], None] | None = None,
+) -> int:
     """Join the run that ``options`` name (the ``dispel4py worker`` options by their long
-    names) and serve it until it ends; the exit code."""
+    names) and serve it until it ends; the exit code. ``offer``: this worker's agent and
+    tags (a process of a host agent, ``redis/agent.py``), told to the driver in ``hello``;
+    ``on_park``: called with True/False when the driver parks or wakes this worker."""
+    target, signer = server_and_key(options)
+    check_server(target)
+    client = connect(target, socket_timeout=10, name="dispel4py-worker-join")
+    try:
+        run_id, meta, blob = _find_run(client, signer, options.get("run"), float(options.get("wait", 30.0)))
+    finally:
+        client.close()
+    if options.get("workflow"):
+        load_workflow(options["workflow"], options.get("attr"))  # makes its module importable under its name
+    return _serve(
+        target,
+        signer,
+        run_id,
+        meta,
+        blob,
+        bool(options.get("allow_code_mismatch")),
+        offer or WorkerOffer(),
+        on_park,
+    )
+
+
+def server_and_key(options: Mapping[str, Any]) -> tuple[Any, Signer]:
+    """The server and the run key that ``options`` name; a usage error if either is missing."""
     target = resolve_target(options)
     if target is None:
         raise UsageError(
@@ -61,16 +92,7 @@ def join_run(options: Mapping[str, Any]) -> int:
         raise UsageError(f"--key-file: {exc}") from exc
     if key is None:
         raise UsageError("the run key is needed: --key-file FILE (the driver's) or DISPEL4PY_KEY")
-    signer = Signer(key)
-    check_server(target)
-    client = connect(target, socket_timeout=10, name="dispel4py-worker-join")
-    try:
-        run_id, meta, blob = _find_run(client, signer, options.get("run"), float(options.get("wait", 30.0)))
-    finally:
-        client.close()
-    if options.get("workflow"):
-        load_workflow(options["workflow"], options.get("attr"))  # makes its module importable under its name
-    return _serve(target, signer, run_id, meta, blob, bool(options.get("allow_code_mismatch")))
+    return target, Signer(key)
 
 
 def _find_run(
@@ -98,6 +120,14 @@ def _find_run(
         time.sleep(_POLL_S)
 
 
+def find_runs(
+    client: Any, signer: Any, run_id: str | None = None
+) -> dict[str, tuple[dict[str, Any], bytes | None]]:
+    """The runs in progress signed with ``signer``'s key (or only ``run_id``): id ->
+    (signed metadata, plan or None)."""
+    return _runs(client, signer, run_id)
+
+
 def _runs(client: Any, signer: Any, run_id: str | None) -> dict[str, tuple[dict[str, Any], bytes | None]]:
     infos = [f"d4py:{run_id}:info"] if run_id else list(client.scan_iter(match="d4py:*:info", count=1000))
     found = {}
@@ -122,7 +152,14 @@ def _runs(client: Any, signer: Any, run_id: str | None) -> dict[str, tuple[dict[
 
 
 def _serve(
-    target: Any, signer: Any, run_id: str, meta: dict[str, Any], blob: bytes, allow_mismatch: bool
+    target: Any,
+    signer: Any,
+    run_id: str,
+    meta: dict[str, Any],
+    blob: bytes,
+    allow_mismatch: bool,
+    offer: WorkerOffer,
+    on_park: Callable[[bool], None] | None,
 ) -> int:
     try:
         plan = load_plan(blob, meta["module_files"])
@@ -142,22 +179,10 @@ def _serve(
         max_deliveries=meta["max_deliveries"],
         dead_letter=meta.get("on_error") == "dead-letter",
     )
+    queues.offers = offer.tags  # type: ignore[attr-defined] # read by RedisWorker
     queues.open_client("dispel4py-worker")
     _check_driver(queues, run_id)
-    worker = int(
-        queues.client.eval(
-            REGISTER,
-            2,
-            names.info,
-            names.workers,
-            names.prefix,
-            GROUP,
-            meta["ttl_s"],
-            max(1000, queues.claim_idle_ms),
-            meta["local"],
-            meta["slots"],
-        )
-    )
+    worker = _register(queues, plan, meta, offer)
     if worker == -2:
         raise Tampered(
             f"the worker id given by {names.workers} on Redis at {target.where} is in use: someone "
@@ -170,13 +195,15 @@ def _serve(
     queues.client.close()
     queues.start_worker(worker, f"dispel4py-w{worker}", remote=True)
     _route_logging(queues)
-    queues.send_now(("hello", (worker, host, os.getpid())))
+    offer = dataclasses.replace(offer, host=offer.host or host)
+    queues.send_now(("hello", (worker, host, os.getpid(), offer)))
     slot = " (hosting pinned instances)" if plan.hosted(worker) else ""
     _log.info("worker %d joined run %s on Redis at %s%s", worker, run_id, target.where, slot)
     where = f"worker {worker}, pid {os.getpid()} on {host}"
     engine = RedisWorker(
         plan, worker, queues, Reporter(queues, meta["tuning"].streaming), tuning=meta["tuning"], where=where
     )
+    engine.on_park = on_park
     try:
         engine.run()
     except Terminated as exc:
@@ -222,6 +249,33 @@ def _check_driver(queues: Any, run_id: str) -> None:
         f"running driver's (the driver's liveness key {names.driver} was signed for another run): someone "
         "wrote an older run's metadata over it; not joining"
     )
+
+
+def _register(queues: Any, plan: Any, meta: dict[str, Any], offer: WorkerOffer) -> int:
+    """This worker's id in the run (``REGISTER``). With PEs that require tags, a worker does
+    not take a slot hosting pinned instances whose tags it lacks: it waits until a worker
+    that offers them has taken that slot (``fleet.slot_check``)."""
+    names = queues.names
+    check, acceptable = slot_check(plan, offer.tags)
+    while True:
+        worker = int(
+            queues.client.eval(
+                check + REGISTER,
+                2,
+                names.info,
+                names.workers,
+                names.prefix,
+                GROUP,
+                meta["ttl_s"],
+                max(1000, queues.claim_idle_ms),
+                meta["local"],
+                meta["slots"],
+                acceptable,
+            )
+        )
+        if worker != NOT_MY_SLOT:
+            return worker
+        time.sleep(_POLL_S)
 
 
 def _check_code(run_id: str, meta: dict[str, Any], allow_mismatch: bool) -> None:

@@ -38,7 +38,10 @@ from dispel4py.mappings.processes.capacity import warn_far_above_cores
 from dispel4py.mappings.processes.dynamic import DynMultiMapping
 from dispel4py.mappings.processes.worker_process import module_files, plan_blob
 from dispel4py.mappings.redis.code_digest import code_digest
+from dispel4py.mappings.redis.fleet import FleetSize, announce_run
+from dispel4py.mappings.redis.fleet_scaling import FleetScaler
 from dispel4py.mappings.redis.keys import TTL_S
+from dispel4py.mappings.redis.placement import NeedsWatch, check_local_slots
 
 __all__ = [
     "DynRedisMapping",
@@ -227,6 +230,7 @@ class DynRedisMapping(DynMultiMapping):
 
         ctx = multiprocess.get_context(self.options.get("start_method"))
         local = self.local_workers()
+        check_local_slots(plan, local)
         nonce = new_run_nonce()  # one key file for many runs: entries are valid in this run only
         signer = Signer(key or new_key(), nonce)
         queues = RedisQueues(
@@ -247,6 +251,8 @@ class DynRedisMapping(DynMultiMapping):
             meta = self._meta(plan, local, claim_ms, deliveries, tuning)
             run.create({**meta, "run_nonce": nonce}, self._shared_plan(plan, key))
             _log.info("run %s on Redis at %s, %d local worker(s)", run_id, target.where, local)
+            if key is not None:
+                announce_run(queues.client, run_id)  # standing agents (worker --serve) join now
             if key is not None or local == 0:
                 _log.info(
                     "workers join with: dispel4py worker --redis-url URL --run %s --key-file FILE [workflow]",
@@ -255,13 +261,15 @@ class DynRedisMapping(DynMultiMapping):
             reader = ReportReader(queues, bounded=tuning.streaming).start()
             stack.callback(reader.close)
             coordinator = Coordinator(plan, queues)
-            scaler = self._scaler(plan, queues, coordinator) if local else None
             pool = stack.enter_context(RedisPool(ctx, plan, queues, tuning, local=local))
             on_report = self._with_status(run, coordinator, pool, key, self._on_report(coordinator))
+            scaler = self._fleet_scaler(plan, queues, coordinator, pool)
+            watch = NeedsWatch(plan, pool, coordinator)
+            size = FleetSize(plan, pool, queues)
             pool.start()
             coordinator.start()
             stats = pool.collect_run(
-                collector, reader, run, coordinator, on_report, scaler.tick if scaler else None
+                collector, reader, run, coordinator, on_report, _ticks(scaler, watch, size)
             )
         except Exception as exc:
             error = lost_error(target, exc)
@@ -270,7 +278,7 @@ class DynRedisMapping(DynMultiMapping):
             raise error from exc
         pool.report_forged()
         if scaler is not None:
-            self.workers_timeline = scaler.timeline
+            self.workers_timeline, self.hosts_timeline = scaler.timeline, scaler.hosts_timeline
         if pool.dropped:
             raise ItemsGivenUp(pool.dropped, collector.outputs(plan), deliveries)
         return merge_copies(stats)
@@ -337,8 +345,20 @@ class DynRedisMapping(DynMultiMapping):
             _log.warning("workers on other hosts cannot join this run: %s", exc)
             return None
 
-    def _scaler(self, plan: Plan, queues: Any, coordinator: Coordinator) -> Any:
+    def _fleet_scaler(self, plan: Plan, queues: Any, coordinator: Coordinator, pool: Any) -> Any:
         return None
+
+
+def _ticks(scaler: Any, watch: NeedsWatch, size: FleetSize) -> Any:
+    """The driver's tick: the autoscaler's (if any), the placement watch's, the fleet's size."""
+
+    def tick() -> None:
+        if scaler is not None:
+            scaler.tick()
+        watch.tick()
+        size.tick()
+
+    return tick
 
 
 class DynAutoRedisMapping(DynRedisMapping):
@@ -354,22 +374,22 @@ class DynAutoRedisMapping(DynRedisMapping):
             "--idle_time",
             type=int,
             default=1000,
-            help="milliseconds the local workers must be idle before one fewer takes shared tasks "
+            help="milliseconds the workers (the driver's and the agents') must be idle before one fewer "
+            "takes shared tasks "
             "(the original's flag; default 1000)",
         )
 
-    def _scaler(self, plan: Plan, queues: Any, coordinator: Coordinator) -> Any:
-        from dispel4py.dynamic.autoscale import ScalingPolicy
-        from dispel4py.mappings.processes.scaling import LocalScaler
-
+    def _fleet_scaler(self, plan: Plan, queues: Any, coordinator: Coordinator, pool: Any) -> Any:
+        """The whole fleet's autoscaler (``redis/fleet_scaling.py``): the driver's workers and
+        every worker that joins, with the original's idle time."""
         idle_ms = self.options.get("idle_time")
         if not isinstance(idle_ms, int) or idle_ms < 0:
             raise UsageError(f"-thr/--idle_time must be a number of milliseconds (got {idle_ms!r})")
-        local = self.local_workers()
-        scaler = LocalScaler(local, queues, coordinator, None)
-        # the same initial target as LocalScaler's policy, with the original's idle time
-        scaler.policy = ScalingPolicy(1, local, idle_time_s=idle_ms / 1000)
-        return scaler
+        # a writer waits (helps) once a queue holds --credits tasks per worker slot of the plan,
+        # which -n 0 makes small: the backlog that means "more workers" must stay below it
+        limit = Tuning.from_options(self.options).credits * max(1, plan.num_workers)
+        threshold = max(1, min(10, limit // 2))
+        return FleetScaler(queues, coordinator, pool, self.local_workers(), idle_ms / 1000, threshold)
 
 
 class HybridRedisMapping(DynRedisMapping):

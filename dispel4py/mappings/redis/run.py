@@ -44,6 +44,7 @@ from dispel4py.mappings.processes.pool import (
     _wait_all,
 )
 from dispel4py.mappings.redis.audit import Auditor, driver_token
+from dispel4py.mappings.redis.fleet import WorkerOffer
 from dispel4py.mappings.redis.heartbeat import heartbeats_of
 from dispel4py.mappings.redis.keys import (
     BLOCK_MS,
@@ -303,6 +304,7 @@ class RedisPool(_Pool):
         self.queues, self.local = queues, local
         self.remote: dict[int, float] = {}  # worker -> when it said hello
         self.remote_ever: set[int] = set()
+        self.offers: dict[int, WorkerOffer] = {}  # joined workers: their agent and tags
         self.expected: set[int] = set(range(local))  # workers whose stats we wait for
         self.lost: set[int] = set()
         self.forged: list[tuple[str, str]] = []
@@ -401,8 +403,9 @@ class RedisPool(_Pool):
         self, worker: int, kind: str, body: Any, chained: Callable[[int, str, Any], bool], run: RedisRun
     ) -> bool:
         if kind == "hello":
-            _, host, pid = body
+            _, host, pid, *offer = body  # offer: a host agent's process (redis/fleet.py)
             _log.info("worker %d joined from %s (pid %d)", worker, host, pid)
+            self.offers[worker] = offer[0] if offer else WorkerOffer(host=host)
             run.add_keys(
                 [self.queues.names.stream(self.queues.control_key(worker)), self.queues.names.alive(worker)]
             )

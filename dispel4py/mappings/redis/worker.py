@@ -31,11 +31,13 @@ from typing import Any
 
 from dispel4py.dynamic.worker import DynamicWorker
 from dispel4py.errors import WorkflowFailed
+from dispel4py.mappings.redis.fleet import can_run, requirements
 
 __all__ = ["RedisWorker"]
 
 _Aside = tuple[dict[tuple[int, str], list[Any]], dict[tuple[str, str], list[Any]], Counter[str]]
 
+MAX_FLEET = 1024  # a "fleet" command above this is taken as this
 MAX_MERGE = 16  # tiny tasks of one PE run as one, at most this many
 
 
@@ -44,6 +46,27 @@ class RedisWorker(DynamicWorker):
     # a local queue): larger tasks keep that near 2 %; the tail they add is a few of them
     # (measured: 2000 x 1 ms on 2 workers, 1.24 s at 0.02 s per task, 1.19 s at 0.035-0.05)
     target_task_s = 0.04
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # placement by capability: only the shared PEs whose required tags this worker offers
+        # (``queues.offers``: a joined worker's agent's --tags; the driver's workers offer none)
+        offers: frozenset[str] = getattr(self.queues, "offers", frozenset())
+        needs = requirements(self.plan)
+        self.shared_keys = [
+            k for k in self.shared_keys if can_run(needs.get(self.plan.pe_of(k), frozenset()), offers)
+        ]
+        self.on_park: Any = None  # an agent's process tells its agent when it is parked or woken
+
+    def _command(self, message: Any) -> bool:
+        if message[0] == "fleet":  # the run's workers, joined ones included (redis/fleet.py)
+            workers = max(1, self.plan.num_workers, min(int(message[1]), MAX_FLEET))
+            self.backlog_limit = self.tuning.credits * workers
+            return False
+        quit_now = super()._command(message)
+        if self.on_park is not None and message[0] in ("park", "wake"):
+            self.on_park(self.parked)
+        return quit_now
 
     def _run_task(self, key: int, task: Any) -> None:
         queues = self.queues
