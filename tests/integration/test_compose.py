@@ -100,13 +100,10 @@ def test_every_dispel4py_command_line_parses_with_the_real_parser() -> None:
     status = _parse(status_cli.get_parser(), commands["status"][1:])
     assert (status.redis_url, status.watch) == (REDIS_URL, status_cli.DEFAULT_WATCH_S)
     worker_parser = worker_cli.get_parser()
-    known = {s for action in worker_parser._actions for s in action.option_strings}
     for name in ("worker", "gpu-worker"):
         argv = commands[name]
         assert argv[0] == "worker" and REDIS_URL in argv
         assert re.fullmatch("[0-9]+", argv[argv.index("-n") + 1]), argv
-    if not {"--serve", "--tags", "-n"} <= known:
-        pytest.xfail("dispel4py worker has no --serve/--tags/-n yet (issue 17 point 1, another branch)")
     for name in ("worker", "gpu-worker"):
         args = _parse(worker_parser, commands[name][1:])
         assert args.serve and args.redis_url == REDIS_URL
@@ -121,7 +118,7 @@ def _keda_recipe() -> list[dict]:
 
 
 def test_the_keda_recipe_runs_standing_agents_scaled_on_a_queue() -> None:
-    """The Deployment's agents parse with the real worker parser (once it has --serve);
+    """The Deployment's agents parse with the real worker parser;
     the trigger watches a run's shared queue with the group the runs use."""
     deployment, scaled = _keda_recipe()
     assert (deployment["kind"], scaled["kind"]) == ("Deployment", "ScaledObject")
@@ -133,8 +130,5 @@ def test_the_keda_recipe_runs_standing_agents_scaled_on_a_queue() -> None:
     argv = container["args"]
     assert "command" not in container and argv[0] == "worker"  # the image's entry point is dispel4py
     assert [e["name"] for e in container["env"]] == ["DISPEL4PY_KEY"]
-    parser = worker_cli.get_parser()
-    if "--serve" not in {s for action in parser._actions for s in action.option_strings}:
-        pytest.xfail("dispel4py worker has no --serve yet (issue 17 point 1, another branch)")
-    args = _parse(parser, argv[1:])
+    args = _parse(worker_cli.get_parser(), argv[1:])
     assert args.serve and args.redis_url == REDIS_URL
