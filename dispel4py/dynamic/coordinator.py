@@ -18,8 +18,8 @@ It runs in the driver and never runs PE code. Its invariants:
   shared PE once it has reported a task of it (every task is reported before the PE can
   end, so the set is complete when it is used). A worker taken for gone (``worker_lost``)
   never holds one again: a task it committed after it was taken for gone, before it saw
-  its quit command, is counted, but its copy will never ``postprocess``, and waiting for
-  it would end the run never.
+  its quit command, is counted, but its copy will never ``postprocess``: waiting for it
+  would keep the run from ever ending.
 """
 
 from __future__ import annotations
