@@ -16,7 +16,10 @@ It runs in the driver and never runs PE code. Its invariants:
   at once; nothing waits on a clock, so a PE that takes an hour per item is never cut off.
 * **Who holds what.** Pinned instances are known from the plan; a worker holds a copy of a
   shared PE once it has reported a task of it (every task is reported before the PE can
-  end, so the set is complete when it is used).
+  end, so the set is complete when it is used). A worker taken for gone (``worker_lost``)
+  never holds one again: a task it committed after it was taken for gone, before it saw
+  its quit command, is counted, but its copy will never ``postprocess``: waiting for it
+  would keep the run from ever ending.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Coordinator:
             if worker != SHARED:
                 self.holders[plan.pe_of(iid)].add(worker)
         self.posting: dict[str, set[int]] = {}
+        self.gone: set[int] = set()  # workers taken for gone: they hold nothing any more
         self.ended: set[str] = set()
         self.finished = False
         self.items = dict.fromkeys(plan.order, 0)
@@ -66,7 +70,8 @@ class Coordinator:
             self.in_flight[pe_id] -= 1
             self.items[pe_id] += items
             self.busy_s[pe_id] += busy
-            self.holders[pe_id].add(worker)
+            if worker not in self.gone:
+                self.holders[pe_id].add(worker)
             self._count(created)
         elif kind == "posted":
             _, pe_id, created = body
@@ -83,7 +88,10 @@ class Coordinator:
     def worker_lost(self, worker: int) -> None:
         """A worker hosting no pinned instance is gone (queues that redeliver its tasks,
         e.g. Redis): its copies of shared PEs will never postprocess, so stop waiting for
-        them. Its unfinished tasks are still counted in flight until another worker runs them."""
+        them. Its unfinished tasks are still counted in flight until another worker runs them;
+        a task it still commits (it was alive, taken for gone) is counted, but makes it no
+        holder again."""
+        self.gone.add(worker)
         for holders in self.holders.values():
             holders.discard(worker)
         for pe_id, waiting in list(self.posting.items()):

@@ -230,30 +230,48 @@ def test_a_workers_counter_set_back_refuses_the_joining_worker(redis_server: Red
 
 
 # -- defect 1: a task over the spill limit -------------------------------------------------------
+@pytest.mark.parametrize("on_tally", [False, True], ids=["any-worker", "the-tally-host"])
 def test_a_task_over_the_spill_limit_reclaimed_from_a_frozen_worker_stays_exact(
-    redis_server: RedisServer, tmp_path
+    redis_server: RedisServer, tmp_path, on_tally: bool
 ) -> None:
     """Big writes 50 x 4 KB for one input, past a 20 KB spill limit; its worker is frozen
     half-way, past --claim-idle-ms: the task runs again elsewhere, and when the first
-    attempt wakes, what it spilled is dropped with its commit."""
+    attempt wakes, what it spilled is dropped with its commit.
+
+    The second attempt is waited for until it *starts*: when the frozen worker hosts
+    Tally (pinned, the only consumer of Big's outputs), the second attempt waits in
+    backpressure until Tally's queue drains, i.e. until that worker wakes (the case
+    ``the-tally-host`` forces; under load it came by chance). With as many items as
+    workers, some other worker is idle when the frozen worker's key expires: it takes the
+    task back."""
     folder = tmp_path / "marks"
     folder.mkdir()
     env = {"D4PY_SPILL_DIR": str(folder), "DISPEL4PY_SPILL_BYTES": "20000"}
+    if on_tally:
+        env |= {"D4PY_SPILL_ON_TALLY": "1", "D4PY_SPILL_ITEMS": "4"}
+    items = int(env.get("D4PY_SPILL_ITEMS", "3"))
     command = cli("dyn_redis", SPILL, "-n", "4", "--claim-idle-ms", "1000", "--redis-url", redis_server.url)
     watched = WatchedRun(tmp_path / "run", command, env=env)
     try:
-        spilled = watched.wait_until(lambda: list(folder.glob("spilled-*")), "the first attempt to spill", 60)
-        frozen = int(spilled[0].name.split("-")[1])
-        os.kill(frozen, signal.SIGSTOP)
+        spilling = lambda: list(folder.glob("spilled-*"))  # noqa: E731
+        [spilled] = watched.wait_until(spilling, "the first attempt to spill", 60)
+        _, frozen, item = spilled.name.split("-")
+        os.kill(int(frozen), signal.SIGSTOP)
         (folder / "go").touch()
-        again = lambda: [p for p in folder.glob("done-*-0") if int(p.name.split("-")[1]) != frozen]  # noqa: E731
-        watched.wait_until(again, "item 0 to run again on another worker", 60)
-        os.kill(frozen, signal.SIGCONT)
+        again = lambda: [p for p in folder.glob(f"start-*-{item}") if p.name.split("-")[1] != frozen]  # noqa: E731
+        watched.wait_until(again, f"item {item} to run again on another worker", 60)
+        os.kill(int(frozen), signal.SIGCONT)
         watched.watch_until_exit(within=90)
     finally:
         watched.kill_leftovers()
     assert watched.process.returncode == 0, watched.stderr()
-    assert "Outputs: {'Tally2': {'tally': [(150, 150)]}}" in watched.stdout(), watched.stdout()
+    count = items * 50
+    assert f"Outputs: {{'Tally2': {{'tally': [({count}, {count})]}}}}" in watched.stdout(), watched.stdout()
+    assert [p for p in folder.glob(f"done-*-{item}") if p.name.split("-")[1] != frozen], "no 2nd attempt done"
+    refused = "was given to another worker while worker"  # the first attempt's commit
+    assert refused in watched.stderr(), watched.stderr()
+    if on_tally:
+        assert (folder / f"tally-{frozen}").exists()
     assert redis_server.run_keys() == []
 
 

@@ -3,8 +3,16 @@
 Numbers writes ``D4PY_SPILL_ITEMS`` numbers; Big (stateless: shared) writes
 ``D4PY_SPILL_OUT`` outputs of ``D4PY_SPILL_SIZE`` bytes for each; Tally (global) counts them
 and the distinct ones. The first attempt of item 0 stops half-way, after marking
-``spilled-<pid>`` in ``D4PY_SPILL_DIR``, until the file ``go`` exists there (the test freezes
-that worker meanwhile); every attempt marks ``done-<pid>-<item>`` when it has written all.
+``spilled-<pid>-<item>`` in ``D4PY_SPILL_DIR``, until the file ``go`` exists there (the test
+freezes that worker meanwhile); every attempt marks ``start-<pid>-<item>`` when it begins and
+``done-<pid>-<item>`` when it has written all.
+
+With ``D4PY_SPILL_ON_TALLY=1`` the attempt that stops is the first one on the worker that
+hosts Tally (which marks ``tally-<pid>`` before it takes any task), whatever its item: the
+attempts elsewhere wait until it has stopped, so that worker must take one (give as many
+items as workers: with more, every other worker may end up waiting in backpressure on Tally
+and none is left to take the frozen task back before its worker wakes). Its frozen worker
+then also holds the only consumer of Big's outputs.
 """
 
 import os
@@ -17,6 +25,7 @@ DIR = os.environ.get("D4PY_SPILL_DIR", "")
 ITEMS = int(os.environ.get("D4PY_SPILL_ITEMS", "3"))
 OUT = int(os.environ.get("D4PY_SPILL_OUT", "50"))
 SIZE = int(os.environ.get("D4PY_SPILL_SIZE", "4096"))
+ON_TALLY = os.environ.get("D4PY_SPILL_ON_TALLY") == "1"
 
 
 def _mark(name: str) -> None:
@@ -38,16 +47,36 @@ class Numbers(ProducerPE):
             self.write("output", i)
 
 
+def _wait_for(found) -> None:
+    deadline = time.monotonic() + 120
+    while not found() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _spilled() -> bool:
+    return any(name.startswith("spilled-") for name in os.listdir(DIR))
+
+
+def _stops(x: int) -> bool:
+    """Whether this attempt is the one that stops half-way."""
+    if not ON_TALLY:
+        return x == 0 and _first_attempt(x)
+    if not os.path.exists(os.path.join(DIR, f"tally-{os.getpid()}")):
+        _wait_for(_spilled)
+        return False
+    return not _spilled() and _first_attempt(x)
+
+
 class Big(IterativePE):
     def _process(self, x):
-        stop = bool(DIR) and x == 0 and _first_attempt(x)
+        stop = bool(DIR) and _stops(x)
+        if DIR:
+            _mark(f"start-{os.getpid()}-{x}")
         for j in range(OUT):
             self.write("output", (x, j, b"." * SIZE))
             if stop and j == OUT // 2:
-                _mark(f"spilled-{os.getpid()}")
-                deadline = time.monotonic() + 120
-                while not os.path.exists(os.path.join(DIR, "go")) and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                _mark(f"spilled-{os.getpid()}-{x}")
+                _wait_for(lambda: os.path.exists(os.path.join(DIR, "go")))
         if DIR:
             _mark(f"done-{os.getpid()}-{x}")
 
@@ -59,6 +88,10 @@ class Tally(ConsumerPE):
         self._add_output("tally")
         self.count = 0
         self.seen = set()
+
+    def _preprocess(self):
+        if DIR:
+            _mark(f"tally-{os.getpid()}")
 
     def _process(self, item):
         self.count += 1
