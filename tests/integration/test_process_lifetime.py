@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,8 +30,9 @@ class Driver:
     process that inherited the pipe) and whose descendants are remembered."""
 
     def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.tmpdir = tmp_path / "tmp"
-        self.tmpdir.mkdir()
+        # short, not under tmp_path: the forkserver's socket lives in it, and a Unix socket's
+        # path has at most 107 bytes (pytest-xdist's tmp_path is deep)
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="d4t-"))
         self.out_path, self.err_path = tmp_path / "out.txt", tmp_path / "err.txt"
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.proc = subprocess.Popen(
@@ -90,6 +93,7 @@ class Driver:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -248,3 +252,22 @@ def test_link_reads_what_is_there_and_drops_a_cut_frame() -> None:
     assert reader.at_eof
     reader.close()
     reader.close()
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS)
+def test_a_temporary_folder_too_deep_for_the_forkserver_is_a_usage_error(tmp_path, mapping) -> None:
+    """The forkserver listens on a Unix socket under TMPDIR; a deep TMPDIR (a batch system's
+    per-job folder) makes its path too long: one line naming TMPDIR, exit 2, nothing left."""
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    done = subprocess.run(
+        cli(mapping, str(WORKFLOWS / "slow.py"), "-n", "2", "--start-method", "forkserver"),
+        capture_output=True,
+        text=True,
+        timeout=50,
+        env={**os.environ, "TMPDIR": str(deep)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "set TMPDIR to a shorter folder" in done.stderr and str(deep) in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("dispel4py: error:") == 1, done.stderr
+    assert list(deep.iterdir()) == []

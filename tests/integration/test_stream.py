@@ -10,6 +10,7 @@ run is never more than a bound (derived from the buffer and batch sizes) ahead o
 from __future__ import annotations
 
 import collections
+import contextlib
 import fcntl
 import gc
 import importlib.util
@@ -169,16 +170,26 @@ def test_the_graph_is_left_as_it_was_and_options_are_those_of_run(tmp_path) -> N
         dispel4py.stream(graph, None, "multi", buffer=0)
 
 
+def _open_files() -> set[tuple[str, str]]:
+    """This process's open files as (fd, what it names): what an fd names tells a new pipe
+    from one the test runner (pytest-xdist's channel) opened and closed meanwhile."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the fd of the listing itself is gone by now
+            found.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
+    return found
+
+
 def test_an_iterator_never_started_makes_nothing() -> None:
     children = OwnChildren()
-    fds = len(os.listdir("/proc/self/fd"))
+    before = _open_files()
     graph, source = flows.source_only(5)
     results = dispel4py.stream(graph, {source: 1}, "multi", num=2)
     del results
     gc.collect()
     children.look()
     assert not children.seen
-    assert len(os.listdir("/proc/self/fd")) == fds
+    assert _open_files() - before == set()
 
 
 # -- failures -----------------------------------------------------------------------------------

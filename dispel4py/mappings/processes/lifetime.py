@@ -27,9 +27,11 @@ import select
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 from typing import Any
 
+from dispel4py.errors import UsageError
 from dispel4py.mappings.processes.link import FdHandle
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "bind_to_driver",
     "driver_gone",
     "remove_folder",
+    "socket_path_error",
 ]
 
 _ORPHANED = 1  # exit status of a worker that outlived its driver (nobody reads it)
@@ -59,6 +62,20 @@ def driver_leftovers(ctx: Any) -> list[str]:
     from multiprocess import util
 
     return [util.get_temp_dir()]  # the folder the forkserver's socket is (or will be) in
+
+
+def socket_path_error(exc: BaseException) -> UsageError | None:
+    """The usage error for a forkserver that cannot listen because the temporary folder's
+    path is too long for a Unix socket (108 bytes with the names multiprocess adds: a
+    deep ``TMPDIR``, e.g. a test runner's or a batch system's per-job folder); else None."""
+    if not (isinstance(exc, OSError) and "AF_UNIX path too long" in str(exc)):
+        return None
+    folder = tempfile.gettempdir()
+    return UsageError(
+        f"--start-method forkserver listens on a Unix socket in the temporary folder, and "
+        f"{folder} ({len(folder)} characters) makes its path too long: set TMPDIR to a "
+        "shorter folder (e.g. TMPDIR=/tmp), or use --start-method fork or spawn"
+    )
 
 
 def death_watch(process: Any, start_method: str) -> tuple[int, FdHandle | None]:

@@ -45,6 +45,7 @@ from dispel4py.mappings.processes.lifetime import (
     death_watch,
     driver_leftovers,
     driver_lifeline,
+    socket_path_error,
 )
 from dispel4py.mappings.processes.link import FdHandle, LinkReader, make_link
 from dispel4py.mappings.processes.shm import ShmCodec
@@ -193,6 +194,9 @@ class _Pool:
                 reader.close()
                 if refused_by_os(exc):  # the workers started so far are stopped by close()
                     raise refused_error(f"worker {worker} of {total}", total, exc) from exc
+                usage = socket_path_error(exc)
+                if usage is not None:
+                    raise usage from exc
                 raise
             finally:
                 writer.close()  # the worker's copy is the only one: EOF when it is gone
