@@ -18,7 +18,7 @@ import protocol_stress
 
 import dispel4py
 import dispel4py.mappings.redis.audit as audit
-import dispel4py.mappings.redis.run as redis_run
+import dispel4py.mappings.redis.driver_pool as driver_pool
 from dispel4py.errors import Dispel4PyError
 
 
@@ -33,7 +33,7 @@ def main() -> int:
 
     audit.Auditor.__init__ = init  # type: ignore[method-assign]
     audit.IDLE_S = 0.0  # every tick, busy or idle
-    redis_run._TICK_S = 0.01  # type: ignore[attr-defined]
+    driver_pool._TICK_S = 0.01  # type: ignore[attr-defined]
     case, expected = protocol_stress.fit(protocol_stress.draw_case(seed))
     graph, inputs = protocol_stress.build(case)
     options = {"num": case.workers, "batch_size": case.batch_size, "credits": case.credits, "redis_url": url}

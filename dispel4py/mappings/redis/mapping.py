@@ -225,8 +225,9 @@ class DynRedisMapping(DynMultiMapping):
     ) -> list[InstanceStats]:
         import multiprocess
 
+        from dispel4py.mappings.redis.driver_pool import RedisPool
         from dispel4py.mappings.redis.queues import RedisQueues, RunNames, lost_error
-        from dispel4py.mappings.redis.run import RedisPool, RedisRun, ReportReader
+        from dispel4py.mappings.redis.run import RedisRun, ReportReader
 
         ctx = multiprocess.get_context(self.options.get("start_method"))
         local = self.local_workers()
