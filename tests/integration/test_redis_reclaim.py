@@ -18,7 +18,7 @@ from redis_support import RedisServer, redis_server_fixture  # noqa: F401 - the 
 
 pytestmark = pytest.mark.timeout(180)
 
-GATE = str(WORKFLOWS / "redis_gate.py")
+GATE = str(WORKFLOWS / "gated.py")
 ITEMS = 20
 
 
@@ -63,7 +63,7 @@ def test_a_task_committed_by_a_worker_taken_for_gone_does_not_hold_the_run(
     gate = tmp_path / "gate"
     gate.mkdir()
     key_file = tmp_path / "run.key"
-    env = {"D4PY_GATE_DIR": str(gate), "D4PY_GATE_ITEMS": str(ITEMS)}
+    env = {"D4PY_GATE": str(gate / "open"), "D4PY_GATE_ITEMS": str(ITEMS)}
     command = cli(
         "dyn_redis", GATE, "-n", "1", "--key-file", str(key_file), "--claim-idle-ms", "1000",
         "--run", "gone", "--redis-url", redis_server.url,
@@ -74,7 +74,7 @@ def test_a_task_committed_by_a_worker_taken_for_gone_does_not_hold_the_run(
         with redis_server.client() as c:
             watched.wait_until(lambda: key_file.exists() and c.exists("d4py:gone:info"), "the run to start")
         plan, queues = _join_by_hand(redis_server.url, str(key_file), "gone")
-        [slow] = [iid for iid, pe in enumerate(plan.placement.pe_of) if pe.startswith("Slow")]
+        [slow] = [iid for iid, pe in enumerate(plan.placement.pe_of) if pe.startswith("Gate")]
         [total] = [iid for iid, pe in enumerate(plan.placement.pe_of) if pe.startswith("Total")]
         # no heartbeat: the key expires, and the driver gives worker 1 up (and tells it to quit)
         given_up = lambda: "worker 1 is gone" in watched.stderr()  # noqa: E731

@@ -14,7 +14,7 @@ from dispel4py.engine.plan import make_plan
 
 pytestmark = pytest.mark.timeout(30)
 
-GATE = str(Path(__file__).parents[1] / "integration" / "workflows" / "redis_gate.py")
+GATE = str(Path(__file__).parents[1] / "integration" / "workflows" / "gated.py")
 
 
 class _Commands:
