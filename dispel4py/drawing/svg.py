@@ -13,7 +13,7 @@ Edges are curves from an output port (bottom of a node) to an input port (top).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape
+from html import escape as _html_escape
 
 from dispel4py.drawing.model import Drawing, Node
 
@@ -24,6 +24,12 @@ _PORT_H, _TITLE_H = 18.0, 24.0
 _NODE_H = 2 * _PORT_H + _TITLE_H
 _GAP_X, _PAD, _MARGIN = 24.0, 12.0, 16.0
 _LABEL_H = 18.0  # room for a cluster's label above its first row
+
+
+def escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as entities (what SVG text and these quoted attributes need;
+    ``html`` rather than ``xml.sax``, which imports ``urllib.request`` into every command)."""
+    return _html_escape(text, quote=False)
 
 
 @dataclass

@@ -42,9 +42,9 @@ from dispel4py.engine.signals import Terminated, stop_on_signals
 from dispel4py.errors import Dispel4PyError, UsageError
 from dispel4py.mappings.redis.agents import AgentRecord, new_agent_id, publish_agent, remove_agent
 from dispel4py.mappings.redis.fleet import RUNS_CHANNEL, WorkerOffer
-from dispel4py.mappings.redis.join import find_runs, join_run
+from dispel4py.mappings.redis.join import find_runs, join_run, preload_worker_modules
 from dispel4py.mappings.redis.keys import lost_error
-from dispel4py.mappings.redis.server import RedisTarget, connect
+from dispel4py.mappings.redis.server import RedisTarget, check_server, connect
 
 __all__ = ["Agent", "AgentOptions", "REFRESH_S"]
 
@@ -118,8 +118,10 @@ class Agent:
         os.set_blocking(wake_w, False)
         previous = {s: signal.signal(s, self._on_signal) for s in self.options.signals}
         old_fd = signal.set_wakeup_fd(wake_w)
-        self.client = connect(self.target, socket_timeout=10, name="dispel4py-agent")
         try:
+            check_server(self.target)  # once here: the agent's processes do not ask again
+            preload_worker_modules()
+            self.client = connect(self.target, socket_timeout=10, name="dispel4py-agent")
             return self._start_and_loop(wake_r)
         except Exception as exc:  # the server went away: say so (exit 1); a supervisor restarts us
             error = lost_error(self.target, exc)
@@ -359,7 +361,8 @@ def _child(options: AgentOptions, offer: WorkerOffer, run_id: str, status_w: int
 
     try:
         with stop_on_signals(options.signals):
-            return join_run({**options.join, "run": run_id, "wait": 0.0}, offer, on_park)
+            joining = {**options.join, "run": run_id, "wait": 0.0, "server_checked": True}
+            return join_run(joining, offer, on_park)
     except Terminated as exc:
         _log.info("a process of the agent left before joining run %s (%s)", run_id, exc)
         return 0

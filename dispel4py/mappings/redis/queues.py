@@ -351,9 +351,13 @@ class RedisQueues(Committing, Channels):
 
     def start_worker(self, worker: int, name: str, *, remote: bool = False) -> None:
         """Connect as worker ``worker`` and start its heartbeat process (before any thread);
-        ``remote``: a worker from elsewhere, which also loads the scripts and watches the driver."""
+        ``remote``: a worker from elsewhere, which watches the driver, and has already
+        connected and loaded the scripts to join (its connection is kept, renamed)."""
         self.worker = worker
-        self.open_client(name, load_scripts=remote)
+        if remote:
+            self.client.client_setname(name)
+        else:
+            self.open_client(name, load_scripts=False)
         self.heart = Heartbeat(
             self.target,
             self.names.alive(worker),

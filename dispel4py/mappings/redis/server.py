@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import inspect
 import os
@@ -93,6 +94,22 @@ def connect(target: RedisTarget, *, socket_timeout: float | None, name: str) -> 
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    return redis.Redis.from_url(
+        target.url,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), 0),
+        client_name=name,
+        **_client_options(),
+    )
+
+
+@functools.cache
+def _client_options() -> dict[str, Any]:
+    """What this redis-py needs to say to talk to any server in one round trip (looked up
+    once: ``inspect.signature`` costs more than the connection itself)."""
+    import redis
+
     extra: dict[str, Any] = {}
     try:  # redis-py >= 7 asks every server for maintenance notifications; Redis < 8 refuses
         from redis.maint_notifications import MaintNotificationsConfig
@@ -102,14 +119,7 @@ def connect(target: RedisTarget, *, socket_timeout: float | None, name: str) -> 
         pass
     if "driver_info" in inspect.signature(redis.Redis.__init__).parameters:
         extra["driver_info"] = None  # redis-py >= 7: no CLIENT SETINFO round trips per connection
-    return redis.Redis.from_url(
-        target.url,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        socket_timeout=socket_timeout,
-        retry=Retry(NoBackoff(), 0),
-        client_name=name,
-        **extra,
-    )
+    return extra
 
 
 def check_server(target: RedisTarget) -> str:
