@@ -14,7 +14,6 @@ from dispel4py.mappings import get_mapping
 from dispel4py.mappings.base import Mapping
 from dispel4py.mappings.options import ignoring_message, other_mapping_dests, split_options
 from dispel4py.observe.live import LiveBoard
-from dispel4py.provenance import recording_for
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = ["run", "run_in_place", "mapping_options"]
@@ -90,6 +89,16 @@ def run_in_place(
     behaviour of the original's entry points (``simple_process.process_and_return`` …)."""
     mapping_cls = get_mapping(mapping)
     runner = mapping_cls(mapping_options(mapping_cls, options))
-    runner.options["provenance"] = recording_for(provenance, graph, mapping)  # None: off
+    runner.options["provenance"] = _recording(provenance, graph, mapping)  # None: off
     runner.board = board
     return runner.run(graph, inputs, collect=collect)
+
+
+def _recording(provenance: Any, graph: WorkflowGraph, mapping: str) -> Any:
+    """The run's provenance recorder, or None when it is off: then the provenance package
+    is not even imported (its service mode's HTTP client costs every command ~30 ms)."""
+    if provenance is False or (provenance is None and getattr(graph, "provenance_config", None) is None):
+        return None
+    from dispel4py.provenance import recording_for
+
+    return recording_for(provenance, graph, mapping)

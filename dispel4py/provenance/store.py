@@ -24,7 +24,6 @@ import os
 import socket
 import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from typing import Any
 
@@ -111,6 +110,8 @@ class ServiceStore:
             )
 
     def _post(self, body: str) -> None:
+        import urllib.request  # its HTTP client (ssl, email) costs every command ~30 ms: service mode only
+
         data = urllib.parse.urlencode({"prov": body}).encode("utf-8")
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         if self.token:
