@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
 from dispel4py import __version__
 from dispel4py.cli.observe import add_observation_arguments
@@ -96,6 +97,15 @@ def add_provenance_arguments(parser: argparse.ArgumentParser) -> None:
         ("--provenance-bearer-token", "TOKEN", "sent as 'Authorization: Bearer TOKEN' to the repository"),
     ):
         group.add_argument(flag, dest=flag.lstrip("-").replace("-", "_"), metavar=metavar, help=text)
+
+
+def provenance_asked(args: argparse.Namespace, graph: Any) -> bool:
+    """Whether this run records provenance: a ``--provenance-*`` flag, or the workflow called
+    ``configure_prov_run``. Without it the provenance package is not even imported."""
+    given = args.provenance is not None or any(
+        value is not None for name, value in vars(args).items() if name.startswith("provenance_")
+    )
+    return given or getattr(graph, "provenance_config", None) is not None
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from dispel4py.cli.args import _common_parser, _find_mapping, get_parser
+from dispel4py.cli.args import _common_parser, _find_mapping, get_parser, provenance_asked
 from dispel4py.errors import Dispel4PyError, UsageError, WorkflowFailed
 
 __all__ = ["main", "get_parser", "render_outputs", "print_outputs", "format_stats"]
@@ -104,7 +104,6 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
         show_plan,
         write_run_files,
     )
-    from dispel4py.cli.prov import provenance_recording
     from dispel4py.cli.replay import configure_replay
     from dispel4py.engine.inputs import parse_cli_inputs, roots
     from dispel4py.engine.loading import load_workflow
@@ -124,7 +123,10 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
     with mapping.setting_up():
         mapping.num_workers()  # a bad -n is a usage error before the banner; far above the cores, a warning
         graph = load_workflow(args.module, args.attr)
-        mapping.options["provenance"] = provenance_recording(args, graph)  # None: off
+        if provenance_asked(args, graph):
+            from dispel4py.cli.prov import provenance_recording
+
+            mapping.options["provenance"] = provenance_recording(args, graph)
         inputs = parse_cli_inputs(args.data, args.file)
         if inputs is None:
             if args.iter < 0:
