@@ -39,7 +39,7 @@ other commands: dispel4py COMMAND ... (each has --help)
 Mappings and their status: dispel4py --list-mappings."""
 
 
-def _common_parser(mapping: str | None) -> argparse.ArgumentParser:
+def _common_parser(mapping: str | None, argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = OptionParser(
         prog="dispel4py",
         description="Run a dispel4py workflow on a mapping (simple, multi, zmq_multi, mpi, ...).",
@@ -73,7 +73,7 @@ def _common_parser(mapping: str | None) -> argparse.ArgumentParser:
     if mapping is not None:
         group = parser.add_argument_group(f"options of the {mapping} mapping")
         get_mapping(mapping).add_arguments(group)
-    add_other_options(parser, mapping)  # accepted, ignored with a warning (mappings/options.py)
+    add_other_options(parser, mapping, argv)  # accepted, ignored with a warning (mappings/options.py)
     return parser
 
 

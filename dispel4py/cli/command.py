@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replay_main(argv[1:])
     try:
         mapping = _find_mapping(argv)
-        parser = _common_parser(mapping if mapping and not mapping.startswith("-") else None)
+        parser = _common_parser(mapping if mapping and not mapping.startswith("-") else None, argv)
     except Dispel4PyError as exc:
         if "-h" in argv or "--help" in argv:
             _common_parser(None).print_help()

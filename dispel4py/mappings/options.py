@@ -145,16 +145,23 @@ class _Ignore(argparse.Action):
         setattr(namespace, _DEST, [*seen, (option_string, value, self.owners)])
 
 
-def add_other_options(parser: argparse.ArgumentParser, mapping: str | None) -> None:
+def add_other_options(
+    parser: argparse.ArgumentParser, mapping: str | None, argv: Sequence[str] | None = None
+) -> None:
     """Let ``parser`` (the parser of ``mapping``) accept, hidden, every other mapping's options.
 
     ``namespace.ignored_options`` is always set (``[]`` when none was given), so it is never
-    taken for an option of the mapping.
+    taken for an option of the mapping. ``argv``: the command line, when known; if every
+    option in it is exactly one of ``parser``'s (it does not abbreviate), the others could not
+    match anything and are not added: finding them imports every mapping and reads the
+    installed packages' plug-ins, a tenth of a second of every command.
     """
     parser.set_defaults(**{_DEST: []})
     if mapping is None:
         return
     taken = {s for action in parser._actions for s in action.option_strings}
+    if argv is not None and all(_is_one_of(token, taken) for token in argv if token.startswith("-")):
+        return
     for option, (kind, owners) in sorted(_option_owners(resolve_name(mapping)).items()):
         if option in taken:
             continue
@@ -169,6 +176,12 @@ def add_other_options(parser: argparse.ArgumentParser, mapping: str | None) -> N
             owners=sorted(owners),
             dest=f"_other{option}",
         )
+
+
+def _is_one_of(token: str, options: set[str]) -> bool:
+    """``token`` is exactly one of ``options`` (``--name=value`` too): anything else (a cluster
+    of short flags, a value that starts with ``-``, ``--``) counts as unknown."""
+    return token in options or (token.startswith("--") and token.partition("=")[0] in options)
 
 
 def warn_ignored_options(mapping: str, ignored: Iterable[tuple[str, Any, Sequence[str]]]) -> None:

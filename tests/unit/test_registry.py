@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from importlib.metadata import EntryPoint
 
@@ -63,8 +64,8 @@ def test_original_module_paths_resolve_to_mappings() -> None:
 
 def test_plugins_come_from_the_entry_point_group(monkeypatch) -> None:
     plugin = EntryPoint(name="echo", value=f"{__name__}:EchoMapping", group="dispel4py.mappings")
-    monkeypatch.setattr(
-        registry, "entry_points", lambda group: [plugin] if group == "dispel4py.mappings" else []
+    monkeypatch.setattr(  # read when plug-ins are looked up (not at import: it costs every command)
+        importlib.metadata, "entry_points", lambda group: [plugin] if group == "dispel4py.mappings" else []
     )
     assert registry.get_mapping("echo") is EchoMapping
     assert ("echo", "available (plug-in)") in [r[:2] for r in registry.available_mappings()]
