@@ -24,9 +24,9 @@ from typing import Any
 
 from dispel4py.utils import total_size
 
-__all__ = ["Ids", "Serialiser", "now", "workflow_run_record", "size_of", "selected"]
+__all__ = ["SCALARS", "Ids", "Serialiser", "now", "workflow_run_record", "size_of", "selected"]
 
-_SCALARS = (int, float, bool, type(None), str, bytes)
+SCALARS = frozenset((int, float, bool, type(None), str, bytes))
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -43,15 +43,15 @@ class Ids:
 
     def __init__(self) -> None:
         self.prefix = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid1()}-"
-        self._next = count(1).__next__
+        self.counter = count(1).__next__
 
     def new(self) -> str:
-        return self.prefix + str(self._next())
+        return self.prefix + str(self.counter())
 
 
 def size_of(data: Any) -> int:
     """The item's size in bytes, as the original's ``total_size`` (fast for scalars)."""
-    if type(data) in _SCALARS:
+    if type(data) in SCALARS:
         return sys.getsizeof(data)
     try:
         return total_size(data)

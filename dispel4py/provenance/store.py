@@ -56,6 +56,11 @@ class FileStore:
         batch, self.batch = self.batch, []
         self.write_batch(batch)
 
+    def put(self, records: list[str]) -> None:
+        """A whole batch of records, written now (after those added one by one)."""
+        self.flush()
+        self.write_batch(records)
+
     def write_batch(self, batch: list[str]) -> None:
         name = f"bulk_{socket.gethostname()}-{os.getpid()}-{uuid.uuid1()}"
         hidden = os.path.join(self.path, f".{name}.part")
@@ -109,6 +114,15 @@ class ServiceStore:
                 _reason(exc),
                 os.path.abspath(self.fallback_path),
             )
+
+    def put(self, records: list[str]) -> None:
+        """A whole batch of records, sent now (after those added one by one)."""
+        self.flush()
+        if self.fallback is not None:
+            self.fallback.write_batch(records)
+            return
+        self.batch = records
+        self.flush()
 
     def _post(self, body: str) -> None:
         data = urllib.parse.urlencode({"prov": body}).encode("utf-8")
