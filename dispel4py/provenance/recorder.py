@@ -35,6 +35,7 @@ from .lineage_json import Pending, lineage_texts
 from .records import SCALARS, Ids, Serialiser, size_of, workflow_run_record
 from .rules import component_of, resolve_types, rules_for
 from .store import make_store
+from .tally import Tally
 
 __all__ = ["LineageRecording", "WorkerRecorder", "RecordingWriter"]
 
@@ -51,6 +52,7 @@ class LineageRecording:
     run_id: str = field(init=False)
 
     service_failed: bool = field(init=False, default=False)
+    tally: Tally = field(init=False, default_factory=Tally)  # records JSON could not write
 
     def __post_init__(self) -> None:
         self.config = self.config.with_run_id()
@@ -63,13 +65,16 @@ class LineageRecording:
         for pe_id, pe in plan.pes.items():  # unknown provenance types: said before anything runs
             resolve_types(component_of(self.config.components, pe, pe_id).get("types", ()), pe, pe_id)
         store = make_store(self.config)
-        store.add(Serialiser().dumps(workflow_run_record(self.config, plan, self.mapping)))
+        serialiser = Serialiser()
+        store.add(serialiser.dumps(workflow_run_record(self.config, plan, self.mapping)))
         store.close()
+        self.tally.add(serialiser.failed)
         # a repository failing now: the workers (opened after this) write files at once
         self.service_failed = getattr(store, "fallback", None) is not None
 
     def end_run(self) -> None:
-        """Nothing to do: each process wrote its own records."""
+        """Each process wrote its own records; what JSON could not write is said once."""
+        self.tally.report()
 
 
 class RecordingWriter:
@@ -137,6 +142,7 @@ class WorkerRecorder:
 
     def __init__(self, factory: LineageRecording, plan: Any) -> None:
         self.config = config = factory.config
+        self.tally = factory.tally
         self.plan = plan
         self.mapping = factory.mapping
         self.ids = Ids()
@@ -237,13 +243,7 @@ class WorkerRecorder:
     def close(self) -> None:
         self.flush()
         self.store.close()
-        if self.serialiser.failed:
-            _log.warning(
-                "%d provenance record%s could not be written as JSON: written with repr() of "
-                "what could not (metadata or parameters)",
-                self.serialiser.failed,
-                "" if self.serialiser.failed == 1 else "s",
-            )
+        self.tally.add(self.serialiser.failed)  # the driver says the run's total (tally.py)
 
     # -- records -----------------------------------------------------------------------------
     def constant_fields(self, pe: Any, pe_id: str, name: str, cluster: str) -> dict[str, Any]:
