@@ -28,9 +28,11 @@ from sys import getsizeof
 from time import time_ns
 from typing import Any
 
+from dispel4py.engine.recording import Handler
+
 from .compat import ForceStateless, SingleInvocationFlow
 from .config import ProvenanceConfig
-from .context import InstanceContext
+from .context import COMPACT, InstanceContext
 from .lineage_json import Pending, lineage_texts
 from .records import SCALARS, Ids, Serialiser, size_of, workflow_run_record
 from .rules import component_of, resolve_types, rules_for
@@ -149,7 +151,7 @@ class WorkerRecorder:
         self.prefix = self.ids.prefix  # ids of this process: prefix + counter()
         self.counter = self.ids.counter
         self.serialiser = Serialiser()
-        self.store = make_store(config, factory.service_failed)
+        self.store = make_store(config, factory.service_failed, background=True)
         self.bulk_size = config.bulk_size
         self.pending: list[Pending] = []  # records not yet JSON (lineage_json.py)
         self.current: Any = None  # the ids of the item being delivered (RecordingWriter)
@@ -199,7 +201,7 @@ class WorkerRecorder:
 
     def handler(self, iid: int, handler: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
         context = self.contexts[iid]
-        if context.default_rule and not context.keep_history:
+        if context.default_rule:
             return _default_handler(context, handler)
         begin, end = context.begin, context.end
 
@@ -267,11 +269,11 @@ class WorkerRecorder:
         }
 
 
-def _default_handler(
-    context: InstanceContext, handler: Callable[[str, Any], None]
-) -> Callable[[str, Any], None]:
+def _default_handler(context: InstanceContext, handler: Handler) -> Handler:
     """``InstanceContext.begin`` and ``end`` of the default rule, inline: the flow is the
-    item's derivation during the call and nothing after it."""
+    item's derivation during the call and nothing after it (kept in the history when the
+    PE has a ``postprocess``, folded past ``COMPACT`` entries, as ``discard_flow`` does)."""
+    keep_history = context.keep_history
 
     def handle(port: str, item: Any) -> None:
         data, meta = item
@@ -283,6 +285,11 @@ def _default_handler(
         if meta is not None:
             context.flow = [(port, meta[0], meta[1], meta[2], index)]
         handler(port, data)
+        if keep_history:
+            history = context.history
+            history.extend(context.flow)
+            if len(history) > COMPACT:
+                context.history = [context.fold(history)]
         context.flow = []
 
     return handle

@@ -1,12 +1,14 @@
 """The bulk formatter of lineage records (``provenance/lineage_json.py``) writes exactly what
 the generic JSON encoder writes for the original's record, whatever the names, ports and ids
-(quotes, ``%``, backslashes, non-ASCII), and the original's timestamps."""
+(quotes, ``%``, backslashes, non-ASCII), and the original's timestamps; the writer thread
+of a worker's files (``store.BackgroundFileStore``) loses nothing and hides no error."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import random
+import shutil
 import time
 from typing import Any
 
@@ -20,6 +22,7 @@ from dispel4py.provenance.lineage_json import (
     stamp,
 )
 from dispel4py.provenance.records import Serialiser
+from dispel4py.provenance.store import BackgroundFileStore
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -110,3 +113,21 @@ def test_a_port_the_template_cannot_write_goes_through_the_generic_encoder() -> 
     record = (ctx, "P-h-1-1", 1, time.time_ns(), time.time_ns(), [], "h-1-2", 3, 28, None, None, None)
     (text,) = lineage_texts([record], serialiser)
     assert json.loads(text)["streams"][0]["port"] == 3
+
+
+def test_background_writes_keep_every_batch_and_raise_a_failed_one(tmp_path) -> None:
+    folder = tmp_path / "prov"
+    store = BackgroundFileStore(str(folder), 10)
+    for i in range(7):  # more than the queue holds: put waits, nothing is dropped
+        store.put([json.dumps({"batch": i, "n": n}) for n in range(3)])
+    store.close()
+    written = [json.loads(p.read_text()) for p in folder.glob("bulk_*")]
+    assert sorted(r["batch"] for batch in written for r in batch) == sorted(list(range(7)) * 3)
+    store = BackgroundFileStore(str(folder), 10)
+    shutil.rmtree(folder)  # the folder is gone: the write fails in the thread
+    with pytest.raises(FileNotFoundError):
+        try:
+            store.put(['{"a":1}'])
+            store.put(['{"a":2}'])
+        finally:
+            store.close()
