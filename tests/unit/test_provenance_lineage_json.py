@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from dispel4py.provenance import records
 from dispel4py.provenance.lineage_json import (
     derivation_dict,
     lineage_texts,
@@ -131,3 +132,10 @@ def test_background_writes_keep_every_batch_and_raise_a_failed_one(tmp_path) -> 
             store.put(['{"a":2}'])
         finally:
             store.close()
+
+
+def test_the_modules_list_read_from_the_heads_is_importlibs() -> None:
+    """The ``workflow_run`` record's ``modules``, read from the metadata heads (fast), is
+    the list ``importlib.metadata`` gives."""
+    assert records._modules() == records._modules_by_importlib()
+    assert any(m.startswith("dispel4py==") for m in records._modules())
