@@ -58,16 +58,20 @@ def derivation_dict(derivation: tuple[Any, ...]) -> dict[str, Any]:
     return dict(zip(DERIVATION_FIELDS, derivation, strict=True))
 
 
-_second: list[Any] = [None, ""]  # the last second formatted, and its text
+# the last second formatted and its text, replaced as one tuple (threads see a whole pair)
+_last_second: tuple[int, str] = (-1, "")
 
 
 def stamp(ns: int) -> str:
     """``str(datetime.fromtimestamp(ns / 1e9))`` (the original's format: microseconds,
     left out when 0), the date and time of each second formatted once."""
     seconds, micro = divmod(ns // 1000, 1_000_000)
-    if seconds != _second[0]:
-        _second[0], _second[1] = seconds, str(datetime.datetime.fromtimestamp(seconds))
-    return f"{_second[1]}.{micro:06d}" if micro else _second[1]
+    global _last_second
+    second, text = _last_second
+    if seconds != second:
+        text = str(datetime.datetime.fromtimestamp(seconds))
+        _last_second = (seconds, text)
+    return f"{text}.{micro:06d}" if micro else text
 
 
 def _derivations(derivations: Any) -> str:
@@ -105,7 +109,7 @@ def lineage_texts(pending: list[Pending], serialiser: Serialiser) -> list[str]:
     texts: list[str] = []
     append = texts.append
     last_start, start_text = None, ""
-    second, second_text = _second
+    second, second_text = _last_second
     for record in pending:
         ctx, itid, index, start, end, derivations, sid, port, size, content, fmt, location = record
         if start != last_start:
@@ -113,7 +117,7 @@ def lineage_texts(pending: list[Pending], serialiser: Serialiser) -> list[str]:
         micro = end // 1000  # stamp(end), inline
         if micro // 1_000_000 != second:
             end_text = stamp(end)
-            second, second_text = _second
+            second, second_text = _last_second
         else:
             micro %= 1_000_000
             end_text = f"{second_text}.{micro:06d}" if micro else second_text

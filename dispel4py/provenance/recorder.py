@@ -70,6 +70,7 @@ class LineageRecording:
         serialiser = Serialiser()
         store.add(serialiser.dumps(workflow_run_record(self.config, plan, self.mapping)))
         store.close()
+        self.tally.open()  # end_run removes it
         self.tally.add(serialiser.failed)
         # a repository failing now: the workers (opened after this) write files at once
         self.service_failed = getattr(store, "fallback", None) is not None

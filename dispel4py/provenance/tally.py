@@ -8,8 +8,10 @@ name under the system's temporary folder, chosen by the driver and carried to th
 with the recorder); the driver adds them up after the run, says it once and removes the
 folder. Nothing is written when every record could be written.
 
-A worker on another host (a remote Redis worker) cannot reach the driver's folder: it
-says its own count in a warning there, naming its host.
+The driver makes the folder before the workers start (:meth:`Tally.open`) and removes it
+when it reports. A worker that does not find it (on another host, a remote Redis worker;
+or one that ends after the driver did) says its own count in a warning where it runs,
+naming its host and process: said, never lost.
 """
 
 from __future__ import annotations
@@ -42,17 +44,24 @@ class Tally:
     folder: str = field(
         default_factory=lambda: os.path.join(tempfile.gettempdir(), f"d4py-prov-tally-{uuid.uuid4().hex}")
     )
-    host: str = field(default_factory=socket.gethostname)
+
+    def open(self) -> None:
+        """Make the folder (in the driver, before the workers start). If it cannot be
+        made, each process says its own count instead."""
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except OSError as exc:
+            _log.debug("no folder for the counts of unwritable records (%s): each process says its own", exc)
 
     def add(self, count: int) -> None:
         """This process's count (in a worker, when it ends)."""
         if count <= 0:
             return
-        if socket.gethostname() != self.host:
-            _log.warning("%s (on worker host %s)", _message(count), socket.gethostname())
+        if not os.path.isdir(self.folder):
+            where = f"host {socket.gethostname()}, process {os.getpid()}"
+            _log.warning("%s (in the worker on %s)", _message(count), where)
             return
         try:
-            os.makedirs(self.folder, exist_ok=True)
             name = os.path.join(self.folder, f"{os.getpid()}-{uuid.uuid4().hex}")
             with open(name + ".part", "w", encoding="ascii") as handle:
                 handle.write(str(count))

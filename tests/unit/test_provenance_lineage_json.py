@@ -1,12 +1,15 @@
 """The bulk formatter of lineage records (``provenance/lineage_json.py``) writes exactly what
 the generic JSON encoder writes for the original's record, whatever the names, ports and ids
 (quotes, ``%``, backslashes, non-ASCII), and the original's timestamps; the writer thread
-of a worker's files (``store.BackgroundFileStore``) loses nothing and hides no error."""
+of a worker's files (``store.BackgroundFileStore``) loses nothing and hides no error; the
+counts of records JSON cannot write are said once (``tally.py``)."""
 
 from __future__ import annotations
 
 import datetime
 import json
+import logging
+import os
 import random
 import shutil
 import time
@@ -24,6 +27,7 @@ from dispel4py.provenance.lineage_json import (
 )
 from dispel4py.provenance.records import Serialiser
 from dispel4py.provenance.store import BackgroundFileStore
+from dispel4py.provenance.tally import Tally
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -139,3 +143,18 @@ def test_the_modules_list_read_from_the_heads_is_importlibs() -> None:
     the list ``importlib.metadata`` gives."""
     assert records._modules() == records._modules_by_importlib()
     assert any(m.startswith("dispel4py==") for m in records._modules())
+
+
+def test_the_tally_says_the_runs_total_once_and_a_late_count_where_it_is(caplog) -> None:
+    tally = Tally()
+    tally.open()
+    for count in (2, 0, 3):
+        tally.add(count)  # as three worker processes would, at their end
+    with caplog.at_level(logging.WARNING, logger="dispel4py.provenance"):
+        assert tally.report() == 5
+        assert not os.path.exists(tally.folder)
+        tally.add(1)  # a worker ending after the driver: said by the worker itself
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].startswith("5 provenance records could not be written as JSON")
+    assert messages[1].startswith("1 provenance record could not be written as JSON")
+    assert "in the worker on host" in messages[1] and len(messages) == 2
