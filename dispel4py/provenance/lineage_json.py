@@ -58,20 +58,21 @@ def derivation_dict(derivation: tuple[Any, ...]) -> dict[str, Any]:
     return dict(zip(DERIVATION_FIELDS, derivation, strict=True))
 
 
-# the last second formatted and its text, replaced as one tuple (threads see a whole pair)
-_last_second: tuple[int, str] = (-1, "")
+# the date and time of each second seen (records alternate between the seconds of long and
+# short iterations: one cached second would miss at every record); cleared when large
+_seconds: dict[int, str] = {}
 
 
 def stamp(ns: int) -> str:
     """``str(datetime.fromtimestamp(ns / 1e9))`` (the original's format: microseconds,
     left out when 0), the date and time of each second formatted once."""
     seconds, micro = divmod(ns // 1000, 1_000_000)
-    global _last_second
-    second, text = _last_second
-    if seconds != second:
-        text = str(datetime.datetime.fromtimestamp(seconds))
-        _last_second = (seconds, text)
-    return f"{text}.{micro:06d}" if micro else text
+    text = _seconds.get(seconds)
+    if text is None:
+        if len(_seconds) > 256:
+            _seconds.clear()
+        text = _seconds[seconds] = str(datetime.datetime.fromtimestamp(seconds))
+    return "%s.%06d" % (text, micro) if micro else text  # noqa: UP031 - faster than an f-string
 
 
 def _derivations(derivations: Any) -> str:
@@ -109,18 +110,17 @@ def lineage_texts(pending: list[Pending], serialiser: Serialiser) -> list[str]:
     texts: list[str] = []
     append = texts.append
     last_start, start_text = None, ""
-    second, second_text = _last_second
+    second_of = _seconds.get
     for record in pending:
         ctx, itid, index, start, end, derivations, sid, port, size, content, fmt, location = record
         if start != last_start:
             last_start, start_text = start, stamp(start)
         micro = end // 1000  # stamp(end), inline
-        if micro // 1_000_000 != second:
+        end_text = second_of(micro // 1_000_000)
+        if end_text is None:
             end_text = stamp(end)
-            second, second_text = _last_second
-        else:
-            micro %= 1_000_000
-            end_text = f"{second_text}.{micro:06d}" if micro else second_text
+        elif micro % 1_000_000:
+            end_text = "%s.%06d" % (end_text, micro % 1_000_000)  # noqa: UP031 - as stamp()
         try:
             if ctx.plain_ids:
                 write_sid = sid
