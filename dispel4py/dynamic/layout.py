@@ -15,16 +15,22 @@ its instance id names its queue. Instance counts: a source, a ``stateful``/``sin
 or one with an ``'all'``/``'global'`` input has 1; an explicit ``numprocesses > 1`` is
 exact; a group-by PE has one instance per worker, so its keys spread over all of them.
 Pinned instances are laid over the workers round-robin.
+
+A shared PE with several inputs is said at the start of a run (:func:`shared_combiners`):
+if it combines them (the original's split/merge examples keep the parts in an attribute),
+its copies each see some parts and none writes the whole, silently; declaring it
+``stateful`` pins it.
 """
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 from dispel4py.engine.placement import SHARED, Placement
 from dispel4py.engine.routing import ALL, GLOBAL, GROUP_BY, Grouping
 
-__all__ = ["SHARED", "dynamic_place", "is_pinned_pe"]
+__all__ = ["SHARED", "dynamic_place", "is_pinned_pe", "shared_combiners"]
 
 
 def is_pinned_pe(pe_id: str, pe: Any, edges: list[tuple[str, str, Grouping]], sources: list[str]) -> bool:
@@ -72,3 +78,35 @@ def dynamic_place(
             else:
                 worker_of.append(SHARED)
     return Placement(instances, pe_of, index_of, worker_of, num_workers, False)
+
+
+def shared_combiners(plan: Any) -> list[tuple[str, list[str], list[str]]]:
+    """The shared PEs (run as copies, one per worker that takes their tasks) that look like
+    they combine items across calls: more than one connected input, and an attribute of
+    their own holding a container (a list, dict, set ...) they could gather items in.
+    Returned with those inputs and attributes. A merge or a join needs one instance to
+    see every item, which a copy does not, unless it is declared ``stateful`` (pinned); a
+    PE that says ``stateful = False`` keeps no state by its own word and is left out. (A
+    heuristic: a PE counting in an ``int`` is not seen, and a container may be read-only.)"""
+    found = []
+    for pe_id in plan.order:
+        pe = plan.pes[pe_id]
+        (first, *_) = plan.placement.instances[pe_id]
+        if plan.placement.worker_of[first] != SHARED or getattr(pe, "stateful", None) is False:
+            continue
+        inputs = sorted({e.inp for e in plan.edges if e.dst == pe_id})
+        gathering = sorted(
+            name
+            for name, value in vars(pe).items()
+            if name not in _ENGINE_ATTRIBUTES and isinstance(value, _CONTAINERS)
+        )
+        if len(inputs) > 1 and gathering:
+            found.append((pe_id, inputs, gathering))
+    return found
+
+
+_CONTAINERS = (list, dict, set, bytearray, collections.deque)
+# what GenericPE, the engine and ProvenanceType keep on a PE (not the user's state)
+_ENGINE_ATTRIBUTES = frozenset(
+    ("inputconnections", "outputconnections", "pickleIgnore", "wrapper", "parameters", "ns")
+)

@@ -234,7 +234,7 @@ class ProvenanceType(GenericPE):
     def getProvStateObjectId(self, name: Any) -> Any:
         context = _context(self)
         state = context.states.get(str(name)) if context is not None else None
-        return state["DerivedFromDatasetID"] if state else None
+        return state[1] if state else None  # (port, stream id, ...): context.Derivation
 
     def setStateDerivations(self, terms: Any) -> None:
         """Outputs derive from the states named in ``terms`` only."""
@@ -261,7 +261,7 @@ class ProvenanceType(GenericPE):
         """Outputs derive only from this invocation's inputs."""
         context = _context(self)
         if context is not None:
-            context.flow = [d for d in context.flow if d.get("iterationIndex") == context.iteration_index]
+            context.flow = [d for d in context.flow if d[4] == context.iteration_index]  # iterationIndex
 
     def ignoreState(self) -> None:
         """Outputs of this invocation do not derive from the states."""

@@ -21,11 +21,17 @@ made, which outputs derive from until discarded.
 
 from __future__ import annotations
 
+from json.encoder import encode_basestring_ascii as _text
+from time import time_ns
 from typing import Any
 
-from .records import now, selected, size_of
+from .lineage_json import DERIVATION_FIELDS, plain, record_template
+from .records import selected, size_of
 
-__all__ = ["InstanceContext", "COMPACT", "STATE_PORT"]
+__all__ = ["InstanceContext", "Derivation", "COMPACT", "STATE_PORT"]
+
+# (port, stream id, iteration id, cluster, iteration index): lineage_json.DERIVATION_FIELDS
+Derivation = tuple[Any, str, str, str, int]
 
 COMPACT = 256
 STATE_PORT = "_d4p_state"
@@ -37,9 +43,9 @@ class InstanceContext:
         self.pe = pe
         self.pe_id = pe_id
         self.cluster = component.get("cluster") or pe_id
-        self.flow: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []
-        self.states: dict[str, dict[str, Any]] = {}
+        self.flow: list[Derivation] = []
+        self.history: list[Derivation] = []
+        self.states: dict[str, Derivation] = {}
         self.keep_history = False  # set by rules.py
         self.stateful_port = component.get("stateful_port")
         self.wlength = component.get("wlength")
@@ -52,33 +58,58 @@ class InstanceContext:
         self.void = True
         self.iteration_id = ""
         self.iteration_index = 0
-        self.start_time = ""
+        self.start_ns = time_ns()
         self.ignore_state_once = False
+        self.fast = False  # writes take the short path (set by seal())
         name = getattr(pe, "name", type(pe).__name__)
         self.name = name
-        self.const = recorder.constant_fields(pe, pe_id, name, self.cluster)
-        self.const_json = recorder.serialiser.dumps(self.const)[1:-1]  # the fields, without braces
+        self.iteration_prefix = f"{name}-"
+        self.write_id_prefix = f"{pe_id}_write_"
+        self.const: dict[str, Any] = {}
+        self.const_json = ""
+        self.plain_ids = False
+        self.template = ""
+        self.port_json: dict[Any, str] = {}
+
+    def seal(self) -> None:
+        """The rules are known: the fields every record of the instance shares, as JSON
+        once, and whether its writes can take the short path (``RecordingWriter``)."""
+        self.const = self.recorder.constant_fields(self.pe, self.pe_id, self.name, self.cluster)
+        self.const["stateful"] = self.stateful
+        self.const_json = self.recorder.serialiser.dumps(self.const)[1:-1]  # without braces
+        self.plain_ids = plain(self.recorder.prefix) and plain(self.iteration_prefix)
+        self.template = record_template(self.pe_id, self.const_json, self.plain_ids)
+        self.port_json = {}  # port -> its JSON string (lineage_json.py)
+        for port in (*self.pe.inputconnections, *self.pe.outputconnections, STATE_PORT):
+            if isinstance(port, str):
+                self.port_json[port] = _text(port)
+        self.fast = (
+            self.default_rule
+            and self.sel_rules is None
+            and not self.custom_metadata
+            and self.stateful_port is None
+        )
 
     # -- iterations ------------------------------------------------------------------------
     def begin(self, port: str | None, meta: Any) -> None:
         """An iteration starts: ``meta`` (stream id, iteration id, cluster) is the item's."""
         self.iteration_index += 1
-        self.iteration_id = f"{self.name}-{self.recorder.ids.new()}"
-        self.start_time = now()
+        self.iteration_id = ""  # made when first needed (iteration())
+        self.start_ns = time_ns()
         self.void = True
         self.ignore_state_once = False
         if meta is not None:
-            self.flow.append(
-                {
-                    "port": port,
-                    "DerivedFromDatasetID": meta[0],
-                    "TriggeredByProcessIterationID": meta[1],
-                    "prov_cluster": meta[2],
-                    "iterationIndex": self.iteration_index,
-                }
-            )
+            # a new list, never appended to: a pending record may hold the old one
+            self.flow = [*self.flow, (port, meta[0], meta[1], meta[2], self.iteration_index)]
             if len(self.flow) > COMPACT:
                 self.flow = [self.fold(self.flow)]
+
+    def iteration(self) -> str:
+        """The id of the iteration running (made on first use: most iterations of a PE
+        that writes rarely never need one)."""
+        if not self.iteration_id:
+            self.iteration_id = self.iteration_prefix + self.recorder.next_id()
+        return self.iteration_id
 
     def end(self, port: str | None) -> None:
         if self.default_rule:  # ProvenanceType's own rule, without the call through the PE
@@ -105,9 +136,9 @@ class InstanceContext:
         self.flow = [] if wlength is None else self.flow[wlength:]
 
     # -- records ---------------------------------------------------------------------------
-    def derivations(self) -> list[dict[str, Any]]:
+    def derivations(self) -> list[Derivation]:
         if not self.states or self.ignore_state_once:
-            return list(self.flow)
+            return self.flow
         return [*self.flow, *self.states.values()]
 
     def record_write(
@@ -116,37 +147,66 @@ class InstanceContext:
         """The lineage record of one write; returns the ids the item travels with."""
         self.void = False
         recorder = self.recorder
-        stream_id = recorder.ids.new()
+        stream_id = recorder.next_id()
         if metadata is None:
             metadata = self.rules.extractItemMetadata(data, port) if self.custom_metadata else {}
         content = metadata if isinstance(metadata, list) else [metadata]
         if not self.default_rule:  # the default rule does nothing on a write
             self.rules.apply_derivation_rule("write", False, oport=port, data=data, metadata=metadata)
+        iteration = self.iteration()
         if self.sel_rules is None or selected(self.sel_rules, content):
-            stream = _stream(
-                content, stream_id, port, size_of(data), extra.get("format", ""), extra.get("location", "")
+            recorder.add(
+                (
+                    self,
+                    iteration,
+                    self.iteration_index,
+                    self.start_ns,
+                    time_ns(),
+                    self.derivations(),
+                    stream_id,
+                    port,
+                    size_of(data),
+                    recorder.json_of(content),
+                    recorder.json_of(extra["format"]) if "format" in extra else None,
+                    recorder.json_of(extra["location"]) if "location" in extra else None,
+                )
             )
-            recorder.emit(self, self.derivations(), stream)
-        ident = (stream_id, self.iteration_id, self.cluster)
+        ident = (stream_id, iteration, self.cluster)
         if port == self.stateful_port:  # IntermediateStatefulOut: later outputs derive from it
             self.states[port] = self._derivation(ident, port)
         return ident
 
-    def _derivation(self, ident: tuple[str, str, str], port: str) -> dict[str, Any]:
-        return {
-            "port": port,
-            "DerivedFromDatasetID": ident[0],
-            "TriggeredByProcessIterationID": ident[1],
-            "prov_cluster": ident[2],
-            "iterationIndex": self.iteration_index,
-        }
+    def _derivation(self, ident: tuple[str, str, str], port: str) -> Derivation:
+        return (port, ident[0], ident[1], ident[2], self.iteration_index)
 
-    def fold(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    def _state_record(
+        self, entries: list[Derivation], content: Any, data: Any, fmt: Any, loc: Any
+    ) -> Derivation:
+        """A state record (port ``_d4p_state``) deriving from ``entries``; its derivation."""
+        recorder = self.recorder
+        stream_id = recorder.next_id()
+        iteration = self.iteration()
+        recorder.add(
+            (
+                self,
+                iteration,
+                self.iteration_index,
+                self.start_ns,
+                time_ns(),
+                entries,
+                stream_id,
+                STATE_PORT,
+                size_of(data) if data is not None else 0,
+                None if content is None else recorder.json_of(content),
+                None if not fmt else recorder.json_of(fmt),
+                None if not loc else recorder.json_of(loc),
+            )
+        )
+        return self._derivation((stream_id, iteration, self.cluster), STATE_PORT)
+
+    def fold(self, entries: list[Derivation]) -> Derivation:
         """A state record deriving from ``entries``; returns the derivation of it."""
-        stream_id = self.recorder.ids.new()
-        stream = _stream([{}], stream_id, STATE_PORT, 0)
-        self.recorder.emit(self, entries, stream)
-        return self._derivation((stream_id, self.iteration_id, self.cluster), STATE_PORT)
+        return self._state_record(entries, None, None, "", "")
 
     # -- what PE code calls (through ProvenanceType / GenericPE) ----------------------------
     def update_prov_state(
@@ -171,11 +231,8 @@ class InstanceContext:
         previous = self.states.get(key)
         if previous is not None and not ignore_state:
             entries.append(previous)
-        stream_id = self.recorder.ids.new()
         content = metadata if isinstance(metadata, list) else [metadata or {}]
-        stream = _stream(content, stream_id, STATE_PORT, size_of(data), format, location)
-        self.recorder.emit(self, entries, stream)
-        self.states[key] = self._derivation((stream_id, self.iteration_id, self.cluster), STATE_PORT)
+        self.states[key] = self._state_record(entries, content, data, format, location)
         if ignore_inputs:
             self.flow = []
 
@@ -184,19 +241,11 @@ class InstanceContext:
 
     def remove_derivation(self, **kwargs: Any) -> None:
         """Drop the flow entries matching every ``key=value`` given (e.g. ``port='input'``)."""
-        self.flow = [d for d in self.flow if any(d.get(k) != v for k, v in kwargs.items())]
+        self.flow = [d for d in self.flow if any(_field(d, k) != v for k, v in kwargs.items())]
 
 
-def _stream(
-    content: Any, ident: str, port: str, size: int, fmt: str = "", location: str = ""
-) -> dict[str, Any]:
-    """A record's ``streams`` entry, with the original's fields."""
-    return {
-        "content": content,
-        "id": ident,
-        "format": fmt,
-        "location": location,
-        "annotations": [],
-        "port": port,
-        "size": size,
-    }
+def _field(derivation: Derivation, name: str) -> Any:
+    try:
+        return derivation[DERIVATION_FIELDS.index(name)]
+    except ValueError:
+        return None

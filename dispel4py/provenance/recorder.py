@@ -9,26 +9,35 @@ each PE runs and written by that process.
   cluster))`` — made in ``deliver``, after routing, and taken apart before the PE's
   ``process`` sees the item — so routes, group-by keys and result lists only ever see the
   user's item.
-* Its records go to its own store (``store.py``): files in ``--provenance-path`` on the
-  host where it runs, or POSTs to the repository.
+* Recording a write is appending a tuple to the process's pending list (for a PE of the
+  default rule, :meth:`RecordingWriter.write` does it inline: no dict, no JSON, no
+  ``datetime``); every ``bulk_size`` records the list becomes JSON in one pass
+  (``lineage_json.py``) and goes to the process's store (``store.py``): files in
+  ``--provenance-path`` on the host where it runs, or POSTs to the repository. Memory
+  stays bounded: at most one batch is pending.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from sys import getsizeof
+from time import time_ns
 from typing import Any
+
+from dispel4py.engine.recording import Handler
 
 from .compat import ForceStateless, SingleInvocationFlow
 from .config import ProvenanceConfig
-from .context import InstanceContext
-from .records import Ids, Serialiser, now, workflow_run_record
+from .context import COMPACT, InstanceContext
+from .lineage_json import Pending, lineage_texts
+from .records import SCALARS, Ids, Serialiser, size_of, workflow_run_record
 from .rules import component_of, resolve_types, rules_for
 from .store import make_store
+from .tally import Tally
 
 __all__ = ["LineageRecording", "WorkerRecorder", "RecordingWriter"]
 
@@ -45,6 +54,7 @@ class LineageRecording:
     run_id: str = field(init=False)
 
     service_failed: bool = field(init=False, default=False)
+    tally: Tally = field(init=False, default_factory=Tally)  # records JSON could not write
 
     def __post_init__(self) -> None:
         self.config = self.config.with_run_id()
@@ -57,13 +67,17 @@ class LineageRecording:
         for pe_id, pe in plan.pes.items():  # unknown provenance types: said before anything runs
             resolve_types(component_of(self.config.components, pe, pe_id).get("types", ()), pe, pe_id)
         store = make_store(self.config)
-        store.add(Serialiser().dumps(workflow_run_record(self.config, plan, self.mapping)))
+        serialiser = Serialiser()
+        store.add(serialiser.dumps(workflow_run_record(self.config, plan, self.mapping)))
         store.close()
+        self.tally.open()  # end_run removes it
+        self.tally.add(serialiser.failed)
         # a repository failing now: the workers (opened after this) write files at once
         self.service_failed = getattr(store, "fallback", None) is not None
 
     def end_run(self) -> None:
-        """Nothing to do: each process wrote its own records."""
+        """Each process wrote its own records; what JSON could not write is said once."""
+        self.tally.report()
 
 
 class RecordingWriter:
@@ -83,7 +97,33 @@ class RecordingWriter:
 
     def write(self, data: Any) -> None:
         recorder = self.recorder
-        ident = self.prov_context.record_write(self.port, data, None, _NO_EXTRA)
+        context = self.prov_context
+        if context.fast and not context.states:  # the default rule: a tuple, nothing more
+            context.void = False
+            stream_id = recorder.prefix + str(recorder.counter())
+            iteration = context.iteration_id or context.iteration()
+            pending = recorder.pending
+            pending.append(
+                (
+                    context,
+                    iteration,
+                    context.iteration_index,
+                    context.start_ns,
+                    time_ns(),
+                    context.flow,
+                    stream_id,
+                    self.port,
+                    getsizeof(data) if type(data) in SCALARS else size_of(data),
+                    None,
+                    None,
+                    None,
+                )
+            )
+            if len(pending) >= recorder.bulk_size:
+                recorder.flush()
+            ident = (stream_id, iteration, context.cluster)
+        else:
+            ident = context.record_write(self.port, data, None, _NO_EXTRA)
         outer, recorder.current = recorder.current, ident
         try:
             self.inner.write(data)
@@ -105,15 +145,39 @@ class WorkerRecorder:
 
     def __init__(self, factory: LineageRecording, plan: Any) -> None:
         self.config = config = factory.config
+        self.tally = factory.tally
         self.plan = plan
         self.mapping = factory.mapping
         self.ids = Ids()
+        self.prefix = self.ids.prefix  # ids of this process: prefix + counter()
+        self.counter = self.ids.counter
         self.serialiser = Serialiser()
-        self.store = make_store(config, factory.service_failed)
+        self.store = make_store(config, factory.service_failed, background=True)
+        self.bulk_size = config.bulk_size
+        self.pending: list[Pending] = []  # records not yet JSON (lineage_json.py)
         self.current: Any = None  # the ids of the item being delivered (RecordingWriter)
         self.contexts: dict[int, InstanceContext] = {}
         self.records = 0
         self._host, self._pid = socket.gethostname(), str(os.getpid())
+
+    def next_id(self) -> str:
+        return self.prefix + str(self.counter())
+
+    def json_of(self, value: Any) -> str:
+        return self.serialiser.dumps(value)
+
+    def add(self, record: Pending) -> None:
+        pending = self.pending
+        pending.append(record)
+        if len(pending) >= self.bulk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """The pending records, as JSON, to the store (one bulk file or POST)."""
+        pending, self.pending = self.pending, []
+        if pending:
+            self.records += len(pending)
+            self.store.put(lineage_texts(pending, self.serialiser))
 
     # -- the hook ----------------------------------------------------------------------------
     def deliver(self, deliver: Callable[[int, str, Any], None]) -> Callable[[int, str, Any], None]:
@@ -132,11 +196,14 @@ class WorkerRecorder:
         selection = sel.get(pe_id) or sel.get(context.name)
         if isinstance(selection, dict):
             context.sel_rules = selection.get("rules", selection)
+        context.seal()
         self.contexts[iid] = context
         return {out: RecordingWriter(context, out, writer, self) for out, writer in writers.items()}
 
     def handler(self, iid: int, handler: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
         context = self.contexts[iid]
+        if context.default_rule:
+            return _default_handler(context, handler)
         begin, end = context.begin, context.end
 
         def handle(port: str, item: Any) -> None:
@@ -177,14 +244,9 @@ class WorkerRecorder:
         return carried[0] if type(carried) is tuple and len(carried) == 2 else carried
 
     def close(self) -> None:
+        self.flush()
         self.store.close()
-        if self.serialiser.failed:
-            _log.warning(
-                "%d provenance record%s could not be written as JSON: written with repr() of "
-                "what could not (metadata or parameters)",
-                self.serialiser.failed,
-                "" if self.serialiser.failed == 1 else "s",
-            )
+        self.tally.add(self.serialiser.failed)  # the driver says the run's total (tally.py)
 
     # -- records -----------------------------------------------------------------------------
     def constant_fields(self, pe: Any, pe_id: str, name: str, cluster: str) -> dict[str, Any]:
@@ -207,42 +269,28 @@ class WorkerRecorder:
             "prov_cluster": cluster,
         }
 
-    def emit(self, context: InstanceContext, derivations: list[Any], stream: dict[str, Any]) -> None:
-        """Write one lineage record: the instance's constant fields are JSON once
-        (``const_json``), so a record costs two small encodings, not a whole dict's."""
-        ident = self.ids.new()
-        try:
-            text = _RECORD % (
-                _text(context.iteration_id),
-                _text(f"{context.pe_id}_write_{ident}"),
-                context.iteration_index,
-                "true" if context.stateful else "false",
-                _json(derivations),
-                _text(context.start_time),
-                _text(now()),
-                _json(stream),
-                context.const_json,
-            )
-        except (TypeError, ValueError, OverflowError):  # metadata JSON cannot write: repr, counted
-            record = {
-                "iterationId": context.iteration_id,
-                "_id": f"{context.pe_id}_write_{ident}",
-                "iterationIndex": context.iteration_index,
-                "stateful": context.stateful,
-                "derivationIds": derivations,
-                "startTime": context.start_time,
-                "endTime": now(),
-                "streams": [stream],
-                **context.const,
-            }
-            text = self.serialiser.dumps(record)
-        self.store.add(text)
-        self.records += 1
 
+def _default_handler(context: InstanceContext, handler: Handler) -> Handler:
+    """``InstanceContext.begin`` and ``end`` of the default rule, inline: the flow is the
+    item's derivation during the call and nothing after it (kept in the history when the
+    PE has a ``postprocess``, folded past ``COMPACT`` entries, as ``discard_flow`` does)."""
+    keep_history = context.keep_history
 
-_RECORD = (
-    '{"iterationId":%s,"_id":%s,"iterationIndex":%d,"stateful":%s,"derivationIds":%s,'
-    '"startTime":%s,"endTime":%s,"streams":[%s],%s}'
-)
-_text = json.encoder.encode_basestring_ascii
-_json = json.JSONEncoder(separators=(",", ":")).encode
+    def handle(port: str, item: Any) -> None:
+        data, meta = item
+        context.iteration_index = index = context.iteration_index + 1
+        context.iteration_id = ""
+        context.start_ns = time_ns()
+        context.void = True
+        context.ignore_state_once = False
+        if meta is not None:
+            context.flow = [(port, meta[0], meta[1], meta[2], index)]
+        handler(port, data)
+        if keep_history:
+            history = context.history
+            history.extend(context.flow)
+            if len(history) > COMPACT:
+                context.history = [context.fold(history)]
+        context.flow = []
+
+    return handle

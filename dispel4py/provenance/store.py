@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
+import threading
 import urllib.error
 import urllib.parse
 import uuid
 from typing import Any
 
-__all__ = ["FileStore", "ServiceStore", "make_store", "UNSENT_DIR"]
+__all__ = ["FileStore", "BackgroundFileStore", "ServiceStore", "make_store", "UNSENT_DIR"]
 
 _log = logging.getLogger("dispel4py.provenance")
 UNSENT_DIR = "provenance-unsent"
@@ -54,6 +56,11 @@ class FileStore:
             return
         batch, self.batch = self.batch, []
         self.write_batch(batch)
+
+    def put(self, records: list[str]) -> None:
+        """A whole batch of records, written now (after those added one by one)."""
+        self.flush()
+        self.write_batch(records)
 
     def write_batch(self, batch: list[str]) -> None:
         name = f"bulk_{socket.gethostname()}-{os.getpid()}-{uuid.uuid1()}"
@@ -109,6 +116,15 @@ class ServiceStore:
                 os.path.abspath(self.fallback_path),
             )
 
+    def put(self, records: list[str]) -> None:
+        """A whole batch of records, sent now (after those added one by one)."""
+        self.flush()
+        if self.fallback is not None:
+            self.fallback.write_batch(records)
+            return
+        self.batch = records
+        self.flush()
+
     def _post(self, body: str) -> None:
         import urllib.request  # its HTTP client (ssl, email) costs every command ~30 ms: service mode only
 
@@ -126,6 +142,52 @@ class ServiceStore:
             self.fallback.close()
 
 
+class BackgroundFileStore(FileStore):
+    """A :class:`FileStore` whose whole batches (``put``) are written by a thread of its
+    own, so that the kernel's part of writing them (a record is about 1 KB: a tiny-item
+    run writes hundreds of MB) overlaps with the run: the thread holds no lock the run
+    needs while the bytes go out. At most :data:`QUEUED` batches wait, so memory stays
+    bounded and a slow disk slows the run down instead of filling memory. A failed write
+    is raised by the next ``put`` or by ``close``, as the writing itself would have."""
+
+    QUEUED = 2
+
+    def __init__(self, path: str, bulk_size: int) -> None:
+        super().__init__(path, bulk_size)
+        self._queue: queue.Queue[list[str] | None] = queue.Queue(self.QUEUED)
+        self._thread: threading.Thread | None = None  # started with the first batch
+        self._error: BaseException | None = None
+
+    def put(self, records: list[str]) -> None:
+        self.flush()
+        self._raise_error()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._write_all, name="d4py-prov-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(records)
+
+    def _write_all(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self.write_batch(batch)
+                except BaseException as exc:  # raised in the run's thread (put, close)
+                    self._error = exc
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def close(self) -> None:
+        super().close()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._raise_error()
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
@@ -136,12 +198,15 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def make_store(config: Any, service_failed: bool = False) -> FileStore | ServiceStore:
+def make_store(
+    config: Any, service_failed: bool = False, background: bool = False
+) -> FileStore | ServiceStore:
     """The store of one process; ``service_failed``: the driver found the repository
-    failing before the run, so the records go to files at once (no second warning)."""
+    failing before the run, so the records go to files at once (no second warning);
+    ``background``: files are written by a thread (a worker's lineage records)."""
     if config.save_mode == "service":
         fallback = config.path or UNSENT_DIR
         if service_failed:
             return FileStore(fallback, config.bulk_size)
         return ServiceStore(config.url, config.token, config.bulk_size, config.timeout_s, fallback)
-    return FileStore(config.path, config.bulk_size)
+    return (BackgroundFileStore if background else FileStore)(config.path, config.bulk_size)

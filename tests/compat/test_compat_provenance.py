@@ -89,6 +89,7 @@ SPLIT_MERGE = """
     assert run_id == "run-42", run_id
     assert os and json and datetime and uuid and deepcopy  # the original's import * gave these
 """
+MERGE_MADE = "split, merge = Split(2), Merge(2)\n"
 RESULT = {"Merge3": {"output": [[2, 4, 6, 8, 10, 12]]}}
 
 
@@ -123,8 +124,7 @@ def check_split_merge(records: list[dict], mapping: str) -> None:
     assert contents == ['[{"output0": "[1, 2, 3]"}]', '[{"output1": "[4, 5, 6]"}]']  # extractItemMetadata
 
 
-# not the dynamic mappings: Merge keeps state without saying so (no stateful/grouping), so
-# there its copies split the parts, with or without provenance
+# the dynamic mappings: below (Merge keeps state without saying so)
 @pytest.mark.parametrize(
     "mapping",
     [
@@ -140,6 +140,40 @@ def test_provenance_workflow_runs_unchanged_and_is_recorded(run_cli, write_workf
     assert outputs_of(done.stdout) == RESULT
     assert "provenance" not in done.stdout and "warning" not in done.stderr.lower()
     check_split_merge(prov_records(tmp_path), mapping[0])
+
+
+@pytest.mark.parametrize("mapping", [("dyn_multi", "-n", "3"), ("dyn_auto_multi", "-n", "3")])
+def test_dynamic_mappings_name_the_undeclared_merge_and_run_it_once_declared(
+    run_cli, write_workflow, tmp_path, mapping
+):
+    """On a dynamic mapping Merge, which keeps its parts in an attribute without saying so,
+    would run as copies that each see some parts: the run says so at its start, naming the
+    PE and the fix; with the fix (``stateful = True``) the example runs as on ``simple``."""
+    path = write_workflow("split_merge_prov", SPLIT_MERGE)
+    done = run_cli(*mapping, path)
+    assert done.returncode == 0, done.stderr
+    warnings = [x for x in done.stderr.splitlines() if "no declared state" in x]
+    assert len(warnings) == 1, done.stderr
+    assert warnings[0].startswith(f"{mapping[0]}: Merge3 has 2 inputs (input0, input1) and keeps self.parts")
+    assert "stateful = True" in warnings[0]
+    declared = SPLIT_MERGE.replace(MERGE_MADE, MERGE_MADE + "    merge.stateful = True\n")
+    for bulk in glob.glob(str(tmp_path / "bulk_*")):
+        os.remove(bulk)
+    done = run_cli(*mapping, write_workflow("split_merge_declared", declared))
+    assert done.returncode == 0, done.stderr
+    assert outputs_of(done.stdout) == RESULT
+    assert "warning" not in done.stderr.lower() and "no declared state" not in done.stderr
+    check_split_merge(prov_records(tmp_path), mapping[0])
+
+
+def test_a_pe_that_keeps_no_state_or_says_so_is_not_named(run_cli, write_workflow):
+    stateless = SPLIT_MERGE.replace(MERGE_MADE, MERGE_MADE + "    merge.stateful = False\n")
+    done = run_cli("dyn_multi", "-n", "2", write_workflow("split_merge_stateless", stateless))
+    assert done.returncode == 0, done.stderr
+    assert "no declared state" not in done.stderr
+    done = run_cli("dyn_multi", "-n", "3", "dispel4py.examples.graph_testing.split_merge")
+    assert done.returncode == 0, done.stderr  # its two-input PE keeps nothing: not named
+    assert "no declared state" not in done.stderr
 
 
 def test_provenance_config_flag_and_inline_configuration(run_cli, write_workflow, tmp_path):

@@ -5,10 +5,14 @@ a long accumulation stays bounded in memory."""
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
 import random
+import tempfile
 
 import pytest
+from _helpers import WORKFLOWS, cli, run
 from prov_support import lineage_of, records
 
 import dispel4py
@@ -89,16 +93,35 @@ def test_items_classes_and_statefulness_are_untouched(mapping, options, tmp_path
         (pe.id, getattr(pe, "stateful", None), getattr(pe, "single", None))
         for pe in graph.get_contained_objects()
     ] == flags
-    # the unserialisable metadata of item 3: written with repr, said once (in its process)
+    # the unserialisable metadata of item 3: written with repr, said once (by the driver)
     (bad,) = [
         r for r in records(tmp_path) if r.get("name") == "Items" and r["streams"][0]["content"][0]["i"] == 3
     ]
     assert bad["streams"][0]["content"][0]["bad"].startswith("<object object at ")
-    if mapping == "simple":
-        (warning,) = [r.message for r in caplog.records if "could not be written as JSON" in r.message]
-        assert warning.startswith("1 provenance record could not")
+    (warning,) = [r.message for r in caplog.records if "could not be written as JSON" in r.message]
+    assert warning.startswith("1 provenance record could not")
     lineage = lineage_of(tmp_path)
     assert lineage["streams"][("Keep2", "output", frozenset([7]))] == 1
+
+
+def test_records_json_cannot_write_are_said_once_per_run(tmp_path) -> None:
+    """Three such records, made by three instances in different worker processes: one
+    warning with the run's total, from the driver, and no folder of counts left behind."""
+    tallies = set(glob.glob(os.path.join(tempfile.gettempdir(), "d4py-prov-tally-*")))
+    args = ("-n", "3", "--provenance-path", str(tmp_path / "prov"))
+    done = run(cli("multi", str(WORKFLOWS / "prov_unserialisable.py"), *args), timeout=100)
+    assert done.returncode == 0, done.stderr
+    warnings = [x for x in done.stderr.splitlines() if "could not be written as JSON" in x]
+    assert len(warnings) == 1, done.stderr
+    assert "3 provenance records could not be written as JSON" in warnings[0]
+    bad = [
+        r
+        for r in records(tmp_path / "prov")
+        if r.get("name") == "Tag" and r["streams"][0]["content"][0]["bad"]
+    ]
+    assert sorted(r["streams"][0]["content"][0]["i"] for r in bad) == [3, 7, 11]
+    assert len({r["pid"] for r in records(tmp_path / "prov") if r.get("name") == "Tag"}) > 1
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "d4py-prov-tally-*"))) <= tallies
 
 
 def test_sel_rules_keep_only_what_they_select(tmp_path, fresh_ids) -> None:

@@ -111,6 +111,24 @@ def test_mpi_gives_the_lineage_of_simple(reference, tmp_path) -> None:
     assert len({r["pid"] for r in records(tmp_path / "prov") if r["type"] == "lineage"}) > 1
 
 
+@pytest.mark.mpi
+def test_timed_mpi_gives_the_lineage_of_simple(reference, tmp_path) -> None:
+    """The timed mapping's per-rank timing wrappers and rank-0 files leave the lineage alone."""
+    args = ("--provenance-path", str(tmp_path / "prov"), "--timing-dir", str(tmp_path / "timings"))
+    cmd = [mpiexec(), "-n", "4", *cli("timed_mpi", WORKFLOW, *args, "--no-graph-figures")]
+    done = run(cmd, timeout=150)
+    assert done.returncode == 0, done.stderr
+    assert outputs_of(done.stdout)["Total3"] == reference[0]["Total3"]
+    lineage = lineage_of(tmp_path / "prov")
+    check_values(lineage)
+    same_graph(lineage, reference[1])
+    runs = [r for r in records(tmp_path / "prov") if r["type"] == "workflow_run"]
+    assert len(runs) == 1 and runs[0]["mapping"] == "timed_mpi"  # rank 0 alone starts the run
+    assert len({r["runId"] for r in records(tmp_path / "prov")}) == 1  # one run id on every rank
+    assert len({r["pid"] for r in records(tmp_path / "prov") if r["type"] == "lineage"}) > 1
+    assert any((tmp_path / "timings").glob("monitor_summary_run*.csv"))  # still timed
+
+
 @pytest.mark.parametrize("mapping", ["dyn_redis", "redis", "hybrid_redis", "dyn_auto_redis"])
 def test_redis_mappings_give_the_lineage_of_simple(mapping, reference, redis_server, tmp_path) -> None:
     _, lineage = recorded(tmp_path / "prov", mapping, "-n", "3", "--redis-url", redis_server.url)

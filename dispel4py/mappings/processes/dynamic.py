@@ -17,7 +17,7 @@ from collections.abc import Mapping as MappingABC
 from typing import Any
 
 from dispel4py.dynamic.coordinator import Coordinator, merge_copies
-from dispel4py.dynamic.layout import dynamic_place
+from dispel4py.dynamic.layout import dynamic_place, shared_combiners
 from dispel4py.engine.plan import Plan, make_plan
 from dispel4py.engine.result import InstanceStats
 from dispel4py.engine.tuning import Tuning
@@ -66,7 +66,22 @@ class DynMultiMapping(ProcessMapping):
     ) -> Plan:
         if self.options.get("consumer_timeout") is not None:
             _log.warning("-ct/--consumer-timeout is ignored: dynamic runs end by protocol, not on a timeout")
-        return make_plan(graph, inputs, self.num_workers(), collect=collect, place_fn=dynamic_place)
+        plan = make_plan(graph, inputs, self.num_workers(), collect=collect, place_fn=dynamic_place)
+        if plan.num_workers > 1:
+            for pe_id, ports, kept in shared_combiners(plan):
+                _log.warning(
+                    "%s: %s has %d inputs (%s) and keeps %s, but no declared state, so it runs as "
+                    "copies, one per worker, each seeing only the items that worker took: if it "
+                    "combines items across calls (a merge, a join), declare it stateful "
+                    "(stateful = True on the PE, in the workflow) so that one instance sees them "
+                    "all; stateful = False says it keeps no state and silences this warning",
+                    self.name,
+                    pe_id,
+                    len(ports),
+                    ", ".join(ports),
+                    ", ".join(f"self.{name}" for name in kept),
+                )
+        return plan
 
     def make_channels(self, ctx: Any, workers: int) -> Any:
         raise NotImplementedError  # the dynamic mappings make their queues from the plan
