@@ -36,38 +36,26 @@ from __future__ import annotations
 
 import copy
 import logging
-import pickle
 from collections import deque
-from itertools import repeat
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any
 
 from dispel4py.core import WRITER
 from dispel4py.engine.calls import InstanceCalls
+from dispel4py.engine.flow import MessageFlow, Reporter, Transport
+from dispel4py.engine.inbox import make_inbox_loop, single_input
 from dispel4py.engine.plan import Plan
 from dispel4py.engine.result import InstanceStats
 from dispel4py.engine.tuning import Tuning
-from dispel4py.engine.wiring import make_emitter, make_handler, make_routes, unpicklable_message
-from dispel4py.engine.writers import SAMPLE_MASK, approx_size, make_writer, sized_limit
-from dispel4py.errors import TransportError
+from dispel4py.engine.wiring import make_emitter, make_handler, make_routes
+from dispel4py.engine.writers import Outbox, make_writer
 
 __all__ = ["Executor", "Transport", "Reporter", "Tuning"]
 
 _log = logging.getLogger("dispel4py.engine")
 
 
-class Transport(Protocol):
-    def send(self, worker: int, message: Any) -> None: ...
-    def recv(self) -> Any: ...
-    def poll(self) -> Any: ...  # the next message if one has arrived, else None
-
-
-class Reporter(Protocol):
-    def result_list(self, pe_id: str, output: str) -> list[Any]: ...
-    def flush_results(self) -> None: ...
-
-
-class Executor:
+class Executor(MessageFlow):
     def __init__(
         self,
         plan: Plan,
@@ -103,12 +91,11 @@ class Executor:
         self._call = calls.call
         self.credits = [tuning.credits] * n
         self.max_credits = tuning.credits
-        self.outbufs: dict[tuple[int, str], list[Any]] = {}  # (target, port) -> items
-        self.outlimits: dict[tuple[int, str], int] = {}  # (target, port) -> items per batch now
+        self.outboxes: dict[tuple[int, str], Outbox] = {}  # (target, port) -> batch being filled
         self.local_limits = [local_limit] * n
         self.held: dict[int, list[tuple[int, str, list[Any], int]]] = {}
         self.flush_interval = 0.05  # seconds an item may wait in a part-filled batch
-        self._flush_by = perf_counter() + self.flush_interval
+        self._flush_by = [perf_counter() + self.flush_interval]  # shared with the outboxes
         self.pes: dict[int, Any] = calls.pes  # shared: a failure is saved with its PE
         self.draining: dict[int, int] = {}  # instance -> inbox length when its drain began
         self.debug = _log.isEnabledFor(logging.DEBUG)  # -vv: batches, credits, end of stream
@@ -116,13 +103,20 @@ class Executor:
         self.recorder = tuning.recorder.open(plan, worker) if tuning.recorder is not None else None
         if self.recorder is not None:
             self.calls.unwrap = self.recorder.item_of
+        # a bare inbox holds items alone (one connected input, no recorder or timings: inbox.py)
+        self.ports: list[str | None] = [None] * n
+        fast = self.recorder is None and not tuning.timings
         for iid in self.hosted:
             self.inboxes[iid] = deque()
             self.eos_left[iid] = plan.eos_expected(iid)
             calls.add(iid)
+            if fast:
+                self.ports[iid] = single_input({e.inp for e in plan.edges if e.dst == plan.pe_of(iid)})
+        self.bare = [port is not None for port in self.ports]
         self._make_instances()
+        self._make_outboxes()
         self.writers: dict[int, dict[str, Any]] = {iid: self._make_writers(iid) for iid in self.hosted}
-        self.handlers = {iid: calls.timed(iid, self._make_handler(iid)) for iid in self.hosted}
+        self.loops = {iid: self._make_loop(iid) for iid in self.hosted}
 
     # -- setup ---------------------------------------------------------------------------
     def _make_instances(self) -> None:
@@ -137,10 +131,35 @@ class Executor:
             pe.instance_index = self.plan.placement.index_of[iid]  # 0..k-1 among the PE's instances
             self.pes[iid] = pe
 
-    def _make_handler(self, iid: int) -> Any:
-        writers = self.writers[iid]
-        handler = make_handler(self.pes[iid], writers, make_emitter(self.plan.pe_of(iid), writers))
-        return handler if self.recorder is None else self.recorder.handler(iid, handler)
+    def _make_loop(self, iid: int) -> tuple[Any, list[Any]]:
+        """The loop that runs the inbox of ``iid`` (``inbox.py``) and where it keeps a
+        failing item."""
+        pe, writers = self.pes[iid], self.writers[iid]
+        emit = make_emitter(self.plan.pe_of(iid), writers)
+        handler = make_handler(pe, writers, emit)
+        if self.recorder is not None:
+            handler = self.recorder.handler(iid, handler)
+        handler = self.calls.timed(iid, handler)
+        inbox = self.inboxes[iid]
+        assert inbox is not None
+        return make_inbox_loop(inbox, pe, writers, emit, handler, self.ports[iid])
+
+    def _make_outboxes(self) -> None:
+        """A batch for every (instance on another worker, input) a hosted instance writes to."""
+        for e in self.plan.edges:
+            if not any(self.plan.pe_of(i) == e.src for i in self.hosted):
+                continue
+            for target in self.plan.instances[e.dst]:
+                if self.inboxes[target] is None and (target, e.inp) not in self.outboxes:
+                    self.outboxes[(target, e.inp)] = Outbox(
+                        target,
+                        e.inp,
+                        self.batch_size,
+                        self.batch_bytes,
+                        self._send_now,
+                        self.flush_all,
+                        self._flush_by,
+                    )
 
     def _make_writers(self, iid: int) -> dict[str, Any]:
         pe = self.pes[iid]
@@ -161,12 +180,9 @@ class Executor:
                 byte_limit=self.local_bytes,
                 max_results=self.results_limits[0],
                 results_s=self.results_limits[1],
+                bare=self.bare,
+                outboxes=self.outboxes if recorder is None else None,
             )
-            for route in getattr(writer, "routes", ()) or ():
-                for target in route.targets:
-                    if self.inboxes[target] is None:
-                        self.outbufs.setdefault((target, route.port), [])
-                        self.outlimits[(target, route.port)] = self.batch_size
             writers[output] = writer
         if recorder is not None:
             writers = recorder.wrap(iid, pe, writers)
@@ -201,7 +217,7 @@ class Executor:
         unfinished = list(self.hosted)
         while unfinished:
             progressed = False
-            if self.outbufs:
+            if self.outboxes:
                 self.flush_all()  # remote workers get their share before a long local drain
             for iid in unfinished:
                 if self.inboxes[iid] or iid in self.held:
@@ -231,23 +247,19 @@ class Executor:
         """Process the inbox of ``iid`` (no-op if it is already running on the stack)."""
         if self.active[iid]:
             return
-        inbox, handler, stats = self.inboxes[iid], self.handlers[iid], self.stats[iid]
+        inbox, stats = self.inboxes[iid], self.stats[iid]
+        loop, current = self.loops[iid]
         draining = self.draining
         assert inbox is not None
-        current: list[Any] = [None, None]
 
         def run_inbox() -> None:
             while True:
-                calls = 0
-                draining[iid] = len(inbox)
+                draining[iid] = began = len(inbox)
                 try:
-                    while inbox:
-                        current[0], current[1] = pair = inbox.popleft()
-                        calls += 1
-                        handler(*pair)
-                finally:
+                    loop()
+                finally:  # nothing joins an inbox while it drains: its calls are what left it
                     del draining[iid]  # first: a live reader may undercount, never double
-                    stats.calls += calls
+                    stats.calls += began - len(inbox)
                 if self.calls.failure is not None:
                     raise self.calls.failure
                 if iid not in self.held:
@@ -291,150 +303,6 @@ class Executor:
                 else:
                     self._send_now(target, e.inp)
                     self._send(target, ("E", target, 1))
-
-    # -- moving messages -----------------------------------------------------------------
-    def deliver(self, target: int, port: str, data: Any) -> None:
-        inbox = self.inboxes[target]
-        if inbox is not None:
-            inbox.append((port, data))
-            n = len(inbox)
-            if n & SAMPLE_MASK == 1:
-                self.local_limits[target] = sized_limit(data, n, self.local_limit, self.local_bytes)
-            if n >= self.local_limits[target] and not self.active[target]:
-                self.drain(target)
-            return
-        key = (target, port)
-        buf = self.outbufs[key]
-        buf.append(data)
-        n = len(buf)
-        if n & SAMPLE_MASK == 1:
-            self.outlimits[key] = sized_limit(data, n, self.batch_size, self.batch_bytes)
-        if n >= self.outlimits[key]:
-            self._send_now(target, port)
-        elif perf_counter() > self._flush_by:  # a slow producer's items must not wait
-            self.flush_all()
-
-    def _send(self, target: int, message: Any) -> None:
-        assert self.transport is not None
-        self.transport.send(self.plan.placement.worker_of[target], message)
-
-    def _send_now(self, target: int, port: str) -> None:
-        """Send the buffer for (``target``, ``port``), waiting for credit if needed."""
-        key = (target, port)
-        if not self.outbufs.get(key):
-            return
-        if self.debug and self.credits[target] <= 0:
-            _log.debug(
-                "worker %d: waits for credit from %s (instance %d) on worker %d",
-                self.worker,
-                *self._name(target),
-                self.plan.worker_of(target),
-            )
-        cost = self._cost(self.outbufs[key])
-        while self.credits[target] < cost:
-            assert self.transport is not None
-            self._release_processable()
-            if self.credits[target] < cost:
-                self.handle(self.transport.recv())
-        items = self.outbufs[key]  # after the wait: a nested drain may have sent the buffer
-        if not items:
-            return
-        self.outbufs[key] = []
-        self.credits[target] -= cost
-        if self.debug:
-            _log.debug(
-                "worker %d: batch of %d item%s to %s (instance %d) input '%s' on worker %d, %d credit%s left",
-                self.worker,
-                len(items),
-                "" if len(items) == 1 else "s",
-                *self._name(target),
-                port,
-                self.plan.worker_of(target),
-                self.credits[target],
-                "" if self.credits[target] == 1 else "s",
-            )
-        try:
-            self._send(target, ("D", self.worker, target, port, items, cost))
-        except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise TransportError(unpicklable_message(self.plan, target, port, items, exc)) from exc
-
-    def flush_all(self) -> None:
-        """Send every buffer that has credit, and pending results (never blocks).
-
-        Inside a long drain, messages that have arrived are taken in first (never waiting):
-        returned credits let a slow stage's items reach the next stage at once, not at the
-        end of the drain; data follows the level rule as in a wait for credit."""
-        self._flush_by = perf_counter() + self.flush_interval
-        if self.stack and self.transport is not None:
-            while (message := self.transport.poll()) is not None:
-                self.handle(message)
-        for (target, port), items in list(self.outbufs.items()):
-            if items and self.credits[target] >= self._cost(items):
-                self._send_now(target, port)
-        self.reporter.flush_results()
-
-    def handle(self, message: Any) -> None:
-        kind = message[0]
-        if kind == "D":
-            _, src, iid, port, items, cost = message
-            if self._must_hold(iid):
-                self.held.setdefault(iid, []).append((src, port, items, cost))
-                return
-            inbox = self.inboxes[iid]
-            assert inbox is not None
-            inbox.extend(zip(repeat(port), items))
-            self._send_credit(src, iid, cost)
-            if self.stack:
-                self.drain(iid)
-        elif kind == "C":
-            self.credits[message[1]] += message[2]
-        elif kind == "E":
-            self.eos_left[message[1]] -= message[2]
-            if self.debug:
-                _log.debug(
-                    "worker %d: end-of-stream marker for %s (instance %d), %d to come",
-                    self.worker,
-                    *self._name(message[1]),
-                    self.eos_left[message[1]],
-                )
-        else:
-            raise RuntimeError(f"dispel4py internal error: unexpected message {kind!r}")
-
-    def _send_credit(self, src: int, iid: int, cost: int) -> None:
-        assert self.transport is not None
-        self.transport.send(src, ("C", iid, cost))
-
-    def _cost(self, items: list[Any]) -> int:
-        """Credits a batch takes: 1, or more for a batch above ``batch_bytes`` (an item of
-        20 MB), so in-flight memory is bounded by bytes too; never more than all credits."""
-        if len(items) > 1:
-            return 1  # several items fit the byte budget (the batch was cut by it)
-        return max(1, min(self.max_credits, approx_size(items[0]) // self.batch_bytes))
-
-    def _must_hold(self, iid: int) -> bool:
-        """Whether a batch for ``iid`` must wait: processing it now would break the
-        increasing levels of the stack (see the module docstring)."""
-        return bool(self.stack) and self.level[iid] <= self.level[self.stack[-1]]
-
-    def _release_processable(self) -> None:
-        """Take in (and acknowledge) held batches that may now be processed, then process them."""
-        if not self.held:
-            return
-        for iid in [i for i in self.held if not self._must_hold(i)]:
-            if iid in self.held and not self._must_hold(iid):
-                self._release_held(iid)
-                if self.stack:
-                    self.drain(iid)
-
-    def _release_held(self, iid: int) -> None:
-        inbox = self.inboxes[iid]
-        assert inbox is not None
-        for src, port, items, cost in self.held.pop(iid):
-            inbox.extend(zip(repeat(port), items))
-            self._send_credit(src, iid, cost)
-
-    def _name(self, iid: int) -> tuple[str, int]:
-        return self.plan.pe_of(iid), iid
 
     def live_rows(self) -> list[tuple[int, int, int, float, int]]:
         """Counters of the hosted instances now (read by the live-counters thread): items

@@ -14,6 +14,7 @@ items pay nothing; see :func:`approx_size`.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections import deque
 from collections.abc import Callable
 from time import perf_counter
@@ -25,6 +26,9 @@ from dispel4py.engine.routing import BroadcastRoute, FixedRoute, RoundRobinRoute
 __all__ = [
     "Writer",
     "LocalWriter",
+    "BareLocalWriter",
+    "Outbox",
+    "SpreadWriter",
     "make_writer",
     "approx_size",
     "sized_limit",
@@ -130,7 +134,9 @@ class Writer:
 
 
 class LocalWriter:
-    """Fast path: one destination instance on this worker, no results."""
+    """Fast path: one destination instance on this worker, no results. Its inbox holds
+    ``(port, item)`` pairs, or the items alone when the instance has one connected input
+    (``bare``: no pair to build per item, see ``engine/inbox.py``)."""
 
     __slots__ = ("inbox", "port", "limit", "max_items", "max_bytes", "drain", "target", "count")
 
@@ -162,6 +168,85 @@ class LocalWriter:
             self.drain(self.target)
 
 
+class BareLocalWriter(LocalWriter):
+    """:class:`LocalWriter` for an inbox of items alone (its instance has one input)."""
+
+    __slots__ = ()
+
+    def write(self, data: Any) -> None:
+        self.count += 1
+        inbox = self.inbox
+        inbox.append(data)
+        n = len(inbox)
+        if n & SAMPLE_MASK == 1:
+            self.limit = sized_limit(data, n, self.max_items, self.max_bytes)
+        if n >= self.limit:
+            self.drain(self.target)
+
+
+class Outbox:
+    """The batch being filled for (``target``, ``port``) on another worker.
+
+    ``items`` is the same list for the whole run (writers hold it); ``send`` ships it when
+    it holds ``limit`` items (``batch_size``, fewer for large items), and ``flush`` ships
+    every batch when an item has waited ``flush_interval`` (``due[0]``, kept by the
+    executor), so a slow producer's items do not sit in a part-filled batch."""
+
+    __slots__ = ("items", "limit", "max_items", "max_bytes", "target", "port", "send", "flush", "due")
+
+    def __init__(
+        self,
+        target: int,
+        port: str,
+        max_items: int,
+        max_bytes: int,
+        send: Callable[[int, str], None],
+        flush: Callable[[], None],
+        due: list[float],
+    ) -> None:
+        self.items: list[Any] = []
+        self.limit = self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.target, self.port = target, port
+        self.send, self.flush, self.due = send, flush, due
+
+    def put(self, data: Any) -> None:
+        items = self.items
+        items.append(data)
+        n = len(items)
+        if n & SAMPLE_MASK == 1:
+            self.limit = sized_limit(data, n, self.max_items, self.max_bytes)
+        if n >= self.limit:
+            self.send(self.target, self.port)
+        elif perf_counter() > self.due[0]:
+            self.flush()
+
+    def take(self) -> list[Any]:
+        """The items to send now (the list itself stays, empty)."""
+        items = self.items[:]
+        self.items.clear()
+        return items
+
+
+class SpreadWriter:
+    """Fast path for one shuffle route over several destinations, or one destination on
+    another worker, without results: round-robin over the destinations' ``put``
+    (an :class:`Outbox` or a local writer), in the order :class:`RoundRobinRoute` would
+    choose them (from the same start)."""
+
+    __slots__ = ("routes", "turn", "count")
+
+    def __init__(self, route: Route, puts: list[Callable[[Any], None]]) -> None:
+        start = getattr(route, "_next", 0)
+        self.routes = [route]
+        self.turn = itertools.cycle(puts[start:] + puts[:start]).__next__  # the next destination's put
+        self.count = 0
+
+    def write(self, data: Any) -> None:
+        self.count += 1
+        self.turn()(data)
+
+
 def make_writer(
     routes: list[Route],
     results: list[Any] | None,
@@ -174,10 +259,34 @@ def make_writer(
     byte_limit: int,
     max_results: int = RESULTS_LIMIT,
     results_s: float = 0.0,
-) -> Writer | LocalWriter:
-    if results is None and len(routes) == 1 and len(routes[0].targets) == 1:
-        target = routes[0].targets[0]
+    bare: list[bool] | None = None,
+    outboxes: dict[tuple[int, str], Outbox] | None = None,
+) -> Writer | LocalWriter | SpreadWriter:
+    """The writer of one output of one instance: a fast path where the item goes to one
+    destination chosen without looking at it (no results, no group-by, no broadcast to
+    several), else the general :class:`Writer`.
+
+    ``bare[t]``: instance ``t``'s inbox holds items alone; ``outboxes``: the batches for
+    other workers' instances (the static executor's; without them, remote items go
+    through ``deliver``)."""
+    if results is not None or len(routes) != 1:
+        return Writer(routes, results, deliver, flush_results, max_results, results_s)
+    route = routes[0]
+    if not isinstance(route, (FixedRoute, RoundRobinRoute, BroadcastRoute)) or (
+        isinstance(route, BroadcastRoute) and len(route.targets) > 1
+    ):
+        return Writer(routes, results, deliver, flush_results, max_results, results_s)
+    puts: list[Any] = []
+    for target in route.targets:
         inbox = local_inboxes[target]
-        if inbox is not None and isinstance(routes[0], (FixedRoute, RoundRobinRoute, BroadcastRoute)):
-            return LocalWriter(inbox, routes[0].port, limit, drain, target, byte_limit)
-    return Writer(routes, results, deliver, flush_results, max_results, results_s)
+        if inbox is not None:
+            kind = BareLocalWriter if bare is not None and bare[target] else LocalWriter
+            puts.append(kind(inbox, route.port, limit, drain, target, byte_limit))
+        elif outboxes is not None and (target, route.port) in outboxes:
+            puts.append(outboxes[(target, route.port)])
+        else:
+            return Writer(routes, results, deliver, flush_results, max_results, results_s)
+    if len(puts) == 1 and isinstance(puts[0], LocalWriter):
+        return puts[0]
+    # a local writer's own count goes unread there: the SpreadWriter counts the output's items
+    return SpreadWriter(route, [p.write if isinstance(p, LocalWriter) else p.put for p in puts])
