@@ -96,7 +96,11 @@ class FleetScaler:
             self.tick()  # the driver's own workers are there from the start
 
     def hosts(self) -> list[Host]:
-        found = [Host(DRIVER, tuple(range(self.local)), 1, self.local)] if self.local else []
+        # a dead local worker is out: counted, it took the place of a live one, which stayed
+        # parked with the backlog waiting for it (a run that hung)
+        lost = self.pool.lost
+        alive = tuple(w for w in range(self.local) if w not in lost)
+        found = [Host(DRIVER, alive, 1, self.local)] if alive else []
         agents: dict[str, list[int]] = {}
         bounds: dict[str, tuple[int, int]] = {}
         for worker in sorted(self.pool.remote):
