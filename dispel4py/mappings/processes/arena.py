@@ -1,0 +1,211 @@
+"""One run's shared-memory arena: a bounded file in ``/dev/shm`` that every local process
+of the run maps, cut into blocks that are reused from hop to hop.
+
+Why an arena rather than a file per buffer: a fresh tmpfs file costs a page allocation,
+zeroing and (on the receiving side) a page fault per 4 KB, then the release of every page,
+at each hop: most of the time of a 4 MB array between two workers. The arena's pages are
+allocated once (the first time a block reaches them) and stay mapped in every process, so
+a hop is a copy in and a copy out.
+
+* ``data``: the blocks, ``size`` bytes (sparse; pages are reserved with ``fallocate``
+  before a block first uses them, so a full ``/dev/shm`` is an error we can handle, never
+  a SIGBUS).
+* ``map``: a header (bytes in use, bytes reserved, blocks freed so far) and one byte per
+  unit of the data (0 free, 1 used). A block is the first run of free units that fits
+  (``mmap.find``: the scan is C), so the low addresses are reused first and the pages
+  reserved stay close to the most ever in flight.
+
+The map is changed under a POSIX record lock on the map file (``lockf``), which the kernel
+releases when its holder dies: a worker killed inside the few lines below cannot leave the
+others waiting. A block is freed by the process that receives it, right after it copied
+the bytes out, so a block is in use exactly while its message is in flight.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import mmap
+import os
+import struct
+import threading
+import time
+from typing import Any
+
+__all__ = ["Arena", "bytes_in_flight"]
+
+_log = logging.getLogger(__name__)
+UNIT = 64 * 1024  # block granularity (and alignment)
+_HEADER = 64  # in_use, reserved, freed (int64 each), then padding
+_GROW = 16 << 20  # pages are reserved in steps of at least this much (or up to the end)
+_FIRST_NAP_S = 0.0002
+_MAX_NAP_S = 0.005
+STALL_S = 0.05  # a sender waits for room while blocks are being freed; this long without: in band
+
+
+class Arena:
+    """Made by the driver (``create``); a copy goes to every worker, which maps it on first use."""
+
+    def __init__(self, folder: str, size: int) -> None:
+        self.folder, self.size = folder, size
+        self.units = size // UNIT
+        self._pid = -1  # the process whose handles these are (a fork inherits the object)
+
+    @classmethod
+    def create(cls, folder: str, budget: int) -> Arena | None:
+        """The arena of ``budget`` bytes in ``folder``; None when too small for one block."""
+        size = budget // UNIT * UNIT
+        if size <= 0:
+            return None
+        with open(os.path.join(folder, "data"), "xb") as data:
+            data.truncate(size)
+        with open(os.path.join(folder, "map"), "xb") as blocks:
+            blocks.truncate(_HEADER + size // UNIT)
+        return cls(folder, size)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"folder": self.folder, "size": self.size, "units": self.units, "_pid": -1}
+
+    # -- per process -------------------------------------------------------------------------
+    def _open(self) -> None:
+        if self._pid == os.getpid():
+            return
+        self._thread_lock = threading.Lock()
+        fd = os.open(os.path.join(self.folder, "data"), os.O_RDWR)
+        try:
+            self._data_fd = fd
+            self._mm = mmap.mmap(fd, self.size)
+            self._data = memoryview(self._mm)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._map_fd = os.open(os.path.join(self.folder, "map"), os.O_RDWR)
+        self._map = mmap.mmap(self._map_fd, _HEADER + self.units)
+        self._pid = os.getpid()
+
+    def close(self) -> None:
+        """Unmap this process's view (the driver's, before it removes the folder)."""
+        if self._pid != os.getpid():
+            return
+        self._pid = -1
+        self._data.release()
+        self._mm.close()
+        self._map.close()
+        os.close(self._map_fd)
+        os.close(self._data_fd)
+
+    def _locked(self) -> _Lock:
+        self._open()
+        return _Lock(self._thread_lock, self._map_fd)
+
+    def _counter(self, slot: int) -> int:
+        return int(struct.unpack_from("q", self._map, 8 * slot)[0])
+
+    def _add(self, slot: int, value: int) -> None:
+        struct.pack_into("q", self._map, 8 * slot, self._counter(slot) + value)
+
+    # -- blocks ----------------------------------------------------------------------------
+    def put(self, view: memoryview) -> int | None:
+        """A block holding ``view``'s bytes: its offset; None when it cannot have one (larger
+        than the arena, ``/dev/shm`` full, or the arena full and not draining)."""
+        size = view.nbytes
+        offset = self._allocate(size)
+        if offset is not None:
+            self._data[offset : offset + size] = view
+        return offset
+
+    def take(self, offset: int, size: int, kind: type[Any] = bytearray) -> Any:
+        """The block's bytes copied out (a ``kind``: bytes or bytearray), and the block freed."""
+        self._open()
+        try:
+            return kind(self._data[offset : offset + size])
+        finally:
+            self.free(offset, size)
+
+    def free(self, offset: int, size: int) -> None:
+        first, count = offset // UNIT, -(-size // UNIT)
+        with self._locked():
+            self._map[_HEADER + first : _HEADER + first + count] = bytes(count)
+            self._add(0, -count * UNIT)
+            self._add(2, 1)
+
+    def in_use(self) -> int:
+        """Bytes in blocks not yet received."""
+        with self._locked():
+            return self._counter(0)
+
+    def _allocate(self, size: int) -> int | None:
+        count = -(-size // UNIT)
+        if count > self.units:
+            return None
+        nap, idle, seen = _FIRST_NAP_S, 0.0, -1
+        while True:
+            with self._locked():
+                first = self._map.find(b"\0" * count, _HEADER)
+                if first >= 0 and not self._reserve(first - _HEADER + count):
+                    return None
+                if first >= 0:
+                    self._map[first : first + count] = b"\1" * count
+                    self._add(0, count * UNIT)
+                    return (first - _HEADER) * UNIT
+                freed = self._counter(2)
+            # full: wait while receivers free blocks, like a full channel; when none is
+            # freed for STALL_S the receivers may be waiting on this very sender, so the
+            # buffer goes in band (bounded by the channel's credits) and nothing deadlocks
+            if freed != seen:
+                seen, idle, nap = freed, 0.0, _FIRST_NAP_S
+            elif idle >= STALL_S:
+                _log.debug("shared memory full and not draining: %d bytes in band", size)
+                return None
+            time.sleep(nap)
+            idle += nap
+            nap = min(_MAX_NAP_S, nap * 2)
+
+    def _reserve(self, units_end: int) -> bool:
+        """Pages for the data up to unit ``units_end`` exist (``fallocate``), so that writing
+        through the mapping cannot SIGBUS on a full ``/dev/shm``; False when refused."""
+        end = units_end * UNIT
+        reserved = self._counter(1)
+        if end <= reserved:
+            return True
+        for upto in dict.fromkeys((min(self.size, max(end, reserved + _GROW)), end)):
+            try:
+                os.posix_fallocate(self._data_fd, reserved, upto - reserved)
+            except OSError as exc:
+                _log.debug("shared memory refused %d more bytes (%s)", upto - reserved, exc)
+                continue
+            self._add(1, upto - reserved)
+            return True
+        return False
+
+
+def bytes_in_flight(folder: str) -> int:
+    """The bytes in blocks not yet received of the arena in ``folder``, read from outside
+    the run (a test, an observer) without taking the lock: 0 when it has gone."""
+    try:
+        with open(os.path.join(folder, "map"), "rb") as blocks:
+            header = blocks.read(8)
+    except OSError:
+        return 0
+    return int(struct.unpack("q", header)[0]) if len(header) == 8 else 0
+
+
+class _Lock:
+    """This process's threads, then the other processes (a record lock on the map file)."""
+
+    def __init__(self, thread_lock: threading.Lock, fd: int) -> None:
+        self.thread_lock, self.fd = thread_lock, fd
+
+    def __enter__(self) -> None:
+        self.thread_lock.acquire()
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.thread_lock.release()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+        finally:
+            self.thread_lock.release()
