@@ -7,7 +7,8 @@ With ``--large``, cases carry a *large* payload with every item on every connect
 (a numpy array, ``bytes``, ``bytearray`` or a dict holding an array, 200 KB-1 MB: around
 and above the local mappings' threshold for shared memory), checked by every PE that
 receives it, and run the local process mappings with a random ``--shm-bytes`` (default, 0,
-or an arena of 1-3 payloads, so that a full arena is hit). Each case runs on ``simple``
+or an arena of 1-3 payloads, so that a full arena is hit: senders wait on it, and cycles of
+waits end by sending in band). Each case runs on ``simple``
 and on the mapping under test, in a fresh process; the outputs must be the same
 multisets. A case that hangs is killed by the caller and reported with the command that
 reproduces it.
@@ -15,6 +16,7 @@ reproduces it.
     python tests/integration/protocol_stress.py case --seed 7 --mapping multi
     mpiexec -n 3 python tests/integration/protocol_stress.py case --seed 7 --mapping mpi
     python tests/integration/protocol_stress.py soak --seconds 600     # every transport
+    python tests/integration/protocol_stress.py soak --large --mappings multi,dyn_multi
 
 The PEs are deterministic per item, and only PEs with a grouped input (group-by, 'all',
 'global') keep state (per-key totals written in ``postprocess``), so every correct mapping
@@ -38,6 +40,7 @@ import numpy as np
 
 import dispel4py
 from dispel4py.core import GenericPE
+from dispel4py.mappings.processes.arena import UNIT as SHM_UNIT
 from dispel4py.workflow_graph import WorkflowGraph, WorkflowNode
 
 MAX_ITEMS = 20_000  # items processed by all PEs together in one case (measured on simple)
@@ -105,7 +108,8 @@ def draw_case(seed: int, large: bool = False) -> Case:
     if large:  # its own draws, so a seed's graph is the same with and without --large
         more = random.Random(f"large-{seed}")
         case.payload = more.choice((200_000, 400_000, 1 << 20))
-        case.shm_bytes = more.choice((None, 0, case.payload, 3 * case.payload))
+        block = -(-case.payload // SHM_UNIT) * SHM_UNIT  # what one payload takes in the arena
+        case.shm_bytes = more.choice((None, 0, block, block, 2 * block, 3 * block))
     return case
 
 
@@ -293,11 +297,11 @@ def run_in_child(
     return True, out.strip()
 
 
-def soak(seconds: float, mappings: list[str], base: int, mpiexec: str | None) -> int:
+def soak(seconds: float, mappings: list[str], base: int, mpiexec: str | None, large: bool = False) -> int:
     deadline, seed, failures, done = time.monotonic() + seconds, base, 0, 0
     while time.monotonic() < deadline:
         mapping = mappings[done % len(mappings)]
-        passed, text = run_in_child(seed, mapping, mpiexec)
+        passed, text = run_in_child(seed, mapping, mpiexec, large)
         print(text, flush=True)
         failures += not passed
         done += 1
@@ -320,11 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     many.add_argument("--mappings", default=",".join(MAPPINGS))
     many.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
     many.add_argument("--mpiexec", default=str(Path(sys.executable).parent / "mpiexec"))
+    many.add_argument("--large", action="store_true", help="large payloads (local mappings only)")
     args = parser.parse_args(argv)
     if args.command == "case":
         return run_case(args.seed, args.mapping, args.large)
     base = args.seed if args.seed is not None else random.randrange(1_000_000)
-    return soak(args.seconds, args.mappings.split(","), base, args.mpiexec)
+    return soak(args.seconds, args.mappings.split(","), base, args.mpiexec, args.large)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ class DynMultiMapping(ProcessMapping):
             "-n", "--num", type=int, default=None, help="worker processes (default: number of cores)"
         )
         cls.add_tuning_arguments(parser)
+        cls.add_shm_argument(parser)
         parser.add_argument(
             "--start-method",
             choices=("fork", "spawn", "forkserver"),
