@@ -17,12 +17,20 @@ a hop is a copy in and a copy out.
 
 The map is changed under a POSIX record lock on the map file (``lockf``), which the kernel
 releases when its holder dies: a worker killed inside the few lines below cannot leave the
-others waiting. A block is freed by the process that receives it, right after it copied
-the bytes out, so a block is in use exactly while its message is in flight.
+others waiting.
+
+**Receiving.** An array (any out-of-band buffer) or memoryview is rebuilt *on the block*,
+without a copy; the block is freed when the last view of it goes (a ``weakref.finalize``
+on the ctypes object the views are made from). ``bytes`` and ``bytearray`` must own
+their memory: one copy, and the block is freed at once. Blocks held that way are capped
+at half the arena: beyond, the receiver copies out and frees, so a PE that keeps every
+item it gets cannot take the room the senders need (and turn every send into a stall).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
 import logging
 import mmap
@@ -30,13 +38,17 @@ import os
 import struct
 import threading
 import time
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["Arena", "bytes_in_flight"]
 
 _log = logging.getLogger(__name__)
 UNIT = 64 * 1024  # block granularity (and alignment)
-_HEADER = 64  # in_use, reserved, freed (int64 each), then padding
+_HEADER = 64  # int64 slots (below), then padding
+_IN_FLIGHT, _RESERVED, _FREED, _HELD = 0, 1, 2, 3  # bytes sent not received; bytes with pages;
+# blocks freed so far (progress, for waiting senders); bytes received and still viewed
 _GROW = 16 << 20  # pages are reserved in steps of at least this much (or up to the end)
 _FIRST_NAP_S = 0.0002
 _MAX_NAP_S = 0.005
@@ -71,6 +83,7 @@ class Arena:
         if self._pid == os.getpid():
             return
         self._thread_lock = threading.Lock()
+        self._pending: list[tuple[int, int]] = []  # blocks whose last view went, to free
         fd = os.open(os.path.join(self.folder, "data"), os.O_RDWR)
         try:
             self._data_fd = fd
@@ -84,19 +97,34 @@ class Arena:
         self._pid = os.getpid()
 
     def close(self) -> None:
-        """Unmap this process's view (the driver's, before it removes the folder)."""
+        """Unmap this process's view (the driver's, before it removes the folder); a mapping
+        still viewed by an array stays until the array goes."""
         if self._pid != os.getpid():
             return
-        self._pid = -1
+        self._pid = -2  # closed: views that go later free nothing
         self._data.release()
-        self._mm.close()
+        with contextlib.suppress(BufferError):
+            self._mm.close()
         self._map.close()
         os.close(self._map_fd)
         os.close(self._data_fd)
 
-    def _locked(self) -> _Lock:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads, then the other processes (a record lock on the map file).
+        Blocks whose views went meanwhile are freed before it is left."""
         self._open()
-        return _Lock(self._thread_lock, self._map_fd)
+        with self._thread_lock:
+            fcntl.lockf(self._map_fd, fcntl.LOCK_EX)
+            try:
+                yield
+                self._free_pending()
+            finally:
+                fcntl.lockf(self._map_fd, fcntl.LOCK_UN)
+
+    def _free_pending(self) -> None:
+        while self._pending:
+            self._unmark(*self._pending.pop(), _HELD)
 
     def _counter(self, slot: int) -> int:
         return int(struct.unpack_from("q", self._map, 8 * slot)[0])
@@ -114,25 +142,64 @@ class Arena:
             self._data[offset : offset + size] = view
         return offset
 
-    def take(self, offset: int, size: int, kind: type[Any] = bytearray) -> Any:
-        """The block's bytes copied out (a ``kind``: bytes or bytearray), and the block freed."""
-        self._open()
+    def take(self, offset: int, size: int, kind: type[Any] | None = None) -> Any:
+        """The block received: a view on it (``kind`` None) freed when the last view goes,
+        else (or when half the arena is held so already) its bytes copied out as a ``kind``
+        (bytes, bytearray, or a memoryview of a bytearray) and the block freed at once."""
+        rounded = -(-size // UNIT) * UNIT
+        with self._locked():
+            viewed = kind is None and self._counter(_HELD) + rounded <= self.size // 2
+            if viewed:
+                self._add(_IN_FLIGHT, -rounded)
+                self._add(_HELD, rounded)
+        if viewed:
+            holder = (ctypes.c_char * size).from_buffer(self._mm, offset)
+            weakref.finalize(holder, self._view_gone, os.getpid(), offset, size).atexit = False
+            return memoryview(holder).cast("B")
         try:
-            return kind(self._data[offset : offset + size])
+            data = self._data[offset : offset + size]
+            return memoryview(bytearray(data)) if kind is None else kind(data)
         finally:
             self.free(offset, size)
 
     def free(self, offset: int, size: int) -> None:
-        first, count = offset // UNIT, -(-size // UNIT)
+        """Free a block not received (or copied out)."""
         with self._locked():
-            self._map[_HEADER + first : _HEADER + first + count] = bytes(count)
-            self._add(0, -count * UNIT)
-            self._add(2, 1)
+            self._unmark(offset, size, _IN_FLIGHT)
+
+    def _view_gone(self, pid: int, offset: int, size: int) -> None:
+        """The last view of a received block went (a finalizer: any thread, any moment,
+        maybe inside a locked section): free it now if the lock is free, else whoever holds
+        it does, or the next locked section of this process."""
+        if pid != os.getpid() or self._pid != pid:
+            return  # a forked copy of the view, or the arena closed: not ours to free
+        self._pending.append((offset, size))
+        if not self._thread_lock.acquire(blocking=False):
+            return
+        try:
+            fcntl.lockf(self._map_fd, fcntl.LOCK_EX)
+            try:
+                self._free_pending()
+            finally:
+                fcntl.lockf(self._map_fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def _unmark(self, offset: int, size: int, slot: int) -> None:
+        first, count = offset // UNIT, -(-size // UNIT)
+        self._map[_HEADER + first : _HEADER + first + count] = bytes(count)
+        self._add(slot, -count * UNIT)
+        self._add(_FREED, 1)
 
     def in_use(self) -> int:
         """Bytes in blocks not yet received."""
         with self._locked():
-            return self._counter(0)
+            return self._counter(_IN_FLIGHT)
+
+    def held(self) -> int:
+        """Bytes in blocks received and still viewed (by this or another process)."""
+        with self._locked():
+            return self._counter(_HELD)
 
     def _allocate(self, size: int) -> int | None:
         count = -(-size // UNIT)
@@ -146,9 +213,9 @@ class Arena:
                     return None
                 if first >= 0:
                     self._map[first : first + count] = b"\1" * count
-                    self._add(0, count * UNIT)
+                    self._add(_IN_FLIGHT, count * UNIT)
                     return (first - _HEADER) * UNIT
-                freed = self._counter(2)
+                freed = self._counter(_FREED)
             # full: wait while receivers free blocks, like a full channel; when none is
             # freed for STALL_S the receivers may be waiting on this very sender, so the
             # buffer goes in band (bounded by the channel's credits) and nothing deadlocks
@@ -165,7 +232,7 @@ class Arena:
         """Pages for the data up to unit ``units_end`` exist (``fallocate``), so that writing
         through the mapping cannot SIGBUS on a full ``/dev/shm``; False when refused."""
         end = units_end * UNIT
-        reserved = self._counter(1)
+        reserved = self._counter(_RESERVED)
         if end <= reserved:
             return True
         for upto in dict.fromkeys((min(self.size, max(end, reserved + _GROW)), end)):
@@ -174,7 +241,7 @@ class Arena:
             except OSError as exc:
                 _log.debug("shared memory refused %d more bytes (%s)", upto - reserved, exc)
                 continue
-            self._add(1, upto - reserved)
+            self._add(_RESERVED, upto - reserved)
             return True
         return False
 
@@ -188,24 +255,3 @@ def bytes_in_flight(folder: str) -> int:
     except OSError:
         return 0
     return int(struct.unpack("q", header)[0]) if len(header) == 8 else 0
-
-
-class _Lock:
-    """This process's threads, then the other processes (a record lock on the map file)."""
-
-    def __init__(self, thread_lock: threading.Lock, fd: int) -> None:
-        self.thread_lock, self.fd = thread_lock, fd
-
-    def __enter__(self) -> None:
-        self.thread_lock.acquire()
-        try:
-            fcntl.lockf(self.fd, fcntl.LOCK_EX)
-        except BaseException:
-            self.thread_lock.release()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
-        finally:
-            self.thread_lock.release()

@@ -10,11 +10,11 @@ sizes go through the channel. ``bytes``, ``bytearray`` and ``memoryview`` items,
 pickle keeps in band (or refuses), are lifted out the same way when the message's pickle
 is large (``_LIFT_AT``) or refuses a memoryview.
 
-The receiver copies each block out into its own memory (one copy: the item then owns it,
-whatever the PE keeps) and frees the block at once, so a block is in use only while its
-message is in flight. What was never received (a PE error, a killed worker, Ctrl-C) goes
-with the run's folder when the driver closes the channels, or is removed by a worker that
-outlives a killed driver (``leftover_paths``).
+The receiver rebuilds arrays and memoryviews on their blocks (no copy), ``bytes`` and
+``bytearray`` with one copy (``Arena.take``); a block is freed when its message is received
+and copied out, or when the last view of it goes. What was never received (a PE error, a
+killed worker, Ctrl-C) goes with the run's folder when the driver closes the channels, or
+is removed by a worker that outlives a killed driver (``leftover_paths``).
 
 **Bounded.** The arena is ``budget`` bytes. A sender finding it full waits while
 receivers free blocks, as a writer waits on a full channel; if none is freed for
@@ -136,17 +136,20 @@ class ShmCodec:
         return unpickler.load()
 
 
-def _take_all(arena: Arena, blocks: list[tuple[int, int, bool]]) -> list[Any]:
-    """Every block copied out (as bytes where the item was bytes, else a bytearray) and
-    freed, also when a copy fails (out of memory)."""
-    copies: list[Any] = []
+_KINDS = {"v": None, "b": bytes, "a": bytearray}  # a view on the block; copies
+
+
+def _take_all(arena: Arena, blocks: list[tuple[int, int, str]]) -> list[Any]:
+    """Every block received (``Arena.take``: a view, or a copy for ``bytes``/``bytearray``
+    items), all of them also when one fails (out of memory)."""
+    got: list[Any] = []
     try:
-        for offset, size, as_bytes in blocks:
-            copies.append(arena.take(offset, size, bytes if as_bytes else bytearray))
+        for offset, size, kind in blocks:
+            got.append(arena.take(offset, size, _KINDS[kind]))
     finally:
-        for offset, size, _ in blocks[len(copies) + 1 :]:
+        for offset, size, _ in blocks[len(got) + 1 :]:
             arena.free(offset, size)
-    return copies
+    return got
 
 
 class _Outgoing:
@@ -154,7 +157,7 @@ class _Outgoing:
 
     def __init__(self, arena: Arena, threshold: int) -> None:
         self.arena, self.threshold = arena, threshold
-        self.blocks: list[tuple[int, int, bool]] = []  # offset, size, to be rebuilt as bytes
+        self.blocks: list[tuple[int, int, str]] = []  # offset, size, kind (_KINDS)
         self.oob: list[int] = []  # indexes in blocks of the out-of-band buffers, in order
 
     def buffer(self, pb: pickle.PickleBuffer) -> bool:
@@ -165,14 +168,14 @@ class _Outgoing:
         self.oob.append(index)
         return False
 
-    def block(self, view: memoryview, as_bytes: bool = False) -> int | None:
+    def block(self, view: memoryview, kind: str = "v") -> int | None:
         """The index of a new block holding ``view``; None: it stays in band."""
         if view.nbytes < self.threshold:
             return None
         offset = self.arena.put(view)
         if offset is None:
             return None
-        self.blocks.append((offset, view.nbytes, as_bytes))
+        self.blocks.append((offset, view.nbytes, kind))
         return len(self.blocks) - 1
 
     def lifting_dumps(self, message: Any) -> bytes:
@@ -200,7 +203,7 @@ class _LiftingPickler(pickle.Pickler):
             return None
         if kind is memoryview:
             return self._view_id(obj)
-        index = self.out.block(memoryview(obj), kind is bytes)
+        index = self.out.block(memoryview(obj), "b" if kind is bytes else "a")
         return None if index is None else (kind.__name__, index)
 
     def _view_id(self, view: memoryview) -> tuple[Any, ...]:
