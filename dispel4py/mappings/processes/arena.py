@@ -153,9 +153,10 @@ class Arena:
                 self._add(_IN_FLIGHT, -rounded)
                 self._add(_HELD, rounded)
         if viewed:
-            holder = (ctypes.c_char * size).from_buffer(self._mm, offset)
+            # a ctypes type per rounded size (ctypes keeps every array type it made): few
+            holder = (ctypes.c_char * rounded).from_buffer(self._mm, offset)
             weakref.finalize(holder, self._view_gone, os.getpid(), offset, size).atexit = False
-            return memoryview(holder).cast("B")
+            return memoryview(holder).cast("B")[:size]
         try:
             data = self._data[offset : offset + size]
             return memoryview(bytearray(data)) if kind is None else kind(data)
