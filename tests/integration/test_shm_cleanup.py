@@ -31,8 +31,9 @@ pytestmark = [
 
 MAPPINGS = ["multi", "zmq_multi", "dyn_multi"]
 
-# Source -> Hold -> global sink, arrays of 1 MB. Hold fails on its 3rd item (D4PY_SHM_MODE
-# = error), or waits for a long time on its first (block), so that items wait in flight.
+# Source -> Hold -> global sink, arrays of 1 MB, which Hold passes on with their sum and the
+# sink checks. Hold fails on its 3rd item (D4PY_SHM_MODE = error), or waits for a long time
+# on its first (block), so that items wait in flight.
 WORKFLOW = textwrap.dedent(
     """
     import os, time
@@ -53,14 +54,16 @@ WORKFLOW = textwrap.dedent(
                 raise ValueError("boom on purpose")
             if os.environ.get("D4PY_SHM_MODE") == "block":
                 time.sleep(600)
-            return float(item.sum())
+            return float(item.sum()), item  # passed on as it came: the same block, no copy
 
     class Sink(ConsumerPE):
         def __init__(self):
             super().__init__()
             self.inputconnections["input"]["grouping"] = "global"
         def _process(self, item):
-            pass
+            total, array = item
+            if array.shape != (1 << 17,) or float(array[0]) * (1 << 17) != total:
+                raise ValueError(f"an array arrived wrong: {array[:3]} for {total}")
 
     graph = WorkflowGraph()
     hold = Hold()

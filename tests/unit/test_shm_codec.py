@@ -191,3 +191,22 @@ def test_blocks_from_another_process_come_back_equal(codec):
     assert np.array_equal(got[0], np.arange(MB)) and got[1] == bytes(MB) and codec.in_use() == 0
     del got
     assert codec.arena.held() == 0
+
+
+def test_an_array_passed_on_as_it_came_is_sent_without_a_copy(codec):
+    """The block is referenced by the new message and by the first receiver's views: it is
+    free only when both receivers are done with it."""
+    got = codec.loads(codec.dumps(np.arange(MB // 8, dtype=np.float64)))
+    again = codec.dumps((1.0, got))  # SumPass: (sum, the same array)
+    assert codec.in_use() == MB and codec.arena.held() == MB
+    assert codec.arena.share(memoryview(np.ones(MB // 8)).cast("B")) is None  # not a block
+    last = codec.loads(again)[1]
+    assert codec.in_use() == 0 and codec.arena.held() == 2 * MB  # two references, one block
+    del got
+    assert codec.arena.held() == MB and np.array_equal(last, np.arange(MB // 8))
+    other = codec.loads(codec.dumps(np.full(MB // 8, 5.0)))  # another block: the first is taken
+    assert np.array_equal(last, np.arange(MB // 8)) and other[0] == 5.0
+    del last, other
+    assert codec.arena.held() == 0
+    reused = codec.loads(codec.dumps(np.full(MB // 8, 7.0)))
+    assert reused[0] == 7.0 and codec.arena._map[64] == 1  # the first unit again, one reference

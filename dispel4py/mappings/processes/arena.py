@@ -10,8 +10,10 @@ a hop is a copy in and a copy out.
 * ``data``: the blocks, ``size`` bytes (sparse; pages are reserved with ``fallocate``
   before a block first uses them, so a full ``/dev/shm`` is an error we can handle, never
   a SIGBUS).
-* ``map``: a header (bytes in use, bytes reserved, blocks freed so far) and one byte per
-  unit of the data (0 free, 1 used). A block is the first run of free units that fits
+* ``map``: a header (counters) and one byte per unit of the data: the references to the
+  block holding it (0: free). A block is referenced by each message carrying it and by each
+  process viewing it; an array passed on as it came is sent again without a copy
+  (``share``). A block is the first run of free units that fits
   (``mmap.find``: the scan is C), so the low addresses are reused first and the pages
   reserved stay close to the most ever in flight.
 
@@ -84,11 +86,13 @@ class Arena:
             return
         self._thread_lock = threading.Lock()
         self._pending: list[tuple[int, int]] = []  # blocks whose last view went, to free
+        self._viewed: dict[int, list[int]] = {}  # offset -> [size, views made here and alive]
         fd = os.open(os.path.join(self.folder, "data"), os.O_RDWR)
         try:
             self._data_fd = fd
             self._mm = mmap.mmap(fd, self.size)
             self._data = memoryview(self._mm)
+            self._base = ctypes.addressof(ctypes.c_char.from_buffer(self._mm))
         except BaseException:
             os.close(fd)
             raise
@@ -124,7 +128,12 @@ class Arena:
 
     def _free_pending(self) -> None:
         while self._pending:
-            self._unmark(*self._pending.pop(), _HELD)
+            offset, size = self._pending.pop()
+            entry = self._viewed[offset]
+            entry[1] -= 1
+            if not entry[1]:
+                del self._viewed[offset]
+            self._unmark(offset, size, _HELD)
 
     def _counter(self, slot: int) -> int:
         return int(struct.unpack_from("q", self._map, 8 * slot)[0])
@@ -152,6 +161,7 @@ class Arena:
             if viewed:
                 self._add(_IN_FLIGHT, -rounded)
                 self._add(_HELD, rounded)
+                self._viewed.setdefault(offset, [size, 0])[1] += 1
         if viewed:
             # a ctypes type per rounded size (ctypes keeps every array type it made): few
             holder = (ctypes.c_char * rounded).from_buffer(self._mm, offset)
@@ -162,6 +172,26 @@ class Arena:
             return memoryview(bytearray(data)) if kind is None else kind(data)
         finally:
             self.free(offset, size)
+
+    def share(self, view: memoryview) -> int | None:
+        """When ``view`` is exactly a block this process received (an array passed on as it
+        came), the block, sent again without a copy: one more reference to it, freed when
+        every receiver and viewer is done. None otherwise."""
+        self._open()
+        if not self._viewed or view.readonly:
+            return None
+        offset = ctypes.addressof(ctypes.c_char.from_buffer(view)) - self._base
+        with self._locked():
+            entry = self._viewed.get(offset)
+            if entry is None or entry[0] != view.nbytes:
+                return None
+            first, count = _HEADER + offset // UNIT, -(-view.nbytes // UNIT)
+            refs = self._map[first]
+            if not 0 < refs < 255:
+                return None
+            self._map[first : first + count] = bytes([refs + 1]) * count
+            self._add(_IN_FLIGHT, count * UNIT)
+        return offset
 
     def free(self, offset: int, size: int) -> None:
         """Free a block not received (or copied out)."""
@@ -187,8 +217,10 @@ class Arena:
             self._thread_lock.release()
 
     def _unmark(self, offset: int, size: int, slot: int) -> None:
-        first, count = offset // UNIT, -(-size // UNIT)
-        self._map[_HEADER + first : _HEADER + first + count] = bytes(count)
+        """One reference to the block less (a message, or the views of one receiver); the
+        block is free when none is left. Each unit's byte in the map holds the count."""
+        first, count = _HEADER + offset // UNIT, -(-size // UNIT)
+        self._map[first : first + count] = bytes([self._map[first] - 1]) * count
         self._add(slot, -count * UNIT)
         self._add(_FREED, 1)
 

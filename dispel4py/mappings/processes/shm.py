@@ -11,7 +11,8 @@ pickle keeps in band (or refuses), are lifted out the same way when the message'
 is large (``_LIFT_AT``) or refuses a memoryview.
 
 The receiver rebuilds arrays and memoryviews on their blocks (no copy), ``bytes`` and
-``bytearray`` with one copy (``Arena.take``); a block is freed when its message is received
+``bytearray`` with one copy (``Arena.take``); an array passed on as it came goes on in the
+same block (``Arena.share``: no copy either); a block is freed when its message is received
 and copied out, or when the last view of it goes. What was never received (a PE error, a
 killed worker, Ctrl-C) goes with the run's folder when the driver closes the channels, or
 is removed by a worker that outlives a killed driver (``leftover_paths``).
@@ -172,7 +173,9 @@ class _Outgoing:
         """The index of a new block holding ``view``; None: it stays in band."""
         if view.nbytes < self.threshold:
             return None
-        offset = self.arena.put(view)
+        offset = self.arena.share(view)  # an array received here and passed on: no copy
+        if offset is None:
+            offset = self.arena.put(view)
         if offset is None:
             return None
         self.blocks.append((offset, view.nbytes, kind))
