@@ -14,6 +14,7 @@ import array
 import errno
 import os
 import pickle
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -210,3 +211,31 @@ def test_an_array_passed_on_as_it_came_is_sent_without_a_copy(codec):
     assert codec.arena.held() == 0
     reused = codec.loads(codec.dumps(np.full(MB // 8, 7.0)))
     assert reused[0] == 7.0 and codec.arena._map[64] == 1  # the first unit again, one reference
+
+
+def test_a_process_killed_holding_the_lock_leaves_it_free(codec):
+    """The map's lock is a record lock: the kernel drops it with a SIGKILLed holder, so the
+    other processes of the run cannot wait on it forever."""
+    ctx = multiprocess.get_context("fork")
+    reader, writer = ctx.Pipe(duplex=False)
+
+    def hold() -> None:
+        with codec.arena._locked():
+            writer.send("held")
+            time.sleep(600)
+
+    child = ctx.Process(target=hold)
+    child.start()
+    assert reader.recv() == "held"
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    assert codec.loads(codec.dumps(np.ones(MB // 8))).sum() == MB // 8
+
+
+def test_a_pickled_codec_reaches_the_same_arena(codec):
+    """What a spawned worker gets: the codec pickled; it maps the arena on first use."""
+    copy = pickle.loads(pickle.dumps(codec))
+    got = copy.loads(codec.dumps(np.arange(MB // 8)))
+    assert np.array_equal(got, np.arange(MB // 8)) and codec.in_use() == 0
+    del got
+    assert codec.arena.held() == 0
