@@ -6,9 +6,10 @@ fan-in, two-input PEs), a random grouping on every input (shuffle, group-by, 'al
 With ``--large``, cases carry a *large* payload with every item on every connected output
 (a numpy array, ``bytes``, ``bytearray`` or a dict holding an array, 200 KB-1 MB: around
 and above the local mappings' threshold for shared memory), checked by every PE that
-receives it, and run the local process mappings with a random ``--shm-bytes`` (default, 0,
-or an arena of 1-3 payloads, so that a full arena is hit: senders wait on it, and cycles of
-waits end by sending in band). Each case runs on ``simple``
+receives it and, for half the items, passed on as it came (in shared memory: the same
+block again, counted by reference), and run the local process mappings with a random
+``--shm-bytes`` (default, 0, or an arena of 1-3 payloads, so that a full arena is hit:
+senders wait on it, and cycles of waits end by sending in band). Each case runs on ``simple``
 and on the mapping under test, in a fresh process; the outputs must be the same
 multisets. A case that hangs is killed by the caller and reported with the command that
 reproduces it.
@@ -183,17 +184,23 @@ class StressPE(GenericPE):
             return
         for port, item in inputs.items():
             key, value = item[0], item[1]
+            passed = None
             if self.size:
-                check_payload(self.size, key, value, item[2])
+                check_payload(self.size, *item[2])
+                if value % 2:  # passed on as it came (shared memory: the same block, no copy)
+                    passed = item[2]
             if port in self.grouped:
                 self.totals[(port, key)] = self.totals.get((port, key), 0) + value
             if (value + self.salt) % 5:  # drop a fifth, so volumes stay bounded
-                self._forward((key * 5 + self.salt) % 8, value + 1)
+                self._forward((key * 5 + self.salt) % 8, value + 1, passed)
 
-    def _forward(self, key: int, value: int) -> None:
+    def _forward(self, key: int, value: int, passed: Any = None) -> None:
+        """Write ``(key, value)``, with a payload (``(its key, its value, its data)``: a new
+        one, or the one received, ``passed``) on the outputs some PE consumes."""
         for out in self.outputconnections:
             if self.size and out in self.connected:  # collected outputs stay small
-                self.write(out, (key, value, payload(self.size, key, value)))
+                carried = passed if passed is not None else (key, value, payload(self.size, key, value))
+                self.write(out, (key, value, carried))
             else:
                 self.write(out, (key, value))
 
