@@ -7,7 +7,10 @@ same arrays between three processes through shared memory.
         [--num 3] [--repeat 3]
 
 Each figure is the median wall time of ``--repeat`` whole commands (``dispel4py ...``,
-``mpiexec -n N dispel4py mpi ...``; start-up included), every run in a fresh process.
+``mpiexec -n N dispel4py mpi ...``; start-up included), every run in a fresh process, the
+mappings interleaved; under it the spread (min-max) and the median CPU seconds (user +
+system of the command and every process it waited for), which a loaded machine disturbs
+less than the wall time.
 ``multi_pipes`` is ``multi --shm-bytes 0``: every array pickled through the pipes, as
 before shared memory. The header gives the machine's load: compare figures of one run.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -147,22 +151,42 @@ def command(mapping: str, num: int) -> list[str]:
     return [*d4py, mapping, workflow, "-n", str(num)]
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one whole command."""
+    cpu, start = _children_cpu(), time.perf_counter()
     done = subprocess.run(
         cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=900, check=False
     )
     elapsed = time.perf_counter() - start
     if done.returncode != 0 or "'total': [(" not in done.stdout:
         raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.strip()[-500:]}")
-    return elapsed
+    return elapsed, _children_cpu() - cpu
 
 
-def timed_baseline(items: int, nbytes: int) -> float:
-    start = time.perf_counter()
+def timed_baseline(items: int, nbytes: int) -> tuple[float, float]:
+    cpu, start = _children_cpu(), time.perf_counter()
     count, _ = baseline(items, nbytes)
     assert count == items
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def _rows(size: int, names: list[str], samples: dict[str, list[tuple[float, float]]]) -> list[str]:
+    """The medians with their ratio to mpi (else the baseline), the spread, the CPU."""
+    wall = {n: statistics.median(w for w, _ in v) for n, v in samples.items()}
+    ref = wall.get("mpi", wall["baseline"])
+    cells = [f"{wall[n]:6.2f}s {wall[n] / ref:4.2f}x" for n in names]
+    spread = [f"{min(w for w, _ in samples[n]):.2f}-{max(w for w, _ in samples[n]):.2f}" for n in names]
+    cpu = [f"cpu {statistics.median(c for _, c in samples[n]):.2f}s" for n in names]
+    return [
+        f"{size:>9}  " + "  ".join(f"{c:>14}" for c in cells),
+        f"{'':>9}  " + "  ".join(f"{c:>14}" for c in spread),
+        f"{'':>9}  " + "  ".join(f"{c:>14}" for c in cpu),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,17 +209,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'size':>9}  " + "  ".join(f"{n:>14}" for n in names), flush=True)
     for size in map(int, args.sizes.split(",")):
         env = {"D4PY_LARGE_ITEMS": str(args.items), "D4PY_LARGE_BYTES": str(size)}
-        samples: dict[str, list[float]] = {n: [] for n in names}
+        samples: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
         for _ in range(args.repeat):  # interleaved, so a change of load hits every mapping alike
             samples["baseline"].append(timed_baseline(args.items, size))
             for mapping in mappings:
                 samples[mapping].append(timed(command(mapping, args.num), env))
-        figures = {n: statistics.median(v) for n, v in samples.items()}
-        ref = figures.get("mpi", figures["baseline"])
-        cells = [f"{figures[n]:6.2f}s {figures[n] / ref:4.2f}x" for n in names]
-        print(f"{size:>9}  " + "  ".join(f"{c:>14}" for c in cells), flush=True)
+        print("\n".join(_rows(size, names, samples)), flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} after")
-    print("(each cell: median wall seconds, and the ratio to mpi's figure, else to the baseline's)")
+    print(
+        "(each size: median wall seconds and the ratio to mpi's median, else the baseline's; "
+        "min-max wall; median CPU seconds)"
+    )
     return 0
 
 

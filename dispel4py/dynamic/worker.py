@@ -127,6 +127,7 @@ class DynamicWorker:
                     return
             else:
                 self._run_task(key, body)
+            got = body = None  # a task's items go now, not when the next one comes (shm blocks)
 
     def live_rows(self) -> list[tuple[int, int, int, float, int]]:
         """Counters of the local instances and copies now, for the live-counters thread

@@ -6,8 +6,10 @@ fan-in, two-input PEs), a random grouping on every input (shuffle, group-by, 'al
 With ``--large``, cases carry a *large* payload with every item on every connected output
 (a numpy array, ``bytes``, ``bytearray`` or a dict holding an array, 200 KB-1 MB: around
 and above the local mappings' threshold for shared memory), checked by every PE that
-receives it, and run the local process mappings with a random ``--shm-bytes`` (default, 0,
-or an arena of 1-3 payloads, so that a full arena is hit). Each case runs on ``simple``
+receives it and, for half the items, passed on as it came (in shared memory: the same
+block again, counted by reference), and run the local process mappings with a random
+``--shm-bytes`` (default, 0, or an arena of 1-3 payloads, so that a full arena is hit:
+senders wait on it, and cycles of waits end by sending in band). Each case runs on ``simple``
 and on the mapping under test, in a fresh process; the outputs must be the same
 multisets. A case that hangs is killed by the caller and reported with the command that
 reproduces it.
@@ -15,6 +17,7 @@ reproduces it.
     python tests/integration/protocol_stress.py case --seed 7 --mapping multi
     mpiexec -n 3 python tests/integration/protocol_stress.py case --seed 7 --mapping mpi
     python tests/integration/protocol_stress.py soak --seconds 600     # every transport
+    python tests/integration/protocol_stress.py soak --large --mappings multi,dyn_multi
 
 The PEs are deterministic per item, and only PEs with a grouped input (group-by, 'all',
 'global') keep state (per-key totals written in ``postprocess``), so every correct mapping
@@ -38,6 +41,7 @@ import numpy as np
 
 import dispel4py
 from dispel4py.core import GenericPE
+from dispel4py.mappings.processes.arena import UNIT as SHM_UNIT
 from dispel4py.workflow_graph import WorkflowGraph, WorkflowNode
 
 MAX_ITEMS = 20_000  # items processed by all PEs together in one case (measured on simple)
@@ -105,7 +109,8 @@ def draw_case(seed: int, large: bool = False) -> Case:
     if large:  # its own draws, so a seed's graph is the same with and without --large
         more = random.Random(f"large-{seed}")
         case.payload = more.choice((200_000, 400_000, 1 << 20))
-        case.shm_bytes = more.choice((None, 0, case.payload, 3 * case.payload))
+        block = -(-case.payload // SHM_UNIT) * SHM_UNIT  # what one payload takes in the arena
+        case.shm_bytes = more.choice((None, 0, block, block, 2 * block, 3 * block))
     return case
 
 
@@ -179,17 +184,23 @@ class StressPE(GenericPE):
             return
         for port, item in inputs.items():
             key, value = item[0], item[1]
+            passed = None
             if self.size:
-                check_payload(self.size, key, value, item[2])
+                check_payload(self.size, *item[2])
+                if value % 2:  # passed on as it came (shared memory: the same block, no copy)
+                    passed = item[2]
             if port in self.grouped:
                 self.totals[(port, key)] = self.totals.get((port, key), 0) + value
             if (value + self.salt) % 5:  # drop a fifth, so volumes stay bounded
-                self._forward((key * 5 + self.salt) % 8, value + 1)
+                self._forward((key * 5 + self.salt) % 8, value + 1, passed)
 
-    def _forward(self, key: int, value: int) -> None:
+    def _forward(self, key: int, value: int, passed: Any = None) -> None:
+        """Write ``(key, value)``, with a payload (``(its key, its value, its data)``: a new
+        one, or the one received, ``passed``) on the outputs some PE consumes."""
         for out in self.outputconnections:
             if self.size and out in self.connected:  # collected outputs stay small
-                self.write(out, (key, value, payload(self.size, key, value)))
+                carried = passed if passed is not None else (key, value, payload(self.size, key, value))
+                self.write(out, (key, value, carried))
             else:
                 self.write(out, (key, value))
 
@@ -293,11 +304,11 @@ def run_in_child(
     return True, out.strip()
 
 
-def soak(seconds: float, mappings: list[str], base: int, mpiexec: str | None) -> int:
+def soak(seconds: float, mappings: list[str], base: int, mpiexec: str | None, large: bool = False) -> int:
     deadline, seed, failures, done = time.monotonic() + seconds, base, 0, 0
     while time.monotonic() < deadline:
         mapping = mappings[done % len(mappings)]
-        passed, text = run_in_child(seed, mapping, mpiexec)
+        passed, text = run_in_child(seed, mapping, mpiexec, large)
         print(text, flush=True)
         failures += not passed
         done += 1
@@ -320,11 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     many.add_argument("--mappings", default=",".join(MAPPINGS))
     many.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
     many.add_argument("--mpiexec", default=str(Path(sys.executable).parent / "mpiexec"))
+    many.add_argument("--large", action="store_true", help="large payloads (local mappings only)")
     args = parser.parse_args(argv)
     if args.command == "case":
         return run_case(args.seed, args.mapping, args.large)
     base = args.seed if args.seed is not None else random.randrange(1_000_000)
-    return soak(args.seconds, args.mappings.split(","), base, args.mpiexec)
+    return soak(args.seconds, args.mappings.split(","), base, args.mpiexec, args.large)
 
 
 if __name__ == "__main__":

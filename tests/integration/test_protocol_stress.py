@@ -62,10 +62,12 @@ def test_random_graphs_on_process_mappings_finish_and_match_simple() -> None:
 @pytest.mark.timeout(600)
 def test_random_graphs_with_large_items_through_shared_memory_finish_and_match_simple() -> None:
     """A count of cases (not a time budget: each takes seconds), with a payload of 200 KB-1 MB
-    per item and a random arena, full ones (1-3 payloads) included."""
+    per item and a random arena, small ones (1-3 payloads: senders wait on a full arena)
+    included; the first seed is printed."""
     mappings = ["multi", "zmq_multi", "dyn_multi", "dyn_auto_multi"]
     base = int(os.environ.get("D4PY_STRESS_SEED", random.randrange(1_000_000)))
     cases = int(os.environ.get("D4PY_STRESS_LARGE_CASES", "8"))
+    print(f"large stress seeds {base}..{base + cases - 1} (rerun with D4PY_STRESS_SEED={base})", flush=True)
     failures = []
     for k in range(cases):
         passed, text = run_in_child(base + k, mappings[k % len(mappings)], large=True)

@@ -2,8 +2,8 @@
 nothing is left in /dev/shm after a run, whichever way it ends.
 
 Each run's folder is ``d4py-shm-<driver pid>-*`` under /dev/shm, so a test counts only the
-files of the driver it started, never another run's. A run is stopped while large items are
-in flight (files present in its folder): a PE error, SIGKILL of a worker, SIGTERM and
+folders of the driver it started, never another run's. A run is stopped while large items are
+in flight (blocks of its arena taken): a PE error, SIGKILL of a worker, SIGTERM and
 SIGINT of the driver, SIGKILL of the driver (its workers remove the folder).
 """
 
@@ -21,6 +21,7 @@ import psutil
 import pytest
 from _helpers import cli, wait_gone
 
+from dispel4py.mappings.processes.arena import bytes_in_flight
 from dispel4py.mappings.processes.shm import shm_folder_prefix
 
 pytestmark = [
@@ -30,8 +31,9 @@ pytestmark = [
 
 MAPPINGS = ["multi", "zmq_multi", "dyn_multi"]
 
-# Source -> Hold -> global sink, arrays of 1 MB. Hold fails on its 3rd item (D4PY_SHM_MODE
-# = error), or waits for a long time on its first (block), so that items wait in flight.
+# Source -> Hold -> global sink, arrays of 1 MB, which Hold passes on with their sum and the
+# sink checks. Hold fails on its 3rd item (D4PY_SHM_MODE = error), or waits for a long time
+# on its first (block), so that items wait in flight.
 WORKFLOW = textwrap.dedent(
     """
     import os, time
@@ -52,14 +54,16 @@ WORKFLOW = textwrap.dedent(
                 raise ValueError("boom on purpose")
             if os.environ.get("D4PY_SHM_MODE") == "block":
                 time.sleep(600)
-            return float(item.sum())
+            return float(item.sum()), item  # passed on as it came: the same block, no copy
 
     class Sink(ConsumerPE):
         def __init__(self):
             super().__init__()
             self.inputconnections["input"]["grouping"] = "global"
         def _process(self, item):
-            pass
+            total, array = item
+            if array.shape != (1 << 17,) or float(array[0]) * (1 << 17) != total:
+                raise ValueError(f"an array arrived wrong: {array[:3]} for {total}")
 
     graph = WorkflowGraph()
     hold = Hold()
@@ -74,7 +78,8 @@ def folders(pid: int) -> list[str]:
 
 
 def in_flight(pid: int) -> int:
-    return sum(len(os.listdir(f)) for f in folders(pid) if os.path.isdir(f))
+    """Bytes of large items sent and not yet received, in the run's arena."""
+    return sum(bytes_in_flight(f) for f in folders(pid))
 
 
 def start(tmp_path: Path, mapping: str, mode: str) -> subprocess.Popen:
@@ -89,7 +94,7 @@ def start(tmp_path: Path, mapping: str, mode: str) -> subprocess.Popen:
     )
 
 
-def wait_for_files(proc: subprocess.Popen) -> None:
+def wait_for_blocks(proc: subprocess.Popen) -> None:
     """Until the run has large items in flight (bounded: the test's timeout)."""
     while in_flight(proc.pid) == 0:
         assert proc.poll() is None, proc.communicate()
@@ -120,7 +125,7 @@ def test_a_pe_error_leaves_nothing(tmp_path, mapping) -> None:
 @pytest.mark.parametrize("mapping", MAPPINGS)
 def test_a_killed_worker_leaves_nothing(tmp_path, mapping) -> None:
     proc = start(tmp_path, mapping, "block")
-    wait_for_files(proc)
+    wait_for_blocks(proc)
     driver = psutil.Process(proc.pid)
     worker = next(c for c in driver.children() if c.cmdline() == driver.cmdline())
     worker.kill()
@@ -133,7 +138,7 @@ def test_a_killed_worker_leaves_nothing(tmp_path, mapping) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_driver_leaves_nothing(tmp_path, mapping, sig) -> None:
     proc = start(tmp_path, mapping, "block")
-    wait_for_files(proc)
+    wait_for_blocks(proc)
     proc.send_signal(sig)
     code, err = finish(proc)
     assert code in (130, 143), err
@@ -143,7 +148,7 @@ def test_a_stopped_driver_leaves_nothing(tmp_path, mapping, sig) -> None:
 @pytest.mark.parametrize("mapping", ["multi", "dyn_multi"])
 def test_a_killed_driver_leaves_nothing(tmp_path, mapping) -> None:
     proc = start(tmp_path, mapping, "block")
-    wait_for_files(proc)
+    wait_for_blocks(proc)
     workers = [c.pid for c in psutil.Process(proc.pid).children()]
     proc.kill()
     finish(proc)

@@ -22,7 +22,7 @@ from dispel4py.engine.plan import Plan, make_plan
 from dispel4py.engine.result import InstanceStats
 from dispel4py.engine.tuning import Tuning
 from dispel4py.mappings.base import ResultCollector
-from dispel4py.mappings.processes.local_queues import LocalQueues
+from dispel4py.mappings.processes.local_queues import REPORTS, LocalQueues
 from dispel4py.mappings.processes.pool import ProcessMapping, _Pool
 from dispel4py.workflow_graph import WorkflowGraph
 
@@ -44,6 +44,7 @@ class DynMultiMapping(ProcessMapping):
             "-n", "--num", type=int, default=None, help="worker processes (default: number of cores)"
         )
         cls.add_tuning_arguments(parser)
+        cls.add_shm_argument(parser)
         parser.add_argument(
             "--start-method",
             choices=("fork", "spawn", "forkserver"),
@@ -102,6 +103,8 @@ class DynMultiMapping(ProcessMapping):
             def on_report(worker: int, kind: str, body: Any) -> bool:
                 return board.on_report(worker, kind, body) or coordinator.on_report(worker, kind, body)
 
+        on_report = _unbatching(on_report)
+
         with (
             contextlib.closing(self.shared_memory(ctx)) as codec,
             contextlib.closing(queues),
@@ -122,6 +125,17 @@ class DynMultiMapping(ProcessMapping):
 
     def _scaler(self, plan: Plan, queues: LocalQueues, coordinator: Coordinator) -> Any:
         return None
+
+
+def _unbatching(on_report: Any) -> Any:
+    """``on_report`` that also takes a worker's batch of reports (``LocalQueues``), in order."""
+
+    def on_reports(worker: int, kind: str, body: Any) -> bool:
+        if kind != REPORTS:
+            return bool(on_report(worker, kind, body))
+        return all([on_report(worker, k, b) for k, b in body])
+
+    return on_reports
 
 
 class DynAutoMultiMapping(DynMultiMapping):

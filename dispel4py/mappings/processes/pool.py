@@ -85,18 +85,22 @@ class ProcessMapping(Mapping):
         )
         cls.add_layout_arguments(parser)
         cls.add_tuning_arguments(parser)
+        cls.add_shm_argument(parser)
+        parser.add_argument(
+            "--start-method",
+            choices=("fork", "spawn", "forkserver"),
+            default=None,
+            help="how worker processes start (default: the platform's)",
+        )
+
+    @staticmethod
+    def add_shm_argument(parser: argparse.ArgumentParser | Any) -> None:
         parser.add_argument(
             "--shm-bytes",
             type=int,
             default=None,
             help="bytes of large buffers in flight through shared memory at once (default: half "
             "of /dev/shm's free space, at most 2 GiB; 0: none, everything through the channels)",
-        )
-        parser.add_argument(
-            "--start-method",
-            choices=("fork", "spawn", "forkserver"),
-            default=None,
-            help="how worker processes start (default: the platform's)",
         )
 
     def num_workers(self) -> int:
