@@ -118,7 +118,9 @@ def test_word_count_with_many_items(run_cli, example_seed):
 def test_delayed_pipeline(run_cli):
     outputs, stderr = run_example(run_cli, "delayed_pipeline", 2, "--log-to-stderr")  # PE logs: stdout
     assert outputs == {"TestDelayOneInOneOut2": {"output": [1, 2]}}
-    assert re.search(r"TestDelayOneInOneOut2 \(rank 2\): Average processing time: 1\.0", stderr), stderr
+    found = re.search(r"TestDelayOneInOneOut2 \(rank 2\): Average processing time: (\d+\.\d+)", stderr)
+    assert found, stderr
+    assert float(found.group(1)) >= 1.0, stderr  # each call sleeps 1 s; a loaded machine adds to it
 
 
 def test_pipeline_test_exact_stdout(run_cli):
