@@ -89,6 +89,12 @@ SPREAD: list[MappingEntry] = [
     for e in PARALLEL
     if (e[1].get("num") or 0) >= 3 and not e[1].get("simple") and not e[0].startswith("dyn_")
 ]
+# entries for the volume test with one group-by stage: not those with one item per message
+# (batch_size=1): on them the heavier test with two group-by stages and more items
+# (test_heavy_traffic_through_two_group_by_stages) runs the same code (credits, batches,
+# end-of-stream counting, group-by across workers both ways) harder, and one item per Redis
+# message makes each of these tests take 15-35 s
+VOLUME: list[MappingEntry] = [e for e in MAPPINGS if not (is_in_process(e) and e[1].get("batch_size") == 1)]
 # in-process entries whose workers are forked (closures need not be importable there)
 FORKED: list[MappingEntry] = [
     e for e in MAPPINGS if is_in_process(e) and e[1].get("start_method", "fork") == "fork"
@@ -116,6 +122,12 @@ def parallel_entry(request) -> MappingEntry:
 @pytest.fixture(params=FORKED, ids=[entry_id(e) for e in FORKED])
 def forked_entry(request) -> MappingEntry:
     """Every in-process entry whose workers (if any) are forked from the test process."""
+    return request.param
+
+
+@pytest.fixture(params=VOLUME, ids=[entry_id(e) for e in VOLUME])
+def volume_entry(request) -> MappingEntry:
+    """Every mapping entry but those with one item per message (see ``VOLUME``)."""
     return request.param
 
 
