@@ -81,11 +81,11 @@ def kill_run(procs: list[psutil.Process], trackers_within: float = 10.0) -> list
         if proc not in trackers:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-    _gone, alive = psutil.wait_procs(trackers, timeout=trackers_within)
-    for proc in alive:
+    # wait_gone, not psutil.wait_procs: a zombie counts as gone (wait_procs waits for it)
+    for pid in wait_gone([p.pid for p in trackers], within=trackers_within):
         with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(procs, timeout=trackers_within)
+            next(p for p in trackers if p.pid == pid).kill()
+    wait_gone([p.pid for p in procs], within=trackers_within)
     return shm_files_of(mapped)
 
 
