@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import numpy as np
 from conformance_pes import (
     ADD_TEN,
     TRIPLE,
@@ -334,7 +333,12 @@ def nested_composites() -> WorkflowGraph:
 
 
 def equal_keys_of_several_types() -> WorkflowGraph:
-    """Keys that compare equal but differ in type: 3, numpy 3, 3.0; 'a' and numpy 'a'."""
+    """Keys that compare equal but differ in type: 3, numpy 3, 3.0; 'a' and numpy 'a'.
+
+    numpy is imported here, not at the top: every spawned worker and MPI rank imports this
+    module, and numpy would add about 0.1 s of CPU to each of them."""
+    import numpy as np
+
     values = [(3, "int"), (np.int64(3), "numpy int"), (3.0, "float")]
     values += [("a", "str"), (np.str_("a"), "numpy str"), (7, "int"), (np.int32(7), "numpy int")]
     graph = WorkflowGraph()

@@ -30,6 +30,51 @@ if HERE not in sys.path:
 from conformance_mpi import MPIRunner, mpiexec_path  # noqa: E402
 from conformance_support import MappingEntry, entry_id, is_in_process  # noqa: E402
 
+# ``redis`` is the original's alias of hybrid_redis, i.e. dyn_redis: the same engine as the
+# three other entries of _REDIS below, which run every test. What this entry adds is spawned
+# workers, whose Redis queues travel pickled and reconnect: the same for every graph, and
+# the graphs' own pickling under spawn is run by the multi spawn entry on every test. So it
+# runs one test per kind of thing that travels or happens differently in a fresh
+# interpreter (graph shapes, composites, functions, groupings and their hashes, item types
+# and sizes, volume, each failure phase, hooks and logs, inputs by object): 21 of 76
+# items, dropping e.g. the 12 examples (83 s): the entry took 278 of this folder's 851
+# worker-seconds under load (3.7 s per item).
+SPAWNED_REDIS: MappingEntry = ("redis", {"num": 2, "start_method": "spawn"})
+SPAWNED_REDIS_TESTS = {
+    "test_pipeline",
+    "test_fan_in_from_three_sources",
+    "test_two_edges_into_one_multi_instance_input",
+    "test_composite_pe",
+    "test_module_level_lambda_and_closure",
+    "test_group_by_sends_each_key_to_exactly_one_instance",
+    "test_group_by_keys_that_compare_equal_meet",
+    "test_all_sends_every_item_to_every_instance",
+    "test_global_sends_every_item_to_the_first_instance_only",
+    "test_every_kind_of_value_arrives_intact",
+    "test_items_of_megabytes",
+    "test_heavy_traffic_through_two_group_by_stages",
+    "test_error_in_process_names_pe_port_and_item",
+    "test_error_in_preprocess",
+    "test_error_in_postprocess",
+    "test_error_in_a_source",
+    "test_worker_killed_by_a_signal",
+    "test_log_works_in_every_hook",
+    "test_stats_count_every_call",
+    "test_inputs_keyed_by_pe_object",
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Run the spawned ``redis`` entry only in SPAWNED_REDIS_TESTS (said as deselected)."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        uses_it = any(value == SPAWNED_REDIS for value in params.values())
+        (drop if uses_it and item.originalname not in SPAWNED_REDIS_TESTS else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
 
 def _redis_missing() -> bool:
     from dispel4py.mappings.redis.server import server_binary
@@ -52,8 +97,9 @@ else:
         ("dyn_auto_redis", {"num": 3}),
         # the original's names for dyn_redis: default settings
         ("hybrid_redis", {"num": 2}),
-        # spawned workers: the queues travel pickled and connect on their own
-        ("redis", {"num": 2, "start_method": "spawn"}),
+        # spawned workers: the queues travel pickled and connect on their own (the tests
+        # of SPAWNED_REDIS_TESTS only, see pytest_collection_modifyitems)
+        SPAWNED_REDIS,
     ]
 
 MAPPINGS: list[MappingEntry] = [
@@ -89,6 +135,12 @@ SPREAD: list[MappingEntry] = [
     for e in PARALLEL
     if (e[1].get("num") or 0) >= 3 and not e[1].get("simple") and not e[0].startswith("dyn_")
 ]
+# entries for the volume test with one group-by stage: not those with one item per message
+# (batch_size=1): on them the heavier test with two group-by stages and more items
+# (test_heavy_traffic_through_two_group_by_stages) runs the same code (credits, batches,
+# end-of-stream counting, group-by across workers both ways) harder, and one item per Redis
+# message makes each of these tests take 15-35 s
+VOLUME: list[MappingEntry] = [e for e in MAPPINGS if not (is_in_process(e) and e[1].get("batch_size") == 1)]
 # in-process entries whose workers are forked (closures need not be importable there)
 FORKED: list[MappingEntry] = [
     e for e in MAPPINGS if is_in_process(e) and e[1].get("start_method", "fork") == "fork"
@@ -116,6 +168,12 @@ def parallel_entry(request) -> MappingEntry:
 @pytest.fixture(params=FORKED, ids=[entry_id(e) for e in FORKED])
 def forked_entry(request) -> MappingEntry:
     """Every in-process entry whose workers (if any) are forked from the test process."""
+    return request.param
+
+
+@pytest.fixture(params=VOLUME, ids=[entry_id(e) for e in VOLUME])
+def volume_entry(request) -> MappingEntry:
+    """Every mapping entry but those with one item per message (see ``VOLUME``)."""
     return request.param
 
 

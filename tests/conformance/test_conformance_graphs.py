@@ -99,10 +99,13 @@ def test_pe_writing_several_items_per_input(mapping_entry):
     assert sorted(items_of(outputs, "sink")) == sorted([x, j] for x in R for j in range(4))
 
 
-def test_many_items_through_group_by_across_workers(mapping_entry):
-    """More items than a batch and a local inbox limit (1024), crossing workers both ways."""
+def test_many_items_through_group_by_across_workers(volume_entry):
+    """More items than a batch and a local inbox limit (1024), crossing workers both ways.
+
+    Not on the batch_size=1 entries: test_heavy_traffic_through_two_group_by_stages runs
+    more items through two group-by stages there (see ``VOLUME`` in conftest.py)."""
     total = 3000
-    outputs = run_on(mapping_entry, grouped_volume, {"source": total})
+    outputs = run_on(volume_entry, grouped_volume, {"source": total})
     after = items_of(outputs, "after")
     assert len(after) == total
     assert sorted(n for _rank, (_key, n) in after) == list(range(1, total + 1))

@@ -65,6 +65,56 @@ def wait_gone(pids: list[int], within: float = 3.0) -> list[int]:
     return alive
 
 
+def kill_run(procs: list[psutil.Process], trackers_within: float = 10.0) -> list[str]:
+    """SIGKILL the processes of a run, but let its resource trackers end on their own.
+
+    A spawn or forkserver run's named semaphores (``/dev/shm/sem.mp-*``) are unlinked by
+    multiprocessing's resource tracker once every process holding its pipe has ended; a
+    tracker killed with the run leaves them behind for ever. So everything else is killed
+    first, and a tracker only if it is still there ``trackers_within`` seconds later.
+    Returns what the run had mapped under /dev/shm and is still there (by inode: a named
+    semaphore is mapped under a temporary name), which must be nothing.
+    """
+    mapped = shm_inodes(procs)
+    trackers = [p for p in procs if "resource_tracker" in " ".join(_cmdline_of(p))]
+    for proc in procs:
+        if proc not in trackers:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+    # wait_gone, not psutil.wait_procs: a zombie counts as gone (wait_procs waits for it)
+    for pid in wait_gone([p.pid for p in trackers], within=trackers_within):
+        with contextlib.suppress(psutil.Error):
+            next(p for p in trackers if p.pid == pid).kill()
+    wait_gone([p.pid for p in procs], within=trackers_within)
+    return shm_files_of(mapped)
+
+
+def shm_files_of(inodes: set[int]) -> list[str]:
+    """The entries of /dev/shm with one of these inodes (see ``shm_inodes``)."""
+    with os.scandir("/dev/shm") as entries:
+        return sorted(e.path for e in entries if e.inode() in inodes)
+
+
+def _cmdline_of(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
+def shm_inodes(procs: list[psutil.Process]) -> set[int]:
+    """Inodes of the files under /dev/shm that ``procs`` map (their pids, while they live)."""
+    inodes = set()
+    for proc in procs:
+        try:
+            with open(f"/proc/{proc.pid}/maps") as maps:
+                lines = [line.split() for line in maps if " /dev/shm/" in line]
+        except OSError:
+            continue
+        inodes.update(int(fields[4]) for fields in lines if len(fields) >= 6)
+    return inodes
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -158,11 +208,10 @@ def _stacks_then_kill(process: subprocess.Popen[str]) -> tuple[str, str]:
             if "dispel4py" in line and "_mpi_guard" not in line:  # those that print their stacks
                 member.send_signal(signal.SIGUSR1)
     time.sleep(2)
-    for member in family:
-        with contextlib.suppress(psutil.Error):
-            member.kill()
+    leaked = kill_run(family)
     try:
-        return process.communicate(timeout=10)
+        out, err = process.communicate(timeout=10)
+        return out, err + (f"\nleft in /dev/shm: {leaked}" if leaked else "")
     except subprocess.TimeoutExpired:  # a grandchild we could not see holds the pipes
         return "", "(no output: a process outside the run's tree holds its pipes)"
 
@@ -265,15 +314,13 @@ class WatchedRun:
         return self.err_path.read_text()
 
     def kill_leftovers(self) -> None:
-        """After the test, whatever it asserted: no process of the run outlives it."""
-        for proc in [*self.procs.values()]:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        if self.process.poll() is None:
-            self.process.kill()
+        """After the test, whatever it asserted: no process of the run outlives it, and
+        nothing it mapped under /dev/shm stays (see ``kill_run``)."""
+        with contextlib.suppress(psutil.Error):
+            self.procs.setdefault(self.process.pid, psutil.Process(self.process.pid))
+        leaked = kill_run([*self.procs.values()])
         self.process.wait()
+        assert leaked == [], f"the run left {leaked} in /dev/shm"
 
 
 def peak_tree_rss_mb(

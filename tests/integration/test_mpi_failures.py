@@ -297,3 +297,70 @@ def test_warnings_are_said_once_not_once_per_rank() -> None:
     assert done.stderr.count("ignoring options of other mappings, not of mpi: --start-method spawn") == 1, (
         done.stderr
     )
+
+
+# -- MPICH's shared memory when a run dies while a rank is still starting ----------------------
+def _mapped_mpich_shm(procs: list[psutil.Process]) -> set[str]:
+    found = set()
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            found |= {m.path for m in proc.memory_maps(grouped=True) if "/dev/shm/mpich_shm_" in m.path}
+    return found
+
+
+def _ranks_mapping_mpich_shm(process: subprocess.Popen, seen: dict[int, psutil.Process]):
+    """The ranks of ``process`` (mpiexec), once one maps MPICH's shared memory, and those
+    segments; every descendant met is remembered in ``seen`` (for the cleanup)."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, "mpiexec ended before any rank mapped MPICH's shared memory"
+        assert time.monotonic() < deadline, "no rank mapped MPICH's shared memory within 60 s"
+        with contextlib.suppress(psutil.Error):
+            seen.update((p.pid, p) for p in psutil.Process(process.pid).children(recursive=True))
+        ranks = [p for p in seen.values() if "mpi_failing.py" in " ".join(_cmdline(p))]
+        shm = _mapped_mpich_shm(ranks)
+        if shm:
+            return ranks, shm
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c-to-mpiexec", "sigkill-to-a-rank"])
+def test_a_run_ended_while_a_rank_is_still_starting_leaves_no_shared_memory(tmp_path: Path, how: str) -> None:
+    """Two ranks are in MPI_Init, which made MPICH's /dev/shm/mpich_shm_* segment, and wait
+    there for a third that has not started (it waits for a gate file that never comes):
+    the ranks have not unlinked the segment yet. Ending the run now must not leave it in
+    /dev/shm (the guards unlink it: guard.py). Only this run's segment is looked at (found
+    in its ranks' memory maps), never other runs' sharing the machine. About 2-4 s."""
+    late = f"while [ ! -e {tmp_path / 'never'} ]; do sleep 0.05; done; exec {' '.join(cli('mpi', WORKFLOW))}"
+    command = [mpiexec(), "-n", "2", *cli("mpi", WORKFLOW), ":", "-n", "1", "sh", "-c", late]
+    env = {**os.environ, "TMPDIR": str(tmp_path), "D4P_RUN_DIR": str(tmp_path), "D4P_FAIL": "hang"}
+    with open(tmp_path / "stderr", "w") as err:
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True
+        )
+    seen: dict[int, psutil.Process] = {}
+    try:
+        ranks, shm = _ranks_mapping_mpich_shm(process, seen)
+        assert all(os.path.exists(path) for path in shm)  # not unlinked yet: a rank is missing
+        if how == "ctrl-c-to-mpiexec":
+            process.send_signal(signal.SIGINT)
+        else:
+            next(p for p in ranks if _mapped_mpich_shm([p])).kill()
+        process.wait(timeout=30)
+        assert process.returncode != 0
+        assert wait_gone(list(seen), within=10) == []  # ranks, guards, the late rank's shell
+        assert [path for path in shm if os.path.exists(path)] == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        for proc in seen.values():  # psutil.Process: never a recycled pid
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []

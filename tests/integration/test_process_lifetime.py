@@ -7,6 +7,7 @@ runs), and runs with a private TMPDIR so that leftovers can be seen.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from _helpers import WORKFLOWS, cli, wait_gone
+from _helpers import WORKFLOWS, cli, kill_run, shm_files_of, shm_inodes, wait_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,6 +43,7 @@ class Driver:
                 env={**os.environ, "TMPDIR": str(self.tmpdir), **(env or {})},
             )
         self.procs: dict[int, psutil.Process] = {}  # every descendant seen, by pid
+        self.shm: set[int] = set()  # inodes of what they mapped under /dev/shm
 
     @property
     def seen(self) -> set[int]:
@@ -57,6 +59,10 @@ class Driver:
             self.procs.setdefault(child.pid, child)
         return {child.pid for child in found}
 
+    def shm_left(self) -> list[str]:
+        """What the run's processes mapped under /dev/shm (semaphores, arenas) and is still there."""
+        return shm_files_of(self.shm)
+
     def wait_for(self, count: int) -> set[int]:
         """Until ``count`` descendants run, then a little longer (workers mid-items)."""
         deadline = time.monotonic() + 20
@@ -64,7 +70,10 @@ class Driver:
             assert time.monotonic() < deadline, f"never saw {count} descendants: {self.stderr()}"
             time.sleep(0.02)
         time.sleep(0.5)
-        return self.descendants()
+        found = self.descendants()
+        with contextlib.suppress(psutil.Error):  # the driver maps the semaphores it made
+            self.shm |= shm_inodes([psutil.Process(self.proc.pid), *(self.procs[pid] for pid in found)])
+        return found
 
     def watch_until_exit(self, timeout: float = 30) -> float:
         """Collect descendants until the driver exits; the time it exited."""
@@ -85,15 +94,14 @@ class Driver:
         return self.err_path.read_text()
 
     def kill_leftovers(self) -> None:
-        for child in self.procs.values():  # psutil.Process: never a recycled pid
-            try:
-                child.kill()
-            except psutil.NoSuchProcess:
-                pass
-        if self.proc.poll() is None:
-            self.proc.kill()
+        """No process of the run outlives the test; its resource tracker is let end on its
+        own, so that the run's named semaphores do not stay in /dev/shm (see ``kill_run``)."""
+        with contextlib.suppress(psutil.Error):
+            self.procs.setdefault(self.proc.pid, psutil.Process(self.proc.pid))
+        leaked = kill_run([*self.procs.values()])  # psutil.Process: never a recycled pid
         self.proc.wait()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+        assert leaked == [], f"the run left {leaked} in /dev/shm"
 
 
 @pytest.fixture
@@ -113,9 +121,12 @@ def test_forkserver_driver_signal_leaves_nothing(tmp_path, drivers, mapping: str
     driver.proc.send_signal(sig)
     signalled = time.monotonic()
     driver.proc.wait(timeout=10)
-    assert wait_gone(sorted(tree), within=2.0) == []
+    left = wait_gone(sorted(tree), within=2.0)
+    assert left == [], [(p, driver.procs[p].cmdline(), driver.procs[p].status()) for p in left]
     assert time.monotonic() - signalled < 2.0
     assert list(driver.tmpdir.iterdir()) == []  # no pymp-* (nor any other) folder
+    assert driver.shm, "the run mapped nothing under /dev/shm: the check below would be empty"
+    assert driver.shm_left() == []  # no sem.mp-*: the resource tracker outlived the driver
     err = driver.stderr()
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     if sig == signal.SIGTERM:

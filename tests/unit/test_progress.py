@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -261,28 +262,43 @@ def test_executor_live_rows_count_a_drain_while_it_runs() -> None:
 
 # -- from the Python API -----------------------------------------------------------------------
 class Nap(IterativePE):
+    """Holds item 20 until the gate file exists: the run cannot end before the test has seen
+    a count, whatever the machine's speed (no bet on a clock)."""
+
+    def __init__(self, gate: str) -> None:
+        super().__init__()
+        self.gate = gate
+
     def _process(self, n):
-        time.sleep(0.01)
+        deadline = time.monotonic() + 20
+        while n == 20 and not os.path.exists(self.gate):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the board never showed a count while the run went on")
+            time.sleep(0.01)
         return n
 
 
 @pytest.mark.parametrize(
     ("mapping", "options"), [("simple", {}), ("multi", {"num": 2}), ("dyn_multi", {"num": 2})]
 )
-def test_run_with_a_board_feeds_it_while_the_run_goes(mapping, options) -> None:
+def test_run_with_a_board_feeds_it_while_the_run_goes(mapping, options, tmp_path) -> None:
     import dispel4py
 
+    gate = tmp_path / "open"
     graph = WorkflowGraph()
-    numbers, nap, sink = Numbers(), Nap(), Sink()
+    numbers, nap, sink = Numbers(), Nap(str(gate)), Sink()
     graph.connect(numbers, "output", nap, "input")
     graph.connect(nap, "output", sink, "input")
     board = LiveBoard(every=0.05)
-    seen: list[int] = []
+    seen: list[int] = []  # nap's items in, seen while item 20 was held (the run going on)
     done = threading.Event()
 
     def watch() -> None:
-        while not done.wait(0.05):
-            seen.append(next(r.items_in for r in board.progress().pes if r.pe == nap.id))
+        while not done.wait(0.05) and not gate.exists():
+            count = next((r.items_in for r in board.progress().pes if r.pe == nap.id), 0)
+            if count > 0:
+                seen.append(count)
+                gate.touch()
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -295,7 +311,7 @@ def test_run_with_a_board_feeds_it_while_the_run_goes(mapping, options) -> None:
     assert final.finished
     rows = {r.pe: r for r in final.pes}
     assert rows[nap.id].items_in == 40 and rows[sink.id].items_in == 40
-    assert any(0 < n < 40 for n in seen), seen  # counted while it ran, not only at the end
+    assert seen and 0 < seen[0] <= 40, seen  # counted while it ran, not only at the end
 
 
 def test_board_first_reading_measures_since_the_start() -> None:

@@ -24,10 +24,16 @@ lasts until both are gone; and a guard that claimed (or whose rank did) stays un
 other ranks and guards of its host (``peers``) are gone: ranks killed while the run is
 torn down are never reported as failures of their own.
 
+**Nothing left in /dev/shm.** MPICH's shared memory (``/dev/shm/mpich_shm_*``) exists from
+inside ``MPI_Init`` until the ranks unlink it, once every rank has started (``hydra.py``).
+A rank that dies in between (Ctrl-C while a late rank is still starting, a SIGKILL) would
+leave it behind: until the rank says ``unlinked``, the guard looks for the segments in the
+rank's memory map every few milliseconds, and unlinks those it saw when the rank dies.
+
 This file is also the guard program (``python -I -S guard.py RANK_PID PMI_FD
 CONTROL_FD TOKEN_FD TOKEN``) and therefore imports only the standard library. The rank
 writes lines on CONTROL_FD: ``who <description>``, ``peers <pid> ...``, ``quiet <code>``,
-``done``.
+``unlinked``, ``done``.
 """
 
 from __future__ import annotations
@@ -51,12 +57,14 @@ __all__ = [
     "pmi_abort",
     "wait_until_read",
     "exit_status_text",
+    "mpich_shm_of",
     "process_start_time",
 ]
 
 NEW, OURS, THEIRS = "new", "ours", "theirs"  # outcomes of claim_report
 _IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # the rank handles these, the guard outlives them
 _PEERS_GONE_WITHIN_S = 5.0  # safety net: how long a claiming guard waits for its host's peers
+_SCAN_MS = 10  # until the rank has unlinked its MPICH shared memory: how often it is looked for
 
 
 def claim_report(token_socket: socket.socket, token: str) -> str:
@@ -102,6 +110,25 @@ def wait_until_read(fd: int, within: float) -> None:
         time.sleep(0.002)
 
 
+def mpich_shm_of(pid: int | str) -> set[str]:
+    """MPICH's ``/dev/shm/mpich_shm_*`` segments that process ``pid`` (or ``"self"``) maps."""
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            lines = maps.read().splitlines()
+    except OSError:
+        return set()
+    paths = (line.split(maxsplit=5)[-1].removesuffix(" (deleted)") for line in lines if "/mpich_shm_" in line)
+    return {path for path in paths if path.startswith("/dev/shm/mpich_shm_")}
+
+
+def unlink_all(paths: set[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:  # unlinked already (by a rank), or not ours to remove
+            continue
+
+
 def process_start_time(pid: int) -> str | None:
     """Field 22 of /proc/PID/stat: tells a process from a later one with the same pid."""
     fields = _stat_fields(pid)
@@ -143,6 +170,8 @@ class _Watch:
         self.quiet = False
         self.code = 1  # the exit status the run is aborted with
         self.done = False
+        self.shm: set[str] = set()  # the rank's MPICH shared memory, while it may still need removing
+        self.scanning = True  # until the rank says it unlinked its shared memory
         self._partial = b""
 
     def take(self, data: bytes) -> None:
@@ -156,6 +185,9 @@ class _Watch:
             elif kind == "quiet":
                 self.quiet = True
                 self.code = int(text or 1)
+            elif kind == "unlinked":
+                self.scanning = False
+                self.shm.clear()
             elif kind == "done":
                 self.done = True
 
@@ -174,7 +206,9 @@ def _watch(rank_pid: int, control_fd: int) -> _Watch:
     poller.register(control_fd, select.POLLIN)
     poller.register(pidfd, select.POLLIN)
     while not watch.done:
-        ready = {fd for fd, _ in poller.poll()}
+        ready = {fd for fd, _ in poller.poll(_SCAN_MS if watch.scanning else None)}
+        if watch.scanning:
+            watch.shm |= mpich_shm_of(rank_pid)
         if control_fd in ready:
             data = os.read(control_fd, 65536)
             watch.take(data)
@@ -219,6 +253,7 @@ def main(argv: list[str]) -> int:
     watch = _watch(rank_pid, control_fd)
     if watch.done:
         return 0
+    unlink_all(watch.shm)  # the rank died before it could (the mappings of the others stay valid)
     how = exit_status_text(rank_pid, started)
     claim = claim_report(token_socket, argv[5])
     if claim == THEIRS:  # another process of this host reports and ends the run

@@ -143,12 +143,7 @@ def unlink_run_files() -> None:
 
 def _mapped_shared_memory() -> set[str]:
     """MPICH's ``/dev/shm/mpich_shm_*`` segments this rank has mapped."""
-    try:
-        lines = Path("/proc/self/maps").read_text().splitlines()
-    except OSError:
-        return set()
-    paths = (line.split(maxsplit=5)[-1].removesuffix(" (deleted)") for line in lines if "/mpich_shm_" in line)
-    return {path for path in paths if path.startswith("/dev/shm/mpich_shm_")}
+    return guard.mpich_shm_of("self")
 
 
 def _proxy_topology_files() -> set[str]:

@@ -21,7 +21,9 @@ on stdout on the first Ctrl-C ("Sending Ctrl-C to processes as requested").
 **Nothing left behind.** MPICH keeps its shared memory in ``/dev/shm/mpich_shm_*`` and
 hydra's proxy writes the node topology to ``/tmp/hydra_hwloc_xmlfile_*``; both are only
 removed by a clean ``MPI_Finalize``. Once every rank has started (a barrier), the ranks
-unlink them: the mappings stay valid, and an aborted run leaves nothing.
+unlink them: the mappings stay valid, and an aborted run leaves nothing. A rank that dies
+before (Ctrl-C while another rank is still starting) has its segments unlinked by its
+guard (``guard.py``).
 
 MPI is initialised when this mapping is instantiated, never at import.
 """
@@ -226,6 +228,8 @@ class MPIMapping(Mapping):
         self._handle_stop_signals()
         self._tell_guard_peers()  # a collective: every rank has attached MPICH's shared memory
         hydra.unlink_run_files()  # and read hydra's topology file
+        if self.guard is not None:
+            self.guard.tell("unlinked")  # it stops looking for them (see guard.py)
 
     @classmethod
     def add_arguments(cls, parser: Any) -> None:
