@@ -68,6 +68,7 @@ from dispel4py.mappings.redis.keys import (
 from dispel4py.mappings.redis.scripts import COMMIT, COUNTS, GIVE_BACK, REQUEUE, TAKE
 from dispel4py.mappings.redis.server import RedisTarget, connect
 from dispel4py.mappings.redis.take import COUNT_EVERY_S, _Frame
+from dispel4py.mappings.redis.wire import open_wire
 from dispel4py.mappings.redis.worker import RedisWorker  # imported before workers fork
 from dispel4py.observe.live import sampling
 
@@ -113,6 +114,7 @@ class RedisQueues(Committing, Channels):
 
     def _runtime(self) -> None:
         self.client: Any = None
+        self.wire: Any = None  # the hot path's own connection (wire.py), opened on first use
         self.link: Any = None
         self.frames: list[_Frame] = []
         self.pending: list[tuple[int, bytes, bytes, bytes]] = []
@@ -138,6 +140,7 @@ class RedisQueues(Committing, Channels):
             "outbox",
             "acks",
             "client",
+            "wire",
             "link",
             "frames",
             "pending",
@@ -161,6 +164,7 @@ class RedisQueues(Committing, Channels):
         """Connect; ``load_scripts``: also load the scripts (once per run is enough: the
         driver does it, local workers call them by their SHA-1 at once)."""
         self.client = connect(self.target, socket_timeout=SOCKET_TIMEOUT_S, name=name)
+        self.wire = None
         self.idents = Idents()
         texts = (TAKE, COMMIT, REQUEUE, GIVE_BACK, COUNTS)
         if load_scripts:
@@ -249,8 +253,9 @@ class RedisQueues(Committing, Channels):
             self._execute(self._pipeline())
 
     def _pipeline(self) -> Any:
-        """A pipeline starting with the commits not sent yet, then the pinned puts."""
-        pipe = self.client.pipeline(transaction=False)
+        """A batch starting with the commits not sent yet, then the pinned puts (sent on the
+        hot path's own connection, ``wire.py``)."""
+        pipe = self._wire().batch()
         for _, args in self.commits:
             pipe.evalsha(self.commit_sha, *args)
         for key, ident, mac, data in self.pending:
@@ -258,6 +263,11 @@ class RedisQueues(Committing, Channels):
         for stream, entry_id in self.acks:
             pipe.xack(stream, GROUP, entry_id).xdel(stream, entry_id)
         return pipe
+
+    def _wire(self) -> Any:
+        if self.wire is None:
+            self.wire = open_wire(self.client)
+        return self.wire
 
     def _execute(self, pipe: Any) -> list[Any]:
         """Send it; warn of a commit refused (its task was given to another worker)."""

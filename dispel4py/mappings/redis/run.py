@@ -49,6 +49,7 @@ from dispel4py.mappings.redis.keys import (
 )
 from dispel4py.mappings.redis.queues import RedisQueues
 from dispel4py.mappings.redis.server import connect
+from dispel4py.mappings.redis.wire import open_wire
 
 __all__ = ["RedisRun", "ReportReader"]
 
@@ -215,11 +216,12 @@ class ReportReader:
         last = b"0-0"
         unread = 0  # entries read since the stream was last trimmed
         try:
+            wire = open_wire(self.client)
             while True:
                 self._wait_for_room()
                 self.reads_begun += 1
                 begun = self.reads_begun
-                got = entries(self.client.xread({names.reports: last}, count=self.count, block=BLOCK_MS))
+                got = entries(wire.xread({names.reports: last}, self.count, BLOCK_MS))
                 if not got:
                     self.empty_read = begun
                     continue

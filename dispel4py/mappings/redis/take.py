@@ -85,6 +85,8 @@ class Taking:
     @abstractmethod
     def _execute(self, pipe: Any) -> list[Any]: ...
     @abstractmethod
+    def _wire(self) -> Any: ...
+    @abstractmethod
     def _counted(self, counts: Any) -> None: ...
     @abstractmethod
     def _scope(self, key: int) -> bytes: ...
@@ -118,7 +120,7 @@ class Taking:
             wait_ms = BLOCK_MS if left is None else max(1, min(BLOCK_MS, int(left * 1000)))
             wait_ms = min(wait_ms, max(1, self.claim_idle_ms // 2))
             wanted = dict.fromkeys(streams, ">")
-            reply = self.client.xreadgroup(GROUP, self.consumer, wanted, count=1, block=wait_ms)
+            reply = self._wire().xreadgroup(GROUP, self.consumer, wanted, 1, wait_ms)
             got = self._taken_blocking(keys, streams, reply)
             if got is not None:
                 return got
