@@ -12,6 +12,7 @@ sealed: signed over the run, the reports stream and a fresh identity.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ class Committing(Taking):
     reports_scope: bytes
     pending: list[tuple[int, bytes, bytes, bytes]]
     pending_bytes: int
+    unsent: Counter[int]
     commits: list[tuple[int, tuple[Any, ...]]]
     unlisted: list[bytes]
 
@@ -136,7 +138,7 @@ class Committing(Taking):
         )
         self.commits.append((frame.key if frame else -1, call))
         if outside:
-            self.pending, self.pending_bytes = [], 0
+            self.pending, self.pending_bytes, self.unsent = [], 0, Counter()
 
 
 class Reporter:

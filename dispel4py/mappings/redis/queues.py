@@ -67,7 +67,7 @@ from dispel4py.mappings.redis.keys import (
 )
 from dispel4py.mappings.redis.scripts import COMMIT, COUNTS, GIVE_BACK, REQUEUE, TAKE
 from dispel4py.mappings.redis.server import RedisTarget, connect
-from dispel4py.mappings.redis.take import _Frame
+from dispel4py.mappings.redis.take import COUNT_EVERY_S, _Frame
 from dispel4py.mappings.redis.wire import open_wire
 from dispel4py.mappings.redis.worker import RedisWorker  # imported before workers fork
 from dispel4py.observe.live import sampling
@@ -79,7 +79,6 @@ _log = logging.getLogger("dispel4py.engine")
 
 _PENDING_PUTS = 64  # pinned puts sent in one round trip
 _PENDING_BYTES = 4 << 20
-BACKLOG_FRESH_S = 0.25  # a backlog check counts the queues again when its counts are older
 _SPILL_BYTES = 64 << 20  # a shared task holding more output than this stages it early
 SPILL_ENV = "DISPEL4PY_SPILL_BYTES"  # internal: a smaller spill limit, for tests
 
@@ -124,7 +123,7 @@ class RedisQueues(Committing, Channels):
         self.outbox: list[tuple[str, bytes, bytes, bytes]] = []  # the driver's commands not sent yet
         self.acks: list[tuple[str, bytes]] = []  # commands taken, acknowledged with the next round trip
         self.pending_bytes = 0
-        self.since_count: Counter[int] = Counter()  # tasks this worker queued since the counts
+        self.unsent: Counter[int] = Counter()
         self.counts: dict[bytes, int] = {}
         self.counted_at = 0.0
         self.next_reclaim = 0.0
@@ -146,7 +145,7 @@ class RedisQueues(Committing, Channels):
             "frames",
             "pending",
             "commits",
-            "since_count",
+            "unsent",
             "counts",
             "heart",
             "idents",
@@ -189,7 +188,6 @@ class RedisQueues(Committing, Channels):
     @redis_failures_are_transport_errors
     def put(self, key: int, task: Any) -> None:
         sealed = self._seal(key, task)
-        self.since_count[key] += 1
         top = self.frames[-1] if self.frames else None
         if top is not None and top.shared:
             top.puts.append(sealed)
@@ -198,6 +196,7 @@ class RedisQueues(Committing, Channels):
                 self._stage(top)
             return
         self.pending.append(sealed)
+        self.unsent[key] += 1
         self.pending_bytes += len(sealed[3])
         if self.worker < 0 or len(self.pending) >= _PENDING_PUTS or self.pending_bytes >= _PENDING_BYTES:
             self._send_pending()
@@ -222,15 +221,12 @@ class RedisQueues(Committing, Channels):
 
     @redis_failures_are_transport_errors
     def backlog(self, key: int) -> int:
-        """Tasks queued for ``key``: the last counts plus what this worker queued since.
-        Counted again (a round trip of its own) only when older than ``BACKLOG_FRESH_S``:
-        takes recount more often (``COUNT_EVERY_S``), and a worker at a limit takes."""
-        if time.monotonic() - self.counted_at > BACKLOG_FRESH_S:
+        if time.monotonic() - self.counted_at > COUNT_EVERY_S:
             self._send_pending()
         return self.queued(key)
 
     def queued(self, key: int) -> int:
-        return self.counts.get(b"b%d" % key, 0) + self.since_count[key]
+        return self.counts.get(b"b%d" % key, 0) + self.unsent[key]
 
     def running(self, key: int) -> int:
         return self.counts.get(b"r%d" % key, 0)
@@ -276,7 +272,7 @@ class RedisQueues(Committing, Channels):
     def _execute(self, pipe: Any) -> list[Any]:
         """Send it; warn of a commit refused (its task was given to another worker)."""
         commits, self.commits = self.commits, []
-        self.pending, self.pending_bytes, self.acks = [], 0, []
+        self.pending, self.pending_bytes, self.unsent, self.acks = [], 0, Counter(), []
         results = pipe.execute()
         for (key, _), done in zip(commits, results):
             if done == 1:
@@ -300,7 +296,6 @@ class RedisQueues(Committing, Channels):
         for key in range(len(counts) // 2):
             self.counts[b"b%d" % key], self.counts[b"r%d" % key] = counts[2 * key], counts[2 * key + 1]
         self.counted_at = time.monotonic()
-        self.since_count = Counter()
 
     # -- the coordinator's side --------------------------------------------------------------
     def command(self, worker: int, message: Any) -> None:
