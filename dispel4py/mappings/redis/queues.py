@@ -79,6 +79,7 @@ _log = logging.getLogger("dispel4py.engine")
 
 _PENDING_PUTS = 64  # pinned puts sent in one round trip
 _PENDING_BYTES = 4 << 20
+FAR_COUNT_S = 0.25  # counts a backlog far below its limit may have (COUNT_EVERY_S near it)
 _SPILL_BYTES = 64 << 20  # a shared task holding more output than this stages it early
 SPILL_ENV = "DISPEL4PY_SPILL_BYTES"  # internal: a smaller spill limit, for tests
 
@@ -126,6 +127,7 @@ class RedisQueues(Committing, Channels):
         self.unsent: Counter[int] = Counter()
         self.counts: dict[bytes, int] = {}
         self.counted_at = 0.0
+        self.near = 1  # backlogs from this size on count as near the limit (set by the worker)
         self.next_reclaim = 0.0
         self.heart: Heartbeat | None = None
         self.idents = Idents()  # made again by open_client: a forked process has its own
@@ -221,7 +223,12 @@ class RedisQueues(Committing, Channels):
 
     @redis_failures_are_transport_errors
     def backlog(self, key: int) -> int:
-        if time.monotonic() - self.counted_at > COUNT_EVERY_S:
+        """Tasks queued for ``key``, from counts at most ``COUNT_EVERY_S`` old when the
+        backlog is near the worker's limit (``near``), else at most ``FAR_COUNT_S`` old: a
+        worker writing to queues far below their limits does not pay a round trip per task
+        to learn so."""
+        age = time.monotonic() - self.counted_at
+        if age > FAR_COUNT_S or (age > COUNT_EVERY_S and self.queued(key) >= self.near):
             self._send_pending()
         return self.queued(key)
 

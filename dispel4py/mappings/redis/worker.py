@@ -57,6 +57,9 @@ class RedisWorker(DynamicWorker):
             k for k in self.shared_keys if can_run(needs.get(self.plan.pe_of(k), frozenset()), offers)
         ]
         self.on_park: Any = None  # an agent's process tells its agent when it is parked or woken
+        # a backlog from half the limit up is counted afresh before each write (see backlog())
+        queues: Any = self.queues  # the Redis queues (queues.py imports this module)
+        queues.near = max(1, self.backlog_limit // 2)
 
     def _command(self, message: Any) -> bool:
         if message[0] == "fleet":  # the run's workers, joined ones included (redis/fleet.py)
