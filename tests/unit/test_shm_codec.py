@@ -284,3 +284,18 @@ def test_an_attached_codec_maps_the_arena_and_never_removes_it(codec):
     assert os.path.isdir(codec.folder)
     with pytest.raises(OSError):
         ShmCodec.attach(codec.folder + "-none", MB)
+
+
+def test_a_kept_block_viewed_very_often_is_copied_out_not_refused():
+    """A block's references fit a byte: past 253 views of it, readers get copies."""
+    codec = ShmCodec.create(multiprocess.get_context("fork"), budget=1 << 30)  # sparse: no memory
+    try:
+        data = codec.dumps(np.full(256 * 1024 // 8, 4.0))
+        got = [codec.loads(data, keep=True) for _ in range(300)]
+        assert all(float(a[0]) == 4.0 for a in got)
+        assert codec.arena.held() == 253 * 256 * 1024  # the rest are copies
+        got = None
+        codec.release(ShmCodec.blocks(data))
+        assert codec.in_use() == 0 and codec.arena.held() == 0
+    finally:
+        codec.close()

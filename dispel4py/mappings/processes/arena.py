@@ -174,9 +174,8 @@ class Arena:
         one of its own, and a copy frees nothing."""
         rounded = -(-size // UNIT) * UNIT
         with self._locked():
-            if keep:
-                self._check_live(offset, size)
-            viewed = kind is None and self._counter(_HELD) + rounded <= self.size // 2
+            room = self._check_live(offset, size) if keep else True  # room for a view's reference
+            viewed = room and kind is None and self._counter(_HELD) + rounded <= self.size // 2
             if viewed:
                 if keep:  # one more reference: the view's
                     first, count = _HEADER + offset // UNIT, rounded // UNIT
@@ -197,13 +196,14 @@ class Arena:
             if not keep:
                 self.free(offset, size)
 
-    def _check_live(self, offset: int, size: int) -> None:
-        """A block of this arena with references left, and room for one more (locked)."""
+    def _check_live(self, offset: int, size: int) -> bool:
+        """A block of this arena with references left (locked); whether one more fits."""
         if offset < 0 or offset % UNIT or size <= 0 or offset + size > self.size:
             raise StaleBlock(f"no block of {size} bytes at {offset} in an arena of {self.size}")
         refs = self._map[_HEADER + offset // UNIT]
-        if not 0 < refs < 254:
-            raise StaleBlock(f"the block at {offset} has {refs} references")
+        if not refs:
+            raise StaleBlock(f"the block at {offset} is free")
+        return refs < 254
 
     def share(self, view: memoryview) -> int | None:
         """When ``view`` is exactly a block this process received (an array passed on as it

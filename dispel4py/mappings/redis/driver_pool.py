@@ -186,19 +186,19 @@ class RedisPool(_Pool):
         return True
 
     def _shm_for(self, worker: int, *, maps_arena: bool) -> None:
-        """A worker joined that cannot map the run's arena (another host's, ``payloads.py``):
-        from now on every worker writes large items in band, this one included."""
+        """A worker joined: if it cannot map the run's arena (another host's, ``payloads.py``),
+        every worker writes large items in band from now on; a worker that joins after
+        that is told so too."""
         payloads = self.queues.payloads
-        if maps_arena or not payloads.maps_arena:
+        if not payloads.maps_arena:
             return
-        if not payloads.in_band:
+        if not payloads.in_band and not maps_arena:
             payloads.in_band = True
-            _log.info(
-                "worker %d cannot map this host's shared memory: large items go through Redis now", worker
-            )
+            _log.info("worker %d cannot map this host's shared memory: large items go in band now", worker)
             for other in [*range(self.local), *self.remote]:
                 self.queues.command(other, ("shm", "off"))
-        self.queues.command(worker, ("shm", "off"))
+        if payloads.in_band:
+            self.queues.command(worker, ("shm", "off"))
 
     def _rewrite_in_band(self, worker: int, key: int, entry_id: bytes) -> None:
         """A task in the arena reached a worker that cannot map it: in band for it."""
