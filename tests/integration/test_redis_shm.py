@@ -139,6 +139,49 @@ def test_a_worker_of_another_host_joining_mid_run_gets_the_tasks_in_band(
     assert redis_server.run_keys() == []
 
 
+def test_a_worker_joining_from_the_drivers_host_maps_the_arena(redis_server: RedisServer, tmp_path) -> None:
+    """``dispel4py worker`` on the same host (same host id) takes the tasks in shared memory
+    while the driver's worker is held: exact results, and the arrays never reach Redis."""
+    items = 30
+    key_file = tmp_path / "run.key"
+    gate = tmp_path / "gate"
+    command = cli(
+        "dyn_redis", str(ARRAYS), "-n", "1", "-v", "--redis-url", redis_server.url,
+        "--key-file", str(key_file), "--run", "same",
+    )  # fmt: skip
+    env = {"D4PY_ARRAYS": str(items), "D4PY_ARRAY_BYTES": str(MB), "D4PY_GATE": str(gate)}
+    before = net_input_bytes(redis_server)
+    driver = WatchedRun(tmp_path / "driver", command, env=env)
+    joined = None
+    try:
+        with redis_server.client() as c:
+            driver.wait_until(lambda: key_file.exists() and c.exists("d4py:same:info"), "the run to start")
+            joined_env = {k: v for k, v in os.environ.items() if k not in ("D4PY_GATE", "DISPEL4PY_HOST_ID")}
+            joined_env.update(D4PY_ARRAYS=str(items), D4PY_ARRAY_BYTES=str(MB))
+            joined = subprocess.Popen(
+                cli("worker", "--redis-url", redis_server.url, "--key-file", str(key_file), "--run", "same",
+                    str(ARRAYS)),
+                env=joined_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            sink_queue = "d4py:same:q:Sink2:0"
+            driver.wait_until(lambda: c.xlen(sink_queue) >= 3, "outputs of the joined worker", 60)
+        gate.touch()
+        driver.watch_until_exit(within=90)
+        _, joined_err = joined.communicate(timeout=60)
+    finally:
+        gate.touch()
+        if joined is not None and joined.poll() is None:
+            joined.kill()
+            joined.wait()
+        driver.kill_leftovers()
+    assert driver.process.returncode == 0, driver.stderr()
+    assert joined.returncode == 0, joined_err
+    assert total_line(items) in driver.stdout(), driver.stdout()
+    assert "worker 1 joined" in driver.stderr() and "cannot map" not in driver.stderr(), driver.stderr()
+    assert net_input_bytes(redis_server) - before < 8 * MB
+    assert folders(driver.process.pid) == []
+
+
 def test_a_worker_killed_holding_a_task_in_shared_memory_loses_nothing(
     redis_server: RedisServer, tmp_path
 ) -> None:

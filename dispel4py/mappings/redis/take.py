@@ -197,7 +197,9 @@ class Taking:
 
     def _verified(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> Any:
         """The entry's message if this run's key sealed it (for this stream and identity);
-        else ``None``, dropped and reported."""
+        else ``None``, dropped and reported. Also ``None`` for a task whose large buffers are
+        in the arena of a host this worker is not on: left pending, the driver rewrites it
+        in band (``payloads.py``)."""
         try:
             data = self.signer.check(
                 self._scope(key), values.get(b"m"), values.get(b"d"), values.get(b"i") or b""
