@@ -325,6 +325,7 @@ class _RemoteQueues(RedisQueues):
             run_id,
             DRIVER_TTL_MS / 1000,
         )
+        self.payloads.remove_orphaned_arena()  # the driver cannot any more
         return 1
 
 

@@ -35,6 +35,7 @@ from dispel4py.engine.tuning import Tuning
 from dispel4py.errors import Dispel4PyError, UsageError
 from dispel4py.mappings.base import ResultCollector
 from dispel4py.mappings.processes.capacity import warn_far_above_cores
+from dispel4py.mappings.processes.channels import PLAIN
 from dispel4py.mappings.processes.dynamic import DynMultiMapping
 from dispel4py.mappings.processes.worker_process import module_files, plan_blob
 from dispel4py.mappings.redis.code_digest import code_digest
@@ -237,8 +238,9 @@ class DynRedisMapping(DynMultiMapping):
         ctx = multiprocess.get_context(self.options.get("start_method"))
         local = self.local_workers()
         check_local_slots(plan, local)
-        # large buffers through this host's shared memory (payloads.py); removed after the workers
-        codec = stack.enter_context(contextlib.closing(self.shared_memory(ctx)))
+        # large buffers through this host's shared memory (payloads.py), removed after the workers;
+        # none without local workers: they remove it if the driver is SIGKILLed
+        codec = stack.enter_context(contextlib.closing(self.shared_memory(ctx) if local else PLAIN))
         nonce = new_run_nonce()  # one key file for many runs: entries are valid in this run only
         signer = Signer(key or new_key(), nonce)
         queues = RedisQueues(

@@ -36,7 +36,9 @@ tampered entry, before anything is read.
   refused, or that raised and is retried, are dropped with their blocks. Blocks that a
   worker killed at the wrong moment held stay taken until the run ends, when the driver
   removes the arena (and whatever the run left in it) on every path; a driver killed by
-  SIGKILL leaves that to its local workers (``leftover_paths``).
+  SIGKILL leaves that to its local workers (``leftover_paths``), and to the workers that
+  joined on its host, when they see it gone. So a run with no local worker (``-n 0``) has
+  no arena: nothing would be left to remove it after a SIGKILL of the driver.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from typing import Any
 from dispel4py.dynamic.layout import SHARED
 from dispel4py.dynamic.signing import Forged
 from dispel4py.mappings.processes.arena import StaleBlock
+from dispel4py.mappings.processes.lifetime import remove_folder
 from dispel4py.mappings.processes.shm import NotMapped, ShmCodec
 from dispel4py.mappings.redis.keys import GROUP
 
@@ -164,6 +167,14 @@ class Payloads:
         """Outputs that will never be sent (a refused commit, a task that raised)."""
         for put in puts:
             self.release(self.blocks(put[3]))
+
+    def remove_orphaned_arena(self) -> None:
+        """A worker that joined on the driver's host, which knows that the driver is gone
+        (its liveness key expired): the driver's arena goes with this worker."""
+        folder = self.codec.folder
+        if folder is not None and not self.codec.owner:
+            self.codec.close()
+            remove_folder(folder)
 
     # -- settling: a task's blocks go when COMMIT acknowledged it -----------------------------
     def committing(self, frame: Any) -> None:
