@@ -20,7 +20,7 @@ import pytest
 from _helpers import WORKFLOWS, WatchedRun, cli, run
 from redis_support import RedisServer, redis_server_fixture  # noqa: F401 - the fixture
 
-from dispel4py.mappings.processes.shm import shm_folder_prefix
+from dispel4py.mappings.processes.shm import ShmCodec, shm_folder_prefix
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -258,11 +258,15 @@ def _tampered(seed: int, fields: dict, other_offset: int) -> dict:
     return {b"i": fields[b"i"], b"m": fields[b"m"], b"d": bytes(data)}
 
 
+def reports(client, queues) -> list:
+    """The messages of the reports stream, each opened with the run's key."""
+    found = [f for _, f in client.xrange(queues.names.reports) if b"d" in f]
+    return [queues.signer.loads(queues.reports_scope, f[b"m"], f[b"d"], f[b"i"])[1] for f in found]
+
+
 def forged_reports(client, queues) -> list:
-    """The reports of entries dropped as forged, each opened with the run's key."""
-    reports = [f for _, f in client.xrange(queues.names.reports) if b"d" in f]
-    opened = [queues.signer.loads(queues.reports_scope, f[b"m"], f[b"d"], f[b"i"]) for f in reports]
-    return [message for _, message, *_ in opened if message[0] == "forged"]
+    """The reports of entries dropped as forged."""
+    return [message for message in reports(client, queues) if message[0] == "forged"]
 
 
 def test_forged_changed_or_stale_descriptors_are_refused_unread(redis_server: RedisServer) -> None:
@@ -303,6 +307,51 @@ def test_forged_changed_or_stale_descriptors_are_refused_unread(redis_server: Re
             assert codec.in_use() == 0 and codec.arena.held() == 0
     finally:
         worker.client.close()
+        keys.destroy()
+        codec.close()
+    assert redis_server.run_keys() == []
+
+
+def test_a_task_in_shared_memory_is_rewritten_in_band_only_while_its_worker_holds_it(
+    redis_server: RedisServer,
+) -> None:
+    """The race, step by step: a worker without the arena takes a task in shared memory; it
+    leaves it pending and asks the driver; the driver swaps it for an in-band entry of the
+    same identity (its blocks freed), which any worker reads. If the worker was gone first
+    (its tasks went back to the queue), the driver changes nothing and the block stays."""
+    import pickle
+
+    import numpy as np
+
+    from dispel4py.mappings.redis.payloads import Payloads, rewrite_in_band
+
+    hold, driver, local, keys, codec = _queues_pair(redis_server, "swap")
+    remote = pickle.loads(pickle.dumps(driver))
+    remote.payloads = Payloads(ShmCodec(None, 0, 0, None))  # another host: no arena
+    remote.worker = 1
+    remote.open_client("w1", load_scripts=False)
+    stream = driver.names.stream(hold)
+    try:
+        for value in (1.0, 2.0):
+            driver.put(hold, ("input", [np.full(MB // 8, value)]))
+        with redis_server.client() as c:
+            idents = [f[b"i"] for _, f in c.xrange(stream)]
+            assert remote.take([hold], 0.2) is None  # neither run: left pending, the driver asked
+            asks = [m[1] for m in reports(c, driver) if m[0] == "inband"]
+            assert [(w, k) for w, k, _ in asks] == [(1, hold), (1, hold)]
+            remote.requeue("w1", [hold])  # the worker is gone before the driver answers
+            assert not any(rewrite_in_band(driver, *ask) for ask in asks)  # no longer its tasks
+            assert codec.in_use() == 2 * MB  # the blocks stay: the requeued tasks need them
+            assert remote.take([hold], 0.2) is None  # taken again: asks again
+            again = [m[1] for m in reports(c, driver) if m[0] == "inband"][2:]
+            assert len(again) == 2 and all(rewrite_in_band(driver, *ask) for ask in again)
+            assert codec.in_use() == 0  # in band now: their blocks are free
+            assert sorted(f[b"i"] for _, f in c.xrange(stream)) == sorted(idents)  # same identities
+            got = [remote.take([hold], 1.0), local.take([hold], 1.0)]  # readable by both
+            assert sorted(float(items[0][0]) for _, (_, items) in got) == [1.0, 2.0]
+    finally:
+        remote.client.close()
+        local.client.close()
         keys.destroy()
         codec.close()
     assert redis_server.run_keys() == []
