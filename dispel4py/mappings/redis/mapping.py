@@ -190,9 +190,7 @@ class DynRedisMapping(DynMultiMapping):
 
         tuning = self.live_tuning(Tuning.from_options(self.options))
         claim_ms, deliveries = self._check_options()
-        shm_bytes = self.options.get("shm_bytes")
-        if shm_bytes is not None and shm_bytes < 0:  # before any server starts
-            raise UsageError(f"--shm-bytes must be 0 or more (got {shm_bytes})")
+        self.shm_bytes()  # checked before any server starts
         run_id = check_run_id(self.options.get("run") or uuid.uuid4().hex[:12])
         try:
             key = load_key(self.options.get("key_file"), create=True)
