@@ -355,3 +355,29 @@ def test_a_task_in_shared_memory_is_rewritten_in_band_only_while_its_worker_hold
         keys.destroy()
         codec.close()
     assert redis_server.run_keys() == []
+
+
+def test_dead_letter_with_items_in_shared_memory_retries_and_gives_up_exactly(
+    redis_server: RedisServer, tmp_path
+) -> None:
+    """``--on-error dead-letter``: a task of arrays in the arena that raises is retried (split
+    into one task per array, sharing their blocks, when it holds several) and the bad array
+    given up; the others arrive once each, intact, and the arena is gone at the end."""
+    items, bad = 40, 7
+    command = cli(
+        "dyn_redis", str(ARRAYS), "-n", "3", "--redis-url", redis_server.url,
+        "--on-error", "dead-letter", "--max-deliveries", "2", "--batch-size", "4",
+    )  # fmt: skip
+    env = {"D4PY_ARRAYS": str(items), "D4PY_ARRAY_BYTES": str(MB), "D4PY_FAIL_VALUE": str(bad)}
+    watched = WatchedRun(tmp_path / "run", command, env=env)
+    try:
+        watched.watch_until_exit(within=90)
+    finally:
+        watched.kill_leftovers()
+    assert watched.process.returncode == 1, watched.stderr()
+    assert "1 task(s) given up after 2 deliveries each" in watched.stderr(), watched.stderr()
+    assert f"array {bad}.0 fails on purpose" in watched.stderr()
+    line = f"Outputs: {{'Sink2': {{'total': [({items - 1}, {sum(range(items)) - bad})]}}}}"
+    assert line in watched.stdout(), watched.stdout()
+    assert folders(watched.process.pid) == []
+    assert redis_server.run_keys() == []

@@ -6,7 +6,8 @@ Knobs for the tests, so that they look at a run in progress without betting on a
 * ``D4PY_GATE``: Hold waits until that file exists (only processes started with it: a
   worker of "another host" started without it runs at once);
 * ``D4PY_STALL_WORKER``: the local worker process of that name (``dispel4py-worker-2``)
-  writes its pid to ``D4PY_STALLED`` and stalls on its first item, holding its task.
+  writes its pid to ``D4PY_STALLED`` and stalls on its first item, holding its task;
+* ``D4PY_FAIL_VALUE``: Hold raises on the array of that value, every time.
 """
 
 import os
@@ -37,6 +38,8 @@ class Hold(IterativePE):
         while gate and not os.path.exists(gate) and time.monotonic() < deadline:
             time.sleep(0.02)
         self._stall_once()
+        if float(array[0]) == float(os.environ.get("D4PY_FAIL_VALUE", "-1")):
+            raise ValueError(f"array {array[0]} fails on purpose")
         return float(array.sum()), array  # passed on as it came: the same block, no copy
 
     def _stall_once(self):
