@@ -381,3 +381,42 @@ def test_dead_letter_with_items_in_shared_memory_retries_and_gives_up_exactly(
     assert line in watched.stdout(), watched.stdout()
     assert folders(watched.process.pid) == []
     assert redis_server.run_keys() == []
+
+
+def test_a_failed_task_split_for_retry_shares_its_blocks_and_frees_them_once(
+    redis_server: RedisServer,
+) -> None:
+    """``--on-error dead-letter``, step by step: a task of three arrays raises; its retry is
+    three one-array tasks whose entries take the same blocks (no copy), the outputs it had
+    written are dropped with their blocks, and every block is freed once, by the commits."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    hold, driver, worker, keys, codec = _queues_pair(redis_server, "split")
+    worker.dead_letter = True
+    sink = next(k for k, pe in enumerate(worker.pe_ids) if pe.startswith("Sink"))
+    try:
+        driver.put(hold, ("input", [np.full(MB // 8, float(v)) for v in (1, 2, 3)]))
+        assert codec.in_use() == 3 * MB
+        key, task = worker.take([hold], 1.0)
+        worker.put(sink, ("input", [(1.0, task[1][0])]))  # an output, then the PE raised
+        error = SimpleNamespace(item_repr="array 2", error="ValueError: on purpose")
+        worker.retry_or_give_up(key, task, error)
+        worker.flush()
+        task = None
+        assert codec.in_use() == 3 * MB  # the three retries' references, nothing else
+        with redis_server.client() as c:
+            assert c.xlen(driver.names.stream(sink)) == 0 and c.xlen(driver.names.stream(hold)) == 3
+        for _ in range(3):
+            _, (_, [array]) = worker.take([hold], 1.0)
+            assert float(array[-1]) in (1.0, 2.0, 3.0)
+            worker.task_done(hold, ("task", (0, worker.pe_ids[hold], {}, 1, 0.0)))
+        worker.flush()
+        array = None
+        assert codec.in_use() == 0 and codec.arena.held() == 0
+    finally:
+        worker.client.close()
+        keys.destroy()
+        codec.close()
+    assert redis_server.run_keys() == []
