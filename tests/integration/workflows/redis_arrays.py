@@ -6,7 +6,8 @@ Knobs for the tests, so that they look at a run in progress without betting on a
 * ``D4PY_GATE``: Hold waits until that file exists (only processes started with it: a
   worker of "another host" started without it runs at once);
 * ``D4PY_STALL_WORKER``: the local worker process of that name (``dispel4py-worker-2``)
-  writes its pid to ``D4PY_STALLED`` and stalls on its first item, holding its task;
+  writes its pid to ``D4PY_STALLED`` and stalls on its first item, holding its task (the
+  other workers' Hold waits until then, so that it surely gets one);
 * ``D4PY_FAIL_VALUE``: Hold raises on the array of that value, every time.
 """
 
@@ -46,7 +47,12 @@ class Hold(IterativePE):
         import multiprocess
 
         name = os.environ.get("D4PY_STALL_WORKER")
-        if self.stalled or not name or multiprocess.current_process().name != name:
+        if not name or self.stalled:
+            return
+        if multiprocess.current_process().name != name:  # the others wait for it to stall,
+            deadline = time.monotonic() + GIVE_UP_S  # so that it surely gets a task
+            while not os.path.exists(os.environ["D4PY_STALLED"]) and time.monotonic() < deadline:
+                time.sleep(0.02)
             return
         self.stalled = True
         with open(os.environ["D4PY_STALLED"] + ".tmp", "w") as f:
