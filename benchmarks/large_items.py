@@ -3,7 +3,8 @@
 same arrays between three processes through shared memory.
 
     python benchmarks/large_items.py [--sizes 65536,4194304,16777216] [--items 200]
-        [--mappings simple,multi,multi_pipes,zmq_multi,dyn_multi,dyn_auto_multi,mpi]
+        [--mappings simple,multi,multi_pipes,zmq_multi,dyn_multi,dyn_auto_multi,dyn_redis,
+                    dyn_auto_redis,hybrid_redis,mpi]
         [--num 3] [--repeat 3]
 
 Each figure is the median wall time of ``--repeat`` whole commands (``dispel4py ...``,
@@ -12,7 +13,10 @@ mappings interleaved; under it the spread (min-max) and the median CPU seconds (
 system of the command and every process it waited for), which a loaded machine disturbs
 less than the wall time.
 ``multi_pipes`` is ``multi --shm-bytes 0``: every array pickled through the pipes, as
-before shared memory. The header gives the machine's load: compare figures of one run.
+before shared memory; ``dyn_redis_inband`` (not in the default list) is ``dyn_redis
+--shm-bytes 0``: every array through Redis, as a worker of another host gets it. The Redis
+mappings run with their private embedded server and ``-n`` local workers. The header gives
+the machine's load: compare figures of one run.
 
 As a workflow (the sizes from the environment)::
 
@@ -42,7 +46,9 @@ HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 ITEMS = int(os.environ.get("D4PY_LARGE_ITEMS", "200"))
 BYTES = int(os.environ.get("D4PY_LARGE_BYTES", str(4 << 20)))
-MAPPINGS = "simple,multi,multi_pipes,zmq_multi,dyn_multi,dyn_auto_multi,mpi"
+MAPPINGS = (
+    "simple,multi,multi_pipes,zmq_multi,dyn_multi,dyn_auto_multi,dyn_redis,dyn_auto_redis,hybrid_redis,mpi"
+)
 
 
 def make_array(i: int, nbytes: int) -> np.ndarray:
@@ -148,6 +154,8 @@ def command(mapping: str, num: int) -> list[str]:
         return [*d4py, "simple", workflow]
     if mapping == "multi_pipes":
         return [*d4py, "multi", workflow, "-n", str(num), "--shm-bytes", "0"]
+    if mapping == "dyn_redis_inband":
+        return [*d4py, "dyn_redis", workflow, "-n", str(num), "--shm-bytes", "0"]
     return [*d4py, mapping, workflow, "-n", str(num)]
 
 

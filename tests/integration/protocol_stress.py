@@ -18,6 +18,7 @@ reproduces it.
     mpiexec -n 3 python tests/integration/protocol_stress.py case --seed 7 --mapping mpi
     python tests/integration/protocol_stress.py soak --seconds 600     # every transport
     python tests/integration/protocol_stress.py soak --large --mappings multi,dyn_multi
+    python tests/integration/protocol_stress.py soak --large --mappings dyn_redis,dyn_auto_redis
 
 The PEs are deterministic per item, and only PEs with a grouped input (group-by, 'all',
 'global') keep state (per-key totals written in ``postprocess``), so every correct mapping
@@ -47,7 +48,8 @@ from dispel4py.workflow_graph import WorkflowGraph, WorkflowNode
 MAX_ITEMS = 20_000  # items processed by all PEs together in one case (measured on simple)
 MAX_PAYLOAD_BYTES = 64 << 20  # payload bytes processed by all PEs together in a large case
 CASE_TIMEOUT_S = 60.0
-LOCAL = ("multi", "zmq_multi", "dyn_multi", "dyn_auto_multi")  # the mappings with --shm-bytes
+# the mappings with --shm-bytes (on Redis: the workers of the driver's host, redis/payloads.py)
+LOCAL = ("multi", "zmq_multi", "dyn_multi", "dyn_auto_multi", "dyn_redis", "dyn_auto_redis")
 MAPPINGS = ("multi", "zmq_multi", "mpi", "dyn_multi", "dyn_auto_multi", "dyn_redis", "dyn_auto_redis")
 
 
@@ -331,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     many.add_argument("--mappings", default=",".join(MAPPINGS))
     many.add_argument("--seed", type=int, default=None, help="first seed (default: random)")
     many.add_argument("--mpiexec", default=str(Path(sys.executable).parent / "mpiexec"))
-    many.add_argument("--large", action="store_true", help="large payloads (local mappings only)")
+    many.add_argument("--large", action="store_true", help="large payloads (mappings with --shm-bytes)")
     args = parser.parse_args(argv)
     if args.command == "case":
         return run_case(args.seed, args.mapping, args.large)

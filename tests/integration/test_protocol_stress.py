@@ -64,7 +64,7 @@ def test_random_graphs_with_large_items_through_shared_memory_finish_and_match_s
     """A count of cases (not a time budget: each takes seconds), with a payload of 200 KB-1 MB
     per item and a random arena, small ones (1-3 payloads: senders wait on a full arena)
     included; the first seed is printed."""
-    mappings = ["multi", "zmq_multi", "dyn_multi", "dyn_auto_multi"]
+    mappings = ["multi", "zmq_multi", "dyn_multi", "dyn_auto_multi", "dyn_redis"]
     base = int(os.environ.get("D4PY_STRESS_SEED", random.randrange(1_000_000)))
     cases = int(os.environ.get("D4PY_STRESS_LARGE_CASES", "8"))
     print(f"large stress seeds {base}..{base + cases - 1} (rerun with D4PY_STRESS_SEED={base})", flush=True)

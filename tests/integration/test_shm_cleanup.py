@@ -1,5 +1,6 @@
-"""Large items through shared memory on the local process mappings (mappings/processes/shm.py):
-nothing is left in /dev/shm after a run, whichever way it ends.
+"""Large items through shared memory on the local process mappings (mappings/processes/shm.py)
+and the Redis mappings' workers on the driver's host (mappings/redis/payloads.py, each run with
+its private embedded server): nothing is left in /dev/shm after a run, whichever way it ends.
 
 Each run's folder is ``d4py-shm-<driver pid>-*`` under /dev/shm, so a test counts only the
 folders of the driver it started, never another run's. A run is stopped while large items are
@@ -29,7 +30,7 @@ pytestmark = [
     pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm on this system"),
 ]
 
-MAPPINGS = ["multi", "zmq_multi", "dyn_multi"]
+MAPPINGS = ["multi", "zmq_multi", "dyn_multi", "dyn_redis", "dyn_auto_redis"]
 
 # Source -> Hold -> global sink, arrays of 1 MB, which Hold passes on with their sum and the
 # sink checks. Hold fails on its 3rd item (D4PY_SHM_MODE = error), or waits for a long time
@@ -90,7 +91,12 @@ def start(tmp_path: Path, mapping: str, mode: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "D4PY_SHM_MODE": mode},
+        # fewer items on Redis, whose run costs more per item: the paths are the same
+        env={
+            **os.environ,
+            "D4PY_SHM_MODE": mode,
+            **({"D4PY_SHM_ITEMS": "100"} if "redis" in mapping else {}),
+        },
     )
 
 
@@ -106,7 +112,7 @@ def finish(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, err
 
 
-@pytest.mark.parametrize("mapping", MAPPINGS)
+@pytest.mark.parametrize("mapping", [*MAPPINGS, "hybrid_redis"])
 def test_a_normal_run_leaves_nothing(tmp_path, mapping) -> None:
     proc = start(tmp_path, mapping, "plain")
     code, err = finish(proc)
@@ -127,8 +133,9 @@ def test_a_killed_worker_leaves_nothing(tmp_path, mapping) -> None:
     proc = start(tmp_path, mapping, "block")
     wait_for_blocks(proc)
     driver = psutil.Process(proc.pid)
-    worker = next(c for c in driver.children() if c.cmdline() == driver.cmdline())
-    worker.kill()
+    # the first worker started: on Redis it hosts the source, so its death ends the run too
+    workers = [c for c in driver.children() if c.cmdline() == driver.cmdline()]
+    min(workers, key=lambda c: (c.create_time(), c.pid)).kill()
     code, err = finish(proc)
     assert code != 0 and "died (signal 9)" in err, err
     assert folders(proc.pid) == []
@@ -145,7 +152,7 @@ def test_a_stopped_driver_leaves_nothing(tmp_path, mapping, sig) -> None:
     assert folders(proc.pid) == []
 
 
-@pytest.mark.parametrize("mapping", ["multi", "dyn_multi"])
+@pytest.mark.parametrize("mapping", ["multi", "dyn_multi", "dyn_redis"])
 def test_a_killed_driver_leaves_nothing(tmp_path, mapping) -> None:
     proc = start(tmp_path, mapping, "block")
     wait_for_blocks(proc)

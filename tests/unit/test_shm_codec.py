@@ -239,3 +239,63 @@ def test_a_pickled_codec_reaches_the_same_arena(codec):
     assert np.array_equal(got, np.arange(MB // 8)) and codec.in_use() == 0
     del got
     assert codec.arena.held() == 0
+
+
+# -- kept messages (the Redis queues: a task may be delivered again until it is settled) ----------
+def test_a_kept_message_keeps_its_blocks_until_released(codec):
+    data = codec.dumps({"a": np.full(MB // 8, 3.0), "b": b"x" * MB})
+    assert ShmCodec.blocks(data) and codec.in_use() == 2 * MB
+    first = codec.loads(data, keep=True)
+    again = codec.loads(data, keep=True)  # delivered again: the same blocks, still there
+    assert float(first["a"][0]) == float(again["a"][0]) == 3.0 and again["b"] == b"x" * MB
+    assert codec.in_use() == 2 * MB and codec.arena.held() == 2 * MB  # the message's, two views
+    first = again = None
+    assert codec.arena.held() == 0 and codec.in_use() == 2 * MB  # the views went, the message stays
+    codec.release(ShmCodec.blocks(data))
+    assert codec.in_use() == 0
+
+
+def test_a_kept_take_of_a_block_with_no_reference_left_is_refused(codec):
+    data = codec.dumps(np.ones(MB // 8))
+    codec.release(ShmCodec.blocks(data))  # settled: the block is free
+    with pytest.raises(arena_module.StaleBlock):
+        codec.loads(data, keep=True)
+    with pytest.raises(arena_module.StaleBlock):  # out of the arena
+        codec.arena.take(codec.arena.size, MB, keep=True)
+    assert codec.in_use() == 0 and codec.arena.held() == 0
+
+
+def test_a_kept_array_passed_on_shares_its_block(codec):
+    data = codec.dumps(np.full(MB // 8, 5.0))
+    got = codec.loads(data, keep=True)
+    passed = codec.dumps(got)  # the same block, one more reference (no copy)
+    assert ShmCodec.blocks(passed) == ShmCodec.blocks(data)
+    codec.release(ShmCodec.blocks(data))
+    got = None
+    assert float(codec.loads(passed)[0]) == 5.0 and codec.in_use() == 0
+
+
+def test_an_attached_codec_maps_the_arena_and_never_removes_it(codec):
+    other = ShmCodec.attach(codec.folder, codec.arena.size)
+    data = codec.dumps(np.full(MB // 8, 6.0))
+    assert float(other.loads(data)[-1]) == 6.0
+    assert other.leftover_paths() == []
+    other.close()
+    assert os.path.isdir(codec.folder)
+    with pytest.raises(OSError):
+        ShmCodec.attach(codec.folder + "-none", MB)
+
+
+def test_a_kept_block_viewed_very_often_is_copied_out_not_refused():
+    """A block's references fit a byte: past 253 views of it, readers get copies."""
+    codec = ShmCodec.create(multiprocess.get_context("fork"), budget=1 << 30)  # sparse: no memory
+    try:
+        data = codec.dumps(np.full(256 * 1024 // 8, 4.0))
+        got = [codec.loads(data, keep=True) for _ in range(300)]
+        assert all(float(a[0]) == 4.0 for a in got)
+        assert codec.arena.held() == 253 * 256 * 1024  # the rest are copies
+        got = None
+        codec.release(ShmCodec.blocks(data))
+        assert codec.in_use() == 0 and codec.arena.held() == 0
+    finally:
+        codec.close()

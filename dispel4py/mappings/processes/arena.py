@@ -27,6 +27,13 @@ on the ctypes object the views are made from). ``bytes`` and ``bytearray`` must 
 their memory: one copy, and the block is freed at once. Blocks held that way are capped
 at half the arena: beyond, the receiver copies out and frees, so a PE that keeps every
 item it gets cannot take the room the senders need (and turn every send into a stall).
+
+**Kept messages** (``take(..., keep=True)``, the Redis queues): a task on Redis may be
+delivered again (its worker died, its commit was refused), so its blocks must outlive the
+first reading. Then the view adds a reference of its own and the message keeps its one,
+which its reader drops with :meth:`free` once the task is settled (committed, or given up).
+A kept take of a block that has no reference left (a copy of an entry settled before) is
+refused (:class:`StaleBlock`), never counted twice.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Arena", "bytes_in_flight"]
+__all__ = ["Arena", "StaleBlock", "bytes_in_flight"]
 
 _log = logging.getLogger(__name__)
 UNIT = 64 * 1024  # block granularity (and alignment)
@@ -55,6 +62,10 @@ _GROW = 16 << 20  # pages are reserved in steps of at least this much (or up to 
 _FIRST_NAP_S = 0.0002
 _MAX_NAP_S = 0.005
 STALL_S = 0.05  # a sender waits for room while blocks are being freed; this long without: in band
+
+
+class StaleBlock(LookupError):
+    """A kept take of a block that is free (its message was settled before) or out of the arena."""
 
 
 class Arena:
@@ -81,6 +92,10 @@ class Arena:
         return {"folder": self.folder, "size": self.size, "units": self.units, "_pid": -1}
 
     # -- per process -------------------------------------------------------------------------
+    def open(self) -> None:
+        """Map the arena in this process now (``OSError`` if it cannot), not on first use."""
+        self._open()
+
     def _open(self) -> None:
         if self._pid == os.getpid():
             return
@@ -151,15 +166,22 @@ class Arena:
             self._data[offset : offset + size] = view
         return offset
 
-    def take(self, offset: int, size: int, kind: type[Any] | None = None) -> Any:
+    def take(self, offset: int, size: int, kind: type[Any] | None = None, keep: bool = False) -> Any:
         """The block received: a view on it (``kind`` None) freed when the last view goes,
         else (or when half the arena is held so already) its bytes copied out as a ``kind``
-        (bytes, bytearray, or a memoryview of a bytearray) and the block freed at once."""
+        (bytes, bytearray, or a memoryview of a bytearray) and the block freed at once.
+        ``keep``: the message keeps its reference (its reader frees it later): the view adds
+        one of its own, and a copy frees nothing."""
         rounded = -(-size // UNIT) * UNIT
         with self._locked():
-            viewed = kind is None and self._counter(_HELD) + rounded <= self.size // 2
+            room = self._check_live(offset, size) if keep else True  # room for a view's reference
+            viewed = room and kind is None and self._counter(_HELD) + rounded <= self.size // 2
             if viewed:
-                self._add(_IN_FLIGHT, -rounded)
+                if keep:  # one more reference: the view's
+                    first, count = _HEADER + offset // UNIT, rounded // UNIT
+                    self._map[first : first + count] = bytes([self._map[first] + 1]) * count
+                else:  # the message's reference becomes the view's
+                    self._add(_IN_FLIGHT, -rounded)
                 self._add(_HELD, rounded)
                 self._viewed.setdefault(offset, [size, 0])[1] += 1
         if viewed:
@@ -171,7 +193,17 @@ class Arena:
             data = self._data[offset : offset + size]
             return memoryview(bytearray(data)) if kind is None else kind(data)
         finally:
-            self.free(offset, size)
+            if not keep:
+                self.free(offset, size)
+
+    def _check_live(self, offset: int, size: int) -> bool:
+        """A block of this arena with references left (locked); whether one more fits."""
+        if offset < 0 or offset % UNIT or size <= 0 or offset + size > self.size:
+            raise StaleBlock(f"no block of {size} bytes at {offset} in an arena of {self.size}")
+        refs = self._map[_HEADER + offset // UNIT]
+        if not refs:
+            raise StaleBlock(f"the block at {offset} is free")
+        return refs < 254
 
     def share(self, view: memoryview) -> int | None:
         """When ``view`` is exactly a block this process received (an array passed on as it

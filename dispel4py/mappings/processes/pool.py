@@ -133,10 +133,14 @@ class ProcessMapping(Mapping):
 
     def shared_memory(self, ctx: Any) -> ShmCodec:
         """The run's arena for large buffers (``shm.py``); closed after the workers are gone."""
+        return ShmCodec.create(ctx, self.shm_bytes())
+
+    def shm_bytes(self) -> int | None:
+        """``--shm-bytes`` (None: the default), checked."""
         budget = self.options.get("shm_bytes")
         if budget is not None and budget < 0:
             raise UsageError(f"--shm-bytes must be 0 or more (got {budget})")
-        return ShmCodec.create(ctx, budget)
+        return budget
 
     def live_tuning(self, tuning: Tuning) -> Tuning:
         """``tuning`` with live counters on when a board watches the run (``live.py``)."""

@@ -35,7 +35,7 @@ from typing import Any
 from dispel4py.mappings.processes.arena import Arena
 from dispel4py.mappings.processes.lifetime import remove_folder
 
-__all__ = ["ShmCodec", "shm_folder_prefix"]
+__all__ = ["NotMapped", "ShmCodec", "shm_folder_prefix"]
 
 _PROTOCOL = 5
 _TAG = b"S"  # first byte of a message with blocks; a plain pickle starts with PROTO (0x80)
@@ -67,6 +67,17 @@ class ShmCodec:
         self.threshold = threshold
         self.budget = budget
         self.arena = arena
+        self.owner = True  # the driver's: removes the folder when closed
+
+    @classmethod
+    def attach(cls, folder: str, size: int, threshold: int = THRESHOLD) -> ShmCodec:
+        """The arena another process of the same host made (a worker that joined a run):
+        used, never removed; ``OSError`` if this process cannot open it."""
+        arena = Arena(folder, size)
+        arena.open()
+        codec = cls(folder, threshold, size, arena)
+        codec.owner = False
+        return codec
 
     @classmethod
     def create(cls, ctx: Any, budget: int | None = None, threshold: int = THRESHOLD) -> ShmCodec:
@@ -89,18 +100,20 @@ class ShmCodec:
         return cls(folder, max(1, threshold), arena.size, arena)
 
     def leftover_paths(self) -> list[str]:
-        return [] if self.folder is None else [self.folder]
+        return [] if self.folder is None or not self.owner else [self.folder]
 
     def in_use(self) -> int:
         """Bytes of messages sent and not yet received."""
         return 0 if self.arena is None else self.arena.in_use()
 
     def close(self) -> None:
-        """The driver's: remove the folder with whatever was never received (idempotent)."""
+        """The driver's: remove the folder with whatever was never received (idempotent);
+        an attached codec only unmaps it."""
         if self.folder is not None:
             if self.arena is not None:
                 self.arena.close()
-            remove_folder(self.folder)
+            if self.owner:
+                remove_folder(self.folder)
             self.folder, self.arena = None, None
 
     # -- sending ------------------------------------------------------------------------------
@@ -126,29 +139,52 @@ class ShmCodec:
         return _TAG + pickle.dumps((data, out.blocks, out.oob), protocol=_PROTOCOL)
 
     # -- receiving -------------------------------------------------------------------------------
-    def loads(self, data: Any) -> Any:
-        """The message ``dumps`` made (``data``: bytes or a buffer)."""
+    def loads(self, data: Any, keep: bool = False) -> Any:
+        """The message ``dumps`` made (``data``: bytes or a buffer). ``keep``: the message
+        keeps its blocks (``Arena.take``), which :meth:`release` frees once it is settled
+        (a task that may be delivered again); :class:`~.arena.StaleBlock` for a block that
+        has none left."""
         if data[0] != _TAG[0]:
             return pickle.loads(data)
         main, blocks, oob = pickle.loads(memoryview(data)[1:])
-        assert self.arena is not None
-        copies = _take_all(self.arena, blocks)
+        if self.arena is None:
+            raise NotMapped("a message with blocks of shared memory reached a process without the arena")
+        copies = _take_all(self.arena, blocks, keep)
         unpickler = _Unpickler(io.BytesIO(main), copies, buffers=[copies[i] for i in oob])
         return unpickler.load()
+
+    @staticmethod
+    def blocks(data: Any) -> list[tuple[int, int]]:
+        """The blocks (offset, size) of the message ``dumps`` made: none for a plain pickle."""
+        if not data or data[0] != _TAG[0]:
+            return []
+        return [(offset, size) for offset, size, _ in pickle.loads(memoryview(data)[1:])[1]]
+
+    def release(self, blocks: list[tuple[int, int]]) -> None:
+        """Drop the message's reference to each of its blocks (kept by ``loads(keep=True)``,
+        or a message never sent)."""
+        if self.arena is not None:
+            for offset, size in blocks:
+                self.arena.free(offset, size)
+
+
+class NotMapped(LookupError):
+    """A message with blocks reached a process that has no arena (another host's)."""
 
 
 _KINDS = {"v": None, "b": bytes, "a": bytearray}  # a view on the block; copies
 
 
-def _take_all(arena: Arena, blocks: list[tuple[int, int, str]]) -> list[Any]:
+def _take_all(arena: Arena, blocks: list[tuple[int, int, str]], keep: bool = False) -> list[Any]:
     """Every block received (``Arena.take``: a view, or a copy for ``bytes``/``bytearray``
-    items), all of them also when one fails (out of memory)."""
+    items), all of them also when one fails (out of memory); ``keep``: the message keeps
+    its references (nothing freed here)."""
     got: list[Any] = []
     try:
         for offset, size, kind in blocks:
-            got.append(arena.take(offset, size, _KINDS[kind]))
+            got.append(arena.take(offset, size, _KINDS[kind], keep))
     finally:
-        for offset, size, _ in blocks[len(got) + 1 :]:
+        for offset, size, _ in [] if keep else blocks[len(got) + 1 :]:
             arena.free(offset, size)
     return got
 

@@ -137,6 +137,7 @@ class Committing(Taking):
             *args,
         )
         self.commits.append((frame.key if frame else -1, call))
+        self.payloads.committing(frame)  # its blocks go once the reply says it is done
         if outside:
             self.pending, self.pending_bytes, self.unsent = [], 0, Counter()
 

@@ -32,6 +32,7 @@ from dispel4py.mappings.redis.heartbeat import heartbeats_of
 from dispel4py.mappings.redis.keys import (
     Tampered,
 )
+from dispel4py.mappings.redis.payloads import rewrite_in_band
 from dispel4py.mappings.redis.queues import RedisQueues
 from dispel4py.mappings.redis.run import RedisRun, ReportReader
 
@@ -64,6 +65,7 @@ class RedisPool(_Pool):
         self.started = time.monotonic()
         self.waiting_said = False
         self.audit: Auditor | None = None
+        self.rewritten = 0  # tasks in the arena rewritten in band for another host's worker
 
     def __enter__(self) -> RedisPool:
         return self
@@ -155,6 +157,7 @@ class RedisPool(_Pool):
             _, host, pid, *offer = body  # offer: a host agent's process (redis/fleet.py)
             _log.info("worker %d joined from %s (pid %d)", worker, host, pid)
             self.offers[worker] = offer[0] if offer else WorkerOffer(host=host)
+            self._shm_for(worker, maps_arena=len(offer) > 1 and offer[1] is True)
             run.add_keys(
                 [self.queues.names.stream(self.queues.control_key(worker)), self.queues.names.alive(worker)]
             )
@@ -166,6 +169,8 @@ class RedisPool(_Pool):
                 self.expected.add(worker)
         elif kind == "bye":
             self._worker_gone(worker, "it left")
+        elif kind == "inband":
+            self._rewrite_in_band(*body)
         elif kind == "forged":
             self.forged.append(body)
         elif kind == "replayed":
@@ -179,6 +184,31 @@ class RedisPool(_Pool):
         else:
             return chained(worker, kind, body)
         return True
+
+    def _shm_for(self, worker: int, *, maps_arena: bool) -> None:
+        """A worker joined: if it cannot map the run's arena (another host's, ``payloads.py``),
+        every worker writes large items in band from now on; a worker that joins after
+        that is told so too."""
+        payloads = self.queues.payloads
+        if not payloads.maps_arena:
+            return
+        if not payloads.in_band and not maps_arena:
+            payloads.in_band = True
+            _log.info("worker %d cannot map this host's shared memory: large items go in band now", worker)
+            for other in [*range(self.local), *self.remote]:
+                self.queues.command(other, ("shm", "off"))
+        if payloads.in_band:
+            self.queues.command(worker, ("shm", "off"))
+
+    def _rewrite_in_band(self, worker: int, key: int, entry_id: bytes) -> None:
+        """A task in the arena reached a worker that cannot map it: in band for it."""
+        if rewrite_in_band(self.queues, worker, key, entry_id):
+            self.rewritten += 1
+            _log.info(
+                "a task of %s in shared memory was rewritten in band for worker %d",
+                self.queues.labels[key],
+                worker,
+            )
 
     def _how(self, worker: int) -> str:
         code = self.workers[worker].process.exitcode

@@ -39,6 +39,7 @@ from dispel4py.mappings.redis.audit import driver_token
 from dispel4py.mappings.redis.code_digest import code_differences, code_digest
 from dispel4py.mappings.redis.fleet import NOT_MY_SLOT, WorkerOffer, slot_check
 from dispel4py.mappings.redis.keys import DRIVER_TTL_MS, Tampered
+from dispel4py.mappings.redis.payloads import joined_payloads
 from dispel4py.mappings.redis.queues import GROUP, RedisQueues, Reporter, RunNames, lost_error
 from dispel4py.mappings.redis.scripts import REGISTER
 from dispel4py.mappings.redis.server import check_server, connect, resolve_target
@@ -189,6 +190,7 @@ def _serve(
         dead_letter=meta.get("on_error") == "dead-letter",
     )
     queues.offers = offer.tags  # type: ignore[attr-defined] # read by RedisWorker
+    queues.payloads = joined_payloads(meta, plan)  # this host's shared memory, if the driver's
     queues.open_client("dispel4py-worker")
     _check_driver(queues, run_id)
     worker = _register(queues, plan, meta, offer)
@@ -204,7 +206,7 @@ def _serve(
     queues.start_worker(worker, f"dispel4py-w{worker}", remote=True)
     _route_logging(queues)
     offer = dataclasses.replace(offer, host=offer.host or host)
-    queues.send_now(("hello", (worker, host, os.getpid(), offer)))
+    queues.send_now(("hello", (worker, host, os.getpid(), offer, queues.payloads.maps_arena)))
     slot = " (hosting pinned instances)" if plan.hosted(worker) else ""
     _log.info("worker %d joined run %s on Redis at %s%s", worker, run_id, target.where, slot)
     where = f"worker {worker}, pid {os.getpid()} on {host}"
@@ -238,6 +240,7 @@ def _serve(
     finally:
         engine.close()
         queues.stop_worker()
+        queues.payloads.codec.close()
     _log.info("run %s has ended; worker %d leaves", run_id, worker)
     return 0
 
@@ -322,6 +325,7 @@ class _RemoteQueues(RedisQueues):
             run_id,
             DRIVER_TTL_MS / 1000,
         )
+        self.payloads.remove_orphaned_arena()  # the driver cannot any more
         return 1
 
 

@@ -35,12 +35,14 @@ from dispel4py.engine.tuning import Tuning
 from dispel4py.errors import Dispel4PyError, UsageError
 from dispel4py.mappings.base import ResultCollector
 from dispel4py.mappings.processes.capacity import warn_far_above_cores
+from dispel4py.mappings.processes.channels import PLAIN
 from dispel4py.mappings.processes.dynamic import DynMultiMapping
 from dispel4py.mappings.processes.worker_process import module_files, plan_blob
 from dispel4py.mappings.redis.code_digest import code_digest
 from dispel4py.mappings.redis.fleet import FleetSize, announce_run
 from dispel4py.mappings.redis.fleet_scaling import FleetScaler
 from dispel4py.mappings.redis.keys import TTL_S
+from dispel4py.mappings.redis.payloads import Payloads, arena_keys, shm_meta
 from dispel4py.mappings.redis.placement import NeedsWatch, check_local_slots
 
 __all__ = [
@@ -119,6 +121,7 @@ class DynRedisMapping(DynMultiMapping):
             "'dispel4py worker')",
         )
         cls.add_tuning_arguments(parser)
+        cls.add_shm_argument(parser)
         parser.add_argument(
             "--start-method",
             choices=("fork", "spawn", "forkserver"),
@@ -187,6 +190,7 @@ class DynRedisMapping(DynMultiMapping):
 
         tuning = self.live_tuning(Tuning.from_options(self.options))
         claim_ms, deliveries = self._check_options()
+        self.shm_bytes()  # checked before any server starts
         run_id = check_run_id(self.options.get("run") or uuid.uuid4().hex[:12])
         try:
             key = load_key(self.options.get("key_file"), create=True)
@@ -232,6 +236,9 @@ class DynRedisMapping(DynMultiMapping):
         ctx = multiprocess.get_context(self.options.get("start_method"))
         local = self.local_workers()
         check_local_slots(plan, local)
+        # large buffers through this host's shared memory (payloads.py), removed after the workers;
+        # none without local workers: they remove it if the driver is SIGKILLed
+        codec = stack.enter_context(contextlib.closing(self.shared_memory(ctx) if local else PLAIN))
         nonce = new_run_nonce()  # one key file for many runs: entries are valid in this run only
         signer = Signer(key or new_key(), nonce)
         queues = RedisQueues(
@@ -244,12 +251,14 @@ class DynRedisMapping(DynMultiMapping):
             dead_letter=self.options.get("on_error") == "dead-letter",
             leftovers=leftovers,
         )
+        queues.payloads = Payloads(codec, arena_keys(plan, local))
         try:
             queues.open_client("dispel4py-driver")
             stack.callback(queues.client.close)
             run = RedisRun(queues, slots=plan.num_workers, local=local, ttl_s=DEFAULT_TTL_S)
             stack.callback(run.destroy)
             meta = self._meta(plan, local, claim_ms, deliveries, tuning)
+            meta["shm"] = shm_meta(codec)
             run.create({**meta, "run_nonce": nonce}, self._shared_plan(plan, key))
             _log.info("run %s on Redis at %s, %d local worker(s)", run_id, target.where, local)
             if key is not None:

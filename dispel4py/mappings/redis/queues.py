@@ -65,6 +65,7 @@ from dispel4py.mappings.redis.keys import (
     lost_error,
     redis_failures_are_transport_errors,
 )
+from dispel4py.mappings.redis.payloads import PLAIN_PAYLOADS
 from dispel4py.mappings.redis.scripts import COMMIT, COUNTS, GIVE_BACK, REQUEUE, TAKE
 from dispel4py.mappings.redis.server import RedisTarget, connect
 from dispel4py.mappings.redis.take import COUNT_EVERY_S, _Frame
@@ -110,6 +111,7 @@ class RedisQueues(Committing, Channels):
         self.dead_letter = dead_letter
         self._leftovers = list(leftovers)
         self.spill_bytes = int(os.environ.get(SPILL_ENV) or _SPILL_BYTES)
+        self.payloads = PLAIN_PAYLOADS  # the driver sets the run's (payloads.py)
         self.worker = -1
         self._runtime()
 
@@ -181,7 +183,7 @@ class RedisQueues(Committing, Channels):
         self.reports_scope = self.names.reports.encode()
 
     def leftover_paths(self) -> list[str]:
-        return list(self._leftovers)
+        return [*self._leftovers, *self.payloads.codec.leftover_paths()]
 
     # -- the interface, both sides ---------------------------------------------------------
     def control_key(self, worker: int) -> int:
@@ -204,9 +206,11 @@ class RedisQueues(Committing, Channels):
             self._send_pending()
 
     def _seal(self, key: int, task: Any) -> tuple[int, bytes, bytes, bytes]:
-        """``(key, identity, mac, data)`` of a task for ``key``, under a new identity."""
+        """``(key, identity, mac, data)`` of a task for ``key``, under a new identity (its
+        large buffers in the arena, when readers of ``key`` may map it: ``payloads.py``)."""
         ident = self.idents.next()
-        return (key, ident, *self.signer.dumps(self._scope(key), task, ident))
+        data = self.payloads.dumps(key, task)
+        return (key, ident, self.signer.mac(self._scope(key), data, ident), data)
 
     def _stage(self, frame: _Frame) -> None:
         """Send a shared task's held outputs to its staging stream (``COMMIT`` moves them
@@ -281,6 +285,7 @@ class RedisQueues(Committing, Channels):
         commits, self.commits = self.commits, []
         self.pending, self.pending_bytes, self.unsent, self.acks = [], 0, Counter(), []
         results = pipe.execute()
+        self.payloads.settled(results)
         for (key, _), done in zip(commits, results):
             if done == 1:
                 continue
@@ -402,6 +407,7 @@ class RedisQueues(Committing, Channels):
             frame.stage = ""
         port, items = task
         pe_id = self.pe_ids[key]
+        self.payloads.release_puts(frame.puts)  # its outputs are dropped
         if port is not None and len(items) > 1:  # only the bad item should be retried
             # one task per item, each marked so that it is never merged with others again
             frame.puts = [self._seal(key, (port, [item], 1)) for item in items]
@@ -410,6 +416,7 @@ class RedisQueues(Committing, Channels):
             return
         _, dead = self.requeue(self.consumer, [key])
         if dead:
+            self.payloads.release(frame.blocks)  # settled: in the dead-letter stream
             text = f"{self.labels[key]} with item {error.item_repr}: {error.error}"
             self.send_now(("dropped", (self.worker, [key], text)))
 

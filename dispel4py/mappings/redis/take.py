@@ -28,6 +28,7 @@ from dispel4py.mappings.redis.keys import (
     entries,
     redis_failures_are_transport_errors,
 )
+from dispel4py.mappings.redis.payloads import NotMapped, Payloads
 
 __all__ = ["Taking"]
 
@@ -51,6 +52,7 @@ class _Frame:
     reports: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
     size: int = 0
     stage: str = ""  # the staging stream its early outputs went to, if any
+    blocks: list[tuple[int, int]] = field(default_factory=list)  # its entries' shared memory
 
 
 class Taking:
@@ -74,6 +76,7 @@ class Taking:
     take_sha: str
     give_back_sha: str
     worker: int
+    payloads: Payloads
 
     @property
     def consumer(self) -> str:
@@ -155,6 +158,7 @@ class Taking:
         back = []
         alone = False
         idents: list[bytes] = []
+        blocks: list[tuple[int, int]] = []
         for entry_id, values in entries:
             task = self._verified(key, entry_id, values)
             if task is None:
@@ -169,6 +173,7 @@ class Taking:
                 port, alone = task[0], single
             ids.append(entry_id)
             idents.append(values[b"i"])
+            blocks += Payloads.blocks(values.get(b"d"))
             items.extend(task[1] if port is not None else [task[1]])
         if back:
             stream, pipe = self.names.stream(key), self.client.pipeline(transaction=False)
@@ -177,7 +182,7 @@ class Taking:
             pipe.execute()
         if not ids:
             return None
-        self.frames.append(_Frame(key, ids, key in self.is_shared, idents))
+        self.frames.append(_Frame(key, ids, key in self.is_shared, idents, blocks=blocks))
         return key, (port, items if port is not None else items[0])
 
     def _open(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> tuple[int, Any] | None:
@@ -187,18 +192,26 @@ class Taking:
         if message is None or not self._fresh(key, entry_id, values):
             return None
         if key < self.instances:
-            self.frames.append(_Frame(key, [entry_id], key in self.is_shared, [values[b"i"]]))
+            blocks = Payloads.blocks(values.get(b"d"))
+            self.frames.append(_Frame(key, [entry_id], key in self.is_shared, [values[b"i"]], blocks=blocks))
             message = message[:2]  # (port, items), without a retry's mark
         return key, message
 
     def _verified(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> Any:
         """The entry's message if this run's key sealed it (for this stream and identity);
-        else ``None``, dropped and reported."""
+        else ``None``, dropped and reported. Also ``None`` for a task whose large buffers are
+        in the arena of a host this worker is not on: left pending, the driver rewrites it
+        in band (``payloads.py``)."""
         try:
-            return self.signer.loads(self._scope(key), values.get(b"m"), values.get(b"d"), values.get(b"i"))
+            data = self.signer.check(
+                self._scope(key), values.get(b"m"), values.get(b"d"), values.get(b"i") or b""
+            )
+            return self.payloads.loads(data)
         except Forged as exc:
             self._drop(key, entry_id, str(exc))
-            return None
+        except NotMapped:  # its payload is in the arena of another host: the driver rewrites it
+            self.send_now(("inband", (self.worker, key, entry_id)))
+        return None
 
     def _fresh(self, key: int, entry_id: bytes, values: dict[bytes, bytes]) -> bool:
         """False for a copy of a command or a pinned task this worker took already (dropped

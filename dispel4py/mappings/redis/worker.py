@@ -66,6 +66,9 @@ class RedisWorker(DynamicWorker):
             workers = max(1, self.plan.num_workers, min(int(message[1]), MAX_FLEET))
             self.backlog_limit = self.tuning.credits * workers
             return False
+        if message[0] == "shm":  # a worker that cannot map the arena joined (payloads.py)
+            self.queues.payloads.in_band = True  # type: ignore[attr-defined]
+            return False
         quit_now = super()._command(message)
         if self.on_park is not None and message[0] in ("park", "wake"):
             self.on_park(self.parked)
