@@ -30,10 +30,10 @@ from typing import Any
 
 from dispel4py.engine.recording import Handler
 
-from .compat import ForceStateless, SingleInvocationFlow
 from .config import ProvenanceConfig
 from .context import COMPACT, InstanceContext
 from .lineage_json import Pending, lineage_texts
+from .provtypes import ForceStateless, SingleInvocationFlow
 from .records import SCALARS, Ids, Serialiser, size_of, workflow_run_record
 from .rules import component_of, resolve_types, rules_for
 from .store import make_store
