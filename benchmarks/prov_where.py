@@ -9,14 +9,22 @@ time on a loaded machine), the median of ``--repeat`` rounds taken in turn.
 * ``hook``: a recorder that records nothing (the engine's general writers and the
   items' ids carried through deliveries and handlers: what the hook itself costs);
 * ``tuples``: lineage records made (one tuple per write) and dropped;
-* ``json``: made and turned into JSON text, not written;
-* ``files``: the whole thing, as ``provenance={"path": ...}`` (bulk files written).
+* ``json``: made and turned into JSON text in this process, not written;
+* ``thread``: JSON and bulk files made in this process, the files written by a thread
+  (``writer_process: false``);
+* ``files``: the whole thing, as ``provenance={"path": ...}``: the records sent to a writer
+  process, which makes the JSON and the files (``pipestore.py``).
+
+Columns: the run's process CPU (its threads included), the more per item than the step
+before, the writer processes' CPU (``RUSAGE_CHILDREN``: they are waited for) and the wall
+time.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -71,15 +79,15 @@ class _Hook:
 
 
 class _TuplesOnly(WorkerRecorder):
-    def flush(self) -> None:
+    def flush(self, last: bool = False) -> None:
         self.records += len(self.pending)
         self.pending = []
 
 
 class _JsonOnly(WorkerRecorder):
-    def flush(self) -> None:
+    def flush(self, last: bool = False) -> None:
         pending, self.pending = self.pending, []
-        self.records += len(lineage_texts(pending, self.serialiser))
+        self.records += len(lineage_texts(pending, self.formats, self.serialiser))
 
 
 class _Recording(LineageRecording):
@@ -94,23 +102,29 @@ def _factory(step: str, folder: str, bulk_size: int) -> Any:
         return None
     if step == "hook":
         return _Hook()
-    recording = _Recording(ProvenanceConfig(path=folder, bulk_size=bulk_size))
+    recording = _Recording(ProvenanceConfig(path=folder, bulk_size=bulk_size, writer_process=step == "files"))
     recording.recorder_class = {"tuples": _TuplesOnly, "json": _JsonOnly}.get(step, WorkerRecorder)
     return recording
 
 
-def cpu_of(step: str, items: int, folder: str, bulk_size: int) -> float:
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def cpu_of(step: str, items: int, folder: str, bulk_size: int) -> tuple[float, float, float]:
+    """(the run's process CPU, its writer processes' CPU, wall) seconds of one run."""
     mapping_cls = get_mapping("simple")
     runner = mapping_cls(mapping_options(mapping_cls, {}))
     runner.options["provenance"] = _factory(step, folder, bulk_size)
     runner.board = None
     graph = make_tiny_graph(items)
-    before = time.process_time()
+    before, children, wall = time.process_time(), _children_cpu(), time.perf_counter()
     runner.run(graph, None)
-    return time.process_time() - before
+    return time.process_time() - before, _children_cpu() - children, time.perf_counter() - wall
 
 
-STEPS = ("off", "hook", "tuples", "json", "files")
+STEPS = ("off", "hook", "tuples", "json", "thread", "files")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bulk-size", type=int, default=1000)
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
-    seconds: dict[str, list[float]] = {step: [] for step in STEPS}
+    seconds: dict[str, list[tuple[float, float, float]]] = {step: [] for step in STEPS}
     with tempfile.TemporaryDirectory(prefix="d4py-prov-where-") as folder:
         cpu_of("files", 1000, folder, args.bulk_size)  # imports and first-run costs, not counted
         for _ in range(args.repeat):
@@ -128,13 +142,18 @@ def main(argv: list[str] | None = None) -> int:
                 seconds[step].append(cpu_of(step, args.items, folder, args.bulk_size))
                 for name in os.listdir(folder):
                     os.remove(os.path.join(folder, name))
-    off = statistics.median(seconds["off"])
-    print(f"{'step':<7} {'CPU s':>7} {'x off':>6} {'µs/item more than the step before':>34}")
+    off = statistics.median(s[0] for s in seconds["off"])
+    off_wall = statistics.median(s[2] for s in seconds["off"])
+    print(
+        f"{'step':<7} {'CPU s':>7} {'x off':>6} {'µs/item more':>12} {'writer CPU s':>12}"
+        f" {'wall s':>7} {'x off':>6}"
+    )
     previous = None
     for step in STEPS:
-        median = statistics.median(seconds[step])
+        median, writer, wall = (statistics.median(s[k] for s in seconds[step]) for k in range(3))
         more = "" if previous is None else f"{(median - previous) / args.items * 1e6:.2f}"
-        print(f"{step:<7} {median:>7.3f} {median / off:>6.1f} {more:>34}")
+        line = f"{step:<7} {median:>7.3f} {median / off:>6.1f} {more:>12} {writer:>12.3f}"
+        print(f"{line} {wall:>7.3f} {wall / off_wall:>6.1f}")
         previous = median
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0

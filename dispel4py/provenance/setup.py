@@ -15,7 +15,7 @@ from .recorder import LineageRecording
 __all__ = ["recording_for", "INLINE_DEFAULT_PATH"]
 
 INLINE_DEFAULT_PATH = "./"  # the original's ProvenanceType.PROV_PATH
-_FIELDS = set(FLAGS.values()) | {"timeout_s"}
+_FIELDS = set(FLAGS.values()) | {"timeout_s", "writer_process"}
 
 
 def recording_for(spec: Any, graph: Any, mapping: str) -> LineageRecording | None:
