@@ -8,9 +8,10 @@ Columns: wall seconds off and on, the ratio on/off, CPU seconds off and on (the 
 process and its children: less sensitive to a loaded machine than wall time), and the peak
 RSS (``ru_maxrss`` of the measuring process: the whole run on ``simple``, the driver only on
 process mappings) with provenance on. The records are written to a temporary folder,
-removed afterwards, with ``--bulk-size`` records per file; ``--folder /dev/shm`` puts it
-in memory, to tell the disk's share of the time (a tiny-item record is about 1 KB: 100 000
-items write 200 MB).
+removed afterwards, with ``--bulk-size`` records per file; ``--writer thread`` makes the
+JSON and the files in the worker (a thread writes them) instead of a writer process;
+``--folder /dev/shm`` puts it in memory, to tell the disk's share of the time (a tiny-item
+record is about 1 KB: 100 000 items write 200 MB).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def figure(kind: str, mapping: str, items: int, num: int, args: argparse.Namespa
         offs.append(off["wall_s"])
         cpu_off.append(off["cpu_s"])
         with tempfile.TemporaryDirectory(prefix="d4py-prov-bench-", dir=args.folder) as folder:
-            prov = json.dumps({"path": folder, "bulk_size": args.bulk_size})
+            prov = json.dumps(
+                {"path": folder, "bulk_size": args.bulk_size, "writer_process": args.writer == "process"}
+            )
             on = _once(kind, mapping, items, [*base, f"provenance={prov}"], args.timeout)
         ons.append(on["wall_s"])
         cpu_on.append(on["cpu_s"])
@@ -78,13 +81,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bulk-size", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument(
+        "--writer",
+        choices=("process", "thread"),
+        default="process",
+        help="who makes the JSON and the files: a writer process per worker (the default, "
+        "when records come fast) or a thread of the worker",
+    )
+    parser.add_argument(
         "--folder",
         default=None,
         help="where the records go (in a temporary folder; default: the system's)",
     )
     args = parser.parse_args(argv)
     where = args.folder or tempfile.gettempdir()
-    print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); records in {where}")
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); records in {where}, "
+        f"made by a writer {args.writer}"
+    )
     head = f"{'figure':<6} {'mapping':<10} {'items':>9} {'off s':>8} {'on s':>8} {'on/off':>7}"
     print(f"{head} {'CPU off s':>9} {'CPU on s':>9} {'RSS on MB':>9}")
     for mapping in args.mappings.split(","):

@@ -63,6 +63,8 @@ class InstanceContext:
         name = getattr(pe, "name", type(pe).__name__)
         self.name = name
         self.iteration_prefix = f"{name}-"
+        self._iteration_ids = f"{name}-{recorder.prefix}"  # + the process's next count
+        self._count = recorder.counter
         self.key = key  # what its records name it by (lineage_json.Pending)
         self.format: InstanceFormat | None = None  # how they are written (set by seal())
 
@@ -102,7 +104,7 @@ class InstanceContext:
         """The id of the iteration running (made on first use: most iterations of a PE
         that writes rarely never need one)."""
         if not self.iteration_id:
-            self.iteration_id = self.iteration_prefix + self.recorder.next_id()
+            self.iteration_id = self._iteration_ids + str(self._count())
         return self.iteration_id
 
     def end(self, port: str | None) -> None:

@@ -81,18 +81,23 @@ def derivation_dict(derivation: tuple[Any, ...]) -> dict[str, Any]:
 # the date and time of each second seen (records alternate between the seconds of long and
 # short iterations: one cached second would miss at every record); cleared when large
 _seconds: dict[int, str] = {}
+_MILLIS = [".%03d" % k for k in range(1000)]  # noqa: UP031 - ".000" .. ".999"
+_DIGITS = ["%03d" % k for k in range(1000)]  # noqa: UP031 - "000" .. "999"
 
 
 def stamp(ns: int) -> str:
     """``str(datetime.fromtimestamp(ns / 1e9))`` (the original's format: microseconds,
-    left out when 0), the date and time of each second formatted once."""
-    seconds, micro = divmod(ns // 1000, 1_000_000)
+    left out when 0), the date and time of each second formatted once, the microseconds
+    as two pieces of a table (a ``%06d`` or an f-string's ``:06d`` costs 3-5 times more)."""
+    micro = ns // 1000
+    seconds = micro // 1_000_000
+    micro -= seconds * 1_000_000
     text = _seconds.get(seconds)
     if text is None:
         if len(_seconds) > 256:
             _seconds.clear()
         text = _seconds[seconds] = str(datetime.datetime.fromtimestamp(seconds))
-    return f"{text}.{micro:06d}" if micro else text
+    return text + _MILLIS[micro // 1000] + _DIGITS[micro % 1000] if micro else text
 
 
 class InstanceFormat:
