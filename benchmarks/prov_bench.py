@@ -8,8 +8,9 @@ Columns: wall seconds off and on, the ratio on/off, CPU seconds off and on (the 
 process and its children: less sensitive to a loaded machine than wall time), and the peak
 RSS (``ru_maxrss`` of the measuring process: the whole run on ``simple``, the driver only on
 process mappings) with provenance on. The records are written to a temporary folder,
-removed afterwards, with ``--bulk-size`` records per file; ``--writer thread`` makes the
-JSON and the files in the worker (a thread writes them) instead of a writer process;
+removed afterwards, with ``--bulk-size`` records per file; ``--writer process`` has a
+writer process make the JSON and the files whatever the load, ``--writer thread`` the
+worker itself (a thread writes the files), ``auto`` (the default) decides as a run does;
 ``--folder /dev/shm`` puts it in memory, to tell the disk's share of the time (a tiny-item
 record is about 1 KB: 100 000 items write 200 MB).
 """
@@ -28,7 +29,9 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _once(kind: str, mapping: str, items: int, options: list[str], timeout: float) -> dict[str, Any]:
+def _once(
+    kind: str, mapping: str, items: int, options: list[str], timeout: float, writer: str = "auto"
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         os.path.join(HERE, "measure.py"),
@@ -40,7 +43,8 @@ def _once(kind: str, mapping: str, items: int, options: list[str], timeout: floa
     ]
     for option in options:
         cmd += ["-o", option]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    env = {**os.environ, "DISPEL4PY_PROV_WRITER_RATE": "0"} if writer == "process" else None
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     record: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -58,9 +62,9 @@ def figure(kind: str, mapping: str, items: int, num: int, args: argparse.Namespa
         cpu_off.append(off["cpu_s"])
         with tempfile.TemporaryDirectory(prefix="d4py-prov-bench-", dir=args.folder) as folder:
             prov = json.dumps(
-                {"path": folder, "bulk_size": args.bulk_size, "writer_process": args.writer == "process"}
+                {"path": folder, "bulk_size": args.bulk_size, "writer_process": args.writer != "thread"}
             )
-            on = _once(kind, mapping, items, [*base, f"provenance={prov}"], args.timeout)
+            on = _once(kind, mapping, items, [*base, f"provenance={prov}"], args.timeout, args.writer)
         ons.append(on["wall_s"])
         cpu_on.append(on["cpu_s"])
         rss.append(on["maxrss_kb"])
@@ -82,10 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument(
         "--writer",
-        choices=("process", "thread"),
-        default="process",
-        help="who makes the JSON and the files: a writer process per worker (the default, "
-        "when records come fast) or a thread of the worker",
+        choices=("auto", "process", "thread"),
+        default="auto",
+        help="who makes the JSON and the files: a writer process per worker when records come "
+        "fast and a core seems free, else the worker (auto, the default); always a writer "
+        "process (from the second batch); always the worker (a thread writes the files)",
     )
     parser.add_argument(
         "--folder",

@@ -37,7 +37,7 @@ from dispel4py.api import mapping_options
 from dispel4py.mappings import get_mapping
 from dispel4py.provenance import ProvenanceConfig
 from dispel4py.provenance.lineage_json import lineage_texts
-from dispel4py.provenance.recorder import LineageRecording, WorkerRecorder
+from dispel4py.provenance.recorder import WRITER_RATE_ENV, LineageRecording, WorkerRecorder
 
 
 class _NothingRecorded:
@@ -102,6 +102,8 @@ def _factory(step: str, folder: str, bulk_size: int) -> Any:
         return None
     if step == "hook":
         return _Hook()
+    # files: the writer process, whatever the load (it starts with the second batch)
+    os.environ[WRITER_RATE_ENV] = "0"
     recording = _Recording(ProvenanceConfig(path=folder, bulk_size=bulk_size, writer_process=step == "files"))
     recording.recorder_class = {"tuples": _TuplesOnly, "json": _JsonOnly}.get(step, WorkerRecorder)
     return recording

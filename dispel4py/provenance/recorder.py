@@ -13,7 +13,8 @@ each PE runs and written by that process.
   default rule, :meth:`RecordingWriter.write` does it inline: no dict, no JSON, no
   ``datetime``); every ``bulk_size`` records the list goes, as it is, to the process's
   writer process (``pipestore.py``: ``file`` mode, records coming faster than
-  :data:`WRITER_RATE`), which makes the JSON and the bulk files on another core, or
+  :data:`WRITER_RATE` and a core seemingly free), which makes the JSON and the bulk files
+  on another core, or
   becomes JSON here in one pass (``lineage_json.py``) for the process's store
   (``store.py``): files in ``--provenance-path`` on the host where it runs, written by a
   thread, or POSTs to the repository. Memory stays bounded: at most one batch is
@@ -50,7 +51,20 @@ _NO_EXTRA: dict[str, Any] = {}
 # records per second from which a writer process makes the JSON and the files: a record
 # costs ~10 µs to format and write here (5 % of a core at this rate), a writer ~40 ms to start
 WRITER_RATE = 5000
-WRITER_RATE_ENV = "DISPEL4PY_PROV_WRITER_RATE"  # internal: 0 starts it with the 2nd batch (tests)
+# internal (tests, benchmarks): a rate to use instead; "0": the writer starts with the 2nd
+# batch, whatever the rate and the load
+WRITER_RATE_ENV = "DISPEL4PY_PROV_WRITER_RATE"
+
+
+def _core_free() -> bool:
+    """Whether the machine seems to have a core the run does not use (the load average of
+    the last minute, the run included, at least one below the cores): a writer process
+    costs more CPU in all than a thread (the batches are marshalled and piped), which only
+    another core makes up for."""
+    try:
+        return os.getloadavg()[0] + 1 <= (os.cpu_count() or 1)
+    except OSError:
+        return False
 
 
 @dataclass
@@ -165,7 +179,9 @@ class WorkerRecorder:
         # records come fast (WRITER_RATE); a run of one batch never waits for it to start
         self.writer: WriterProcess | None = None
         self.use_writer = config.save_mode != "service" and config.writer_process
-        self.writer_rate = float(os.environ.get(WRITER_RATE_ENV) or WRITER_RATE)
+        forced = os.environ.get(WRITER_RATE_ENV)
+        self.writer_rate = float(forced) if forced else WRITER_RATE
+        self.forced_writer = self.writer_rate == 0
         self.batch_began = monotonic()
         self.bulk_size = config.bulk_size
         self.pending: list[Pending] = []  # records not yet JSON (lineage_json.py)
@@ -196,7 +212,8 @@ class WorkerRecorder:
         self.records += len(pending)
         if self.writer is None and self.use_writer and not last:
             now = monotonic()
-            if len(pending) >= self.writer_rate * (now - self.batch_began):
+            fast = len(pending) >= self.writer_rate * (now - self.batch_began)
+            if fast and (self.forced_writer or _core_free()):
                 self.writer = start_writer(self.config.path or ".")
                 self.use_writer = self.writer is not None
             self.batch_began = now
