@@ -138,16 +138,16 @@ def _writers_of(root: psutil.Process) -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize(
-    "mapping",
+    ("mapping", "sig"),
     [
-        ("simple",),
-        ("multi", "-n", "3", "--start-method", "fork"),
-        ("multi", "-n", "3", "--start-method", "spawn"),
-        ("multi", "-n", "3", "--start-method", "forkserver"),
+        (("simple",), signal.SIGTERM),
+        (("simple",), signal.SIGKILL),
+        (("multi", "-n", "3", "--start-method", "fork"), signal.SIGKILL),
+        (("multi", "-n", "3", "--start-method", "spawn"), signal.SIGTERM),
+        (("multi", "-n", "3", "--start-method", "forkserver"), signal.SIGKILL),
     ],
-    ids=lambda m: "-".join(m),
+    ids=lambda v: "-".join(v) if isinstance(v, tuple) else signal.Signals(v).name,
 )
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_no_writer_outlives_a_signalled_driver(tmp_path, mapping, sig) -> None:
     """2000 items of 50 ms: the writers run when the driver is signalled; they are gone
     within a few seconds (the end of their pipe, or their run's process gone)."""
@@ -204,3 +204,12 @@ def test_a_run_returns_with_every_file_complete(tmp_path) -> None:
     assert sorted(r["name"] for r in records).count("Plus") == 3000
     assert len({r["_id"] for r in records}) == len(records) == 6000
     assert not list(folder.glob(".*"))
+
+
+def test_a_writer_that_cannot_start_is_one_warning(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    with caplog.at_level("WARNING", logger="dispel4py.provenance"):
+        assert start_writer(str(tmp_path)) is None
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("the provenance writer process cannot start (")
+    assert message.endswith("this process writes its records itself")
