@@ -71,7 +71,10 @@ def serve(stream: BinaryIO, path: str, pid: str) -> int:
         body = stream.read(int.from_bytes(head, "little")) if len(head) == 8 else b""
         if not body or len(body) != int.from_bytes(head, "little"):
             return serialiser.failed  # the end (or the run died mid-message: that one is lost)
-        message = marshal.loads(body)
+        try:
+            message = marshal.loads(body)
+        except (EOFError, ValueError, TypeError):
+            return serialiser.failed  # not a message: the run's end of the pipe is gone
         kind = message[0]
         if kind == "I":
             formats[message[1]] = InstanceFormat(*message[2:])

@@ -78,6 +78,8 @@ class WriterProcess:
         self._send(marshal.dumps(("J", records)))
 
     def _send(self, data: bytes) -> None:
+        if self.fd < 0:
+            raise OSError(f"the provenance writer for {self.path} is closed")
         view = memoryview(len(data).to_bytes(8, "little") + data)  # bulkwriter.serve reads it
         try:
             while view:
@@ -85,6 +87,17 @@ class WriterProcess:
         except BrokenPipeError:
             self.close()  # raises the writer's error
             raise OSError(f"the provenance writer for {self.path} ended early") from None
+        except BaseException:  # Ctrl-C mid-message: the writer keeps what came before it
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """End the pipe in the middle of a message (the writer drops that one and ends)
+        and wait for the writer; nothing more is sent."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+            self.process.communicate()
 
     def forget(self) -> None:
         """In a forked child: this pipe is the parent's."""

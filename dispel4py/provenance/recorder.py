@@ -217,9 +217,9 @@ class WorkerRecorder:
                 self.writer = start_writer(self.config.path or ".")
                 self.use_writer = self.writer is not None
             self.batch_began = now
-        if self.writer is not None:
+        if self.writer is not None and self.writer.fd >= 0:
             self.writer.put_pending(pending, self.formats)
-        else:
+        else:  # no writer, or one abandoned by Ctrl-C mid-batch (pipestore.py): written here
             self.store.put(lineage_texts(pending, self.formats, self.serialiser))
 
     # -- the hook ----------------------------------------------------------------------------

@@ -213,3 +213,31 @@ def test_a_writer_that_cannot_start_is_one_warning(tmp_path, monkeypatch, caplog
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.startswith("the provenance writer process cannot start (")
     assert message.endswith("this process writes its records itself")
+
+
+def test_a_message_cut_by_ctrl_c_ends_the_writer_with_what_came_before(tmp_path, monkeypatch) -> None:
+    """Ctrl-C in the middle of sending a batch: the batches before it are written, the cut
+    one is dropped, the writer ends, and nothing more is sent to it."""
+    formats = {1: _format("P"), 2: _format("Q")}
+    writer = start_writer(str(tmp_path))
+    assert writer is not None
+    writer.put_pending(_batch(random.Random(3), 5, 0), formats)
+    real_write = os.write
+    calls = []
+
+    def cut(fd: int, data: bytes) -> int:
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(fd)
+        return real_write(fd, bytes(data)[:100])  # a part of the message, then Ctrl-C
+
+    monkeypatch.setattr(os, "write", cut)
+    with pytest.raises(KeyboardInterrupt):
+        writer.put_pending(_batch(random.Random(4), 50, 100), formats)
+    monkeypatch.setattr(os, "write", real_write)
+    assert writer.fd == -1 and writer.process.returncode == 0
+    ((first, *_),) = _read(tmp_path)  # the batch before, alone
+    assert first["_id"] == "P0_write_h-0" or first["_id"] == "Q0_write_h-0"
+    with pytest.raises(OSError, match="is closed"):
+        writer.put([])
+    writer.close()  # quiet
