@@ -8,6 +8,9 @@ time on a loaded machine), the median of ``--repeat`` rounds taken in turn.
 * ``off``: no provenance;
 * ``hook``: a recorder that records nothing (the engine's general writers and the
   items' ids carried through deliveries and handlers: what the hook itself costs);
+* ``writers``: the recorder's writers and handlers (each iteration's context kept), no
+  ids and no records made;
+* ``ids``: the ids made (each write's stream id, each iteration's id), no records;
 * ``tuples``: lineage records made (one tuple per write) and dropped;
 * ``json``: made and turned into JSON text in this process, not written;
 * ``thread``: JSON and bulk files made in this process, the files written by a thread
@@ -37,7 +40,7 @@ from dispel4py.api import mapping_options
 from dispel4py.mappings import get_mapping
 from dispel4py.provenance import ProvenanceConfig
 from dispel4py.provenance.lineage_json import lineage_texts
-from dispel4py.provenance.recorder import WRITER_RATE_ENV, LineageRecording, WorkerRecorder
+from dispel4py.provenance.recorder import WRITER_RATE_ENV, LineageRecording, RecordingWriter, WorkerRecorder
 
 
 class _NothingRecorded:
@@ -84,6 +87,46 @@ class _TuplesOnly(WorkerRecorder):
         self.pending = []
 
 
+class _WritersOnly(WorkerRecorder):
+    """The recording writers pass items on with no ids (``writers``) or with their ids
+    (``ids``), recording nothing."""
+
+    make_ids = False
+
+    def wrap(self, iid: int, pe: Any, writers: dict[str, Any]) -> dict[str, Any]:
+        wrapped = super().wrap(iid, pe, writers)
+        kind = _IdsWriter if self.make_ids else _BareWriter
+        return {out: kind(w.prov_context, w.port, w.inner, self) for out, w in wrapped.items()}
+
+
+class _IdsOnly(_WritersOnly):
+    make_ids = True
+
+
+class _BareWriter(RecordingWriter):
+    def write(self, data: Any) -> None:
+        recorder = self.recorder
+        outer, recorder.current = recorder.current, None
+        try:
+            self.inner.write(data)
+        finally:
+            recorder.current = outer
+
+
+class _IdsWriter(RecordingWriter):
+    def write(self, data: Any) -> None:
+        recorder = self.recorder
+        context = self.prov_context
+        context.void = False
+        stream_id = recorder.prefix + str(recorder.counter())
+        ident = (stream_id, context.iteration_id or context.iteration(), context.cluster)
+        outer, recorder.current = recorder.current, ident
+        try:
+            self.inner.write(data)
+        finally:
+            recorder.current = outer
+
+
 class _JsonOnly(WorkerRecorder):
     def flush(self, last: bool = False) -> None:
         pending, self.pending = self.pending, []
@@ -105,7 +148,12 @@ def _factory(step: str, folder: str, bulk_size: int) -> Any:
     # files: the writer process, whatever the load (it starts with the second batch)
     os.environ[WRITER_RATE_ENV] = "0"
     recording = _Recording(ProvenanceConfig(path=folder, bulk_size=bulk_size, writer_process=step == "files"))
-    recording.recorder_class = {"tuples": _TuplesOnly, "json": _JsonOnly}.get(step, WorkerRecorder)
+    recording.recorder_class = {
+        "writers": _WritersOnly,
+        "ids": _IdsOnly,
+        "tuples": _TuplesOnly,
+        "json": _JsonOnly,
+    }.get(step, WorkerRecorder)
     return recording
 
 
@@ -126,7 +174,7 @@ def cpu_of(step: str, items: int, folder: str, bulk_size: int) -> tuple[float, f
     return time.process_time() - before, _children_cpu() - children, time.perf_counter() - wall
 
 
-STEPS = ("off", "hook", "tuples", "json", "thread", "files")
+STEPS = ("off", "hook", "writers", "ids", "tuples", "json", "thread", "files")
 
 
 def main(argv: list[str] | None = None) -> int:
