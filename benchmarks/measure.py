@@ -132,6 +132,8 @@ def measure(
         "items_per_s": n_items / wall if wall > 0 else None,
         "cpu_s": _cpu_seconds() - cpu_before,
         "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        # the largest child waited for (a worker, a provenance writer process)
+        "children_maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     }
     got = totals(result.outputs)
     if got != expected_total(n_items):

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping as MappingABC
 from typing import Any
 
+import dispel4py.provenance as prov
 from dispel4py.engine.fresh import fresh_copy
 from dispel4py.engine.result import RunResult
 from dispel4py.errors import UsageError, did_you_mean
@@ -89,16 +90,8 @@ def run_in_place(
     behaviour of the original's entry points (``simple_process.process_and_return`` …)."""
     mapping_cls = get_mapping(mapping)
     runner = mapping_cls(mapping_options(mapping_cls, options))
-    runner.options["provenance"] = _recording(provenance, graph, mapping)  # None: off
+    # off: None, and nothing of the provenance package but its light __init__ is loaded
+    on = prov.asked(provenance, graph)
+    runner.options["provenance"] = prov.recording_for(provenance, graph, mapping) if on else None
     runner.board = board
     return runner.run(graph, inputs, collect=collect)
-
-
-def _recording(provenance: Any, graph: WorkflowGraph, mapping: str) -> Any:
-    """The run's provenance recorder, or None when it is off: then the provenance package
-    is not even imported (its service mode's HTTP client costs every command ~30 ms)."""
-    if provenance is False or (provenance is None and getattr(graph, "provenance_config", None) is None):
-        return None
-    from dispel4py.provenance import recording_for
-
-    return recording_for(provenance, graph, mapping)

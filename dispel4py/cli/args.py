@@ -99,13 +99,13 @@ def add_provenance_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag, dest=flag.lstrip("-").replace("-", "_"), metavar=metavar, help=text)
 
 
-def provenance_asked(args: argparse.Namespace, graph: Any) -> bool:
-    """Whether this run records provenance: a ``--provenance-*`` flag, or the workflow called
-    ``configure_prov_run``. Without it the provenance package is not even imported."""
+def provenance_given(args: argparse.Namespace) -> Any:
+    """What the command line asks of provenance, for ``dispel4py.provenance.asked``: ``True``
+    when a ``--provenance-*`` flag is given, else ``None`` (the workflow decides)."""
     given = args.provenance is not None or any(
         value is not None for name, value in vars(args).items() if name.startswith("provenance_")
     )
-    return given or getattr(graph, "provenance_config", None) is not None
+    return True if given else None
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from dispel4py.cli.args import _common_parser, _find_mapping, get_parser, provenance_asked
+import dispel4py.provenance as prov
+from dispel4py.cli.args import _common_parser, _find_mapping, get_parser, provenance_given
 from dispel4py.errors import Dispel4PyError, UsageError, WorkflowFailed
 
 __all__ = ["main", "get_parser", "render_outputs", "print_outputs", "format_stats"]
@@ -123,7 +124,7 @@ def _run(args: argparse.Namespace, mapping_options: dict[str, Any]) -> int:
     with mapping.setting_up():
         mapping.num_workers()  # a bad -n is a usage error before the banner; far above the cores, a warning
         graph = load_workflow(args.module, args.attr)
-        if provenance_asked(args, graph):
+        if prov.asked(provenance_given(args), graph):  # else nothing of provenance is loaded
             from dispel4py.cli.prov import provenance_recording
 
             mapping.options["provenance"] = provenance_recording(args, graph)

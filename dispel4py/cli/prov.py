@@ -9,24 +9,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from dispel4py.errors import Dispel4PyError
-from dispel4py.provenance import LineageRecording
 from dispel4py.provenance.config import FLAGS, config_from_sources
 from dispel4py.provenance.export import FORMATS, export
 from dispel4py.provenance.reading import LineageIndex
+from dispel4py.provenance.recorder import LineageRecording
 from dispel4py.provenance.setup import INLINE_DEFAULT_PATH
 from dispel4py.provenance.trace import sources_of, trace_lines
 
 __all__ = ["provenance_recording", "main"]
 
 
-def provenance_recording(args: argparse.Namespace, graph: Any) -> LineageRecording | None:
-    """The run's recorder, or None: on with ``--provenance-config FILE|inline``, with any
-    ``--provenance-*`` flag, or when the workflow called ``configure_prov_run``."""
+def provenance_recording(args: argparse.Namespace, graph: Any) -> LineageRecording:
+    """The run's recorder, when ``dispel4py.provenance.asked`` says the run records (a
+    ``--provenance-*`` flag, or the workflow called ``configure_prov_run``)."""
     flags = {field: getattr(args, flag.lstrip("-").replace("-", "_"), None) for flag, field in FLAGS.items()}
     inline = getattr(graph, "provenance_config", None)
-    asked = args.provenance is not None or any(v is not None for v in flags.values())
-    if not asked and inline is None:
-        return None
     # the workflow alone asked (configure_prov_run): the original's default folder, ./
     default_path = INLINE_DEFAULT_PATH if args.provenance is None and flags["path"] is None else None
     if args.provenance is not None and flags["path"] is None:

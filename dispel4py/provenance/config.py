@@ -70,6 +70,9 @@ class ProvenanceConfig:
     sel_rules: dict[str, Any] = field(default_factory=dict)
     components: dict[str, Any] = field(default_factory=dict)
     timeout_s: float = 10.0  # per POST to the repository
+    # file mode: JSON and files made by a writer process per worker (pipestore.py); False:
+    # by a thread of the worker (the benchmarks compare the two)
+    writer_process: bool = True
 
     def with_run_id(self) -> ProvenanceConfig:
         """This config with a run id (the original's ``<host>-<pid>-<uuid1>`` if none given)."""
@@ -96,7 +99,7 @@ def _apply_keys(values: dict[str, Any], sprov: Mapping[str, Any], where: str) ->
         name = _KEYS.get(key)
         if name is not None:
             values[name] = value
-        elif key in FLAGS.values() or key in ("timeout_s",):
+        elif key in FLAGS.values() or key in ("timeout_s", "writer_process"):
             values[key] = value
         elif key not in _IGNORED_KEYS:
             raise UsageError(

@@ -21,11 +21,10 @@ made, which outputs derive from until discarded.
 
 from __future__ import annotations
 
-from json.encoder import encode_basestring_ascii as _text
 from time import time_ns
 from typing import Any
 
-from .lineage_json import DERIVATION_FIELDS, plain, record_template
+from .lineage_json import DERIVATION_FIELDS, InstanceFormat, plain
 from .records import selected, size_of
 
 __all__ = ["InstanceContext", "Derivation", "COMPACT", "STATE_PORT"]
@@ -38,7 +37,7 @@ STATE_PORT = "_d4p_state"
 
 
 class InstanceContext:
-    def __init__(self, recorder: Any, pe: Any, pe_id: str, component: dict[str, Any]) -> None:
+    def __init__(self, recorder: Any, key: int, pe: Any, pe_id: str, component: dict[str, Any]) -> None:
         self.recorder = recorder
         self.pe = pe
         self.pe_id = pe_id
@@ -64,25 +63,22 @@ class InstanceContext:
         name = getattr(pe, "name", type(pe).__name__)
         self.name = name
         self.iteration_prefix = f"{name}-"
-        self.write_id_prefix = f"{pe_id}_write_"
-        self.const: dict[str, Any] = {}
-        self.const_json = ""
-        self.plain_ids = False
-        self.template = ""
-        self.port_json: dict[Any, str] = {}
+        self._iteration_ids = f"{name}-{recorder.prefix}"  # + the process's next count
+        self._count = recorder.counter
+        self.key = key  # what its records name it by (lineage_json.Pending)
+        self.format: InstanceFormat | None = None  # how they are written (set by seal())
 
     def seal(self) -> None:
         """The rules are known: the fields every record of the instance shares, as JSON
         once, and whether its writes can take the short path (``RecordingWriter``)."""
-        self.const = self.recorder.constant_fields(self.pe, self.pe_id, self.name, self.cluster)
-        self.const["stateful"] = self.stateful
-        self.const_json = self.recorder.serialiser.dumps(self.const)[1:-1]  # without braces
-        self.plain_ids = plain(self.recorder.prefix) and plain(self.iteration_prefix)
-        self.template = record_template(self.pe_id, self.const_json, self.plain_ids)
-        self.port_json = {}  # port -> its JSON string (lineage_json.py)
-        for port in (*self.pe.inputconnections, *self.pe.outputconnections, STATE_PORT):
-            if isinstance(port, str):
-                self.port_json[port] = _text(port)
+        const = self.recorder.constant_fields(self.pe, self.pe_id, self.name, self.cluster)
+        const["stateful"] = self.stateful
+        self.format = InstanceFormat(
+            self.pe_id,
+            self.recorder.serialiser.dumps(const)[1:-1],  # without braces
+            plain(self.recorder.prefix) and plain(self.iteration_prefix),
+            (*self.pe.inputconnections, *self.pe.outputconnections, STATE_PORT),
+        )
         self.fast = (
             self.default_rule
             and self.sel_rules is None
@@ -108,7 +104,7 @@ class InstanceContext:
         """The id of the iteration running (made on first use: most iterations of a PE
         that writes rarely never need one)."""
         if not self.iteration_id:
-            self.iteration_id = self.iteration_prefix + self.recorder.next_id()
+            self.iteration_id = self._iteration_ids + str(self._count())
         return self.iteration_id
 
     def end(self, port: str | None) -> None:
@@ -157,7 +153,7 @@ class InstanceContext:
         if self.sel_rules is None or selected(self.sel_rules, content):
             recorder.add(
                 (
-                    self,
+                    self.key,
                     iteration,
                     self.iteration_index,
                     self.start_ns,
@@ -188,7 +184,7 @@ class InstanceContext:
         iteration = self.iteration()
         recorder.add(
             (
-                self,
+                self.key,
                 iteration,
                 self.iteration_index,
                 self.start_ns,

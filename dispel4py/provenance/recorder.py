@@ -11,10 +11,14 @@ each PE runs and written by that process.
   user's item.
 * Recording a write is appending a tuple to the process's pending list (for a PE of the
   default rule, :meth:`RecordingWriter.write` does it inline: no dict, no JSON, no
-  ``datetime``); every ``bulk_size`` records the list becomes JSON in one pass
-  (``lineage_json.py``) and goes to the process's store (``store.py``): files in
-  ``--provenance-path`` on the host where it runs, or POSTs to the repository. Memory
-  stays bounded: at most one batch is pending.
+  ``datetime``); every ``bulk_size`` records the list goes, as it is, to the process's
+  writer process (``pipestore.py``: ``file`` mode, records coming faster than
+  :data:`WRITER_RATE` and a core seemingly free), which makes the JSON and the bulk files
+  on another core, or
+  becomes JSON here in one pass (``lineage_json.py``) for the process's store
+  (``store.py``): files in ``--provenance-path`` on the host where it runs, written by a
+  thread, or POSTs to the repository. Memory stays bounded: at most one batch is
+  pending, and a full pipe to the writer makes the run wait.
 """
 
 from __future__ import annotations
@@ -25,15 +29,16 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from sys import getsizeof
-from time import time_ns
+from time import monotonic, time_ns
 from typing import Any
 
 from dispel4py.engine.recording import Handler
 
-from .compat import ForceStateless, SingleInvocationFlow
 from .config import ProvenanceConfig
 from .context import COMPACT, InstanceContext
-from .lineage_json import Pending, lineage_texts
+from .lineage_json import InstanceFormat, Pending, lineage_texts
+from .pipestore import WriterProcess, start_writer
+from .provtypes import ForceStateless, SingleInvocationFlow
 from .records import SCALARS, Ids, Serialiser, size_of, workflow_run_record
 from .rules import component_of, resolve_types, rules_for
 from .store import make_store
@@ -43,6 +48,23 @@ __all__ = ["LineageRecording", "WorkerRecorder", "RecordingWriter"]
 
 _log = logging.getLogger("dispel4py.provenance")
 _NO_EXTRA: dict[str, Any] = {}
+# records per second from which a writer process makes the JSON and the files: a record
+# costs ~10 µs to format and write here (5 % of a core at this rate), a writer ~40 ms to start
+WRITER_RATE = 5000
+# internal (tests, benchmarks): a rate to use instead; "0": the writer starts with the 2nd
+# batch, whatever the rate and the load
+WRITER_RATE_ENV = "DISPEL4PY_PROV_WRITER_RATE"
+
+
+def _core_free() -> bool:
+    """Whether the machine seems to have a core the run does not use (the load average of
+    the last minute, the run included, at least one below the cores): a writer process
+    costs more CPU in all than a thread (the batches are marshalled and piped), which only
+    another core makes up for."""
+    try:
+        return os.getloadavg()[0] + 1 <= (os.cpu_count() or 1)
+    except OSError:
+        return False
 
 
 @dataclass
@@ -105,7 +127,7 @@ class RecordingWriter:
             pending = recorder.pending
             pending.append(
                 (
-                    context,
+                    context.key,
                     iteration,
                     context.iteration_index,
                     context.start_ns,
@@ -153,8 +175,17 @@ class WorkerRecorder:
         self.counter = self.ids.counter
         self.serialiser = Serialiser()
         self.store = make_store(config, factory.service_failed, background=True)
+        # file mode: a writer process makes the JSON and the files (pipestore.py) once the
+        # records come fast (WRITER_RATE); a run of one batch never waits for it to start
+        self.writer: WriterProcess | None = None
+        self.use_writer = config.save_mode != "service" and config.writer_process
+        forced = os.environ.get(WRITER_RATE_ENV)
+        self.writer_rate = float(forced) if forced else WRITER_RATE
+        self.forced_writer = self.writer_rate == 0
+        self.batch_began = monotonic()
         self.bulk_size = config.bulk_size
         self.pending: list[Pending] = []  # records not yet JSON (lineage_json.py)
+        self.formats: dict[int, InstanceFormat] = {}  # each instance's (context.seal)
         self.current: Any = None  # the ids of the item being delivered (RecordingWriter)
         self.contexts: dict[int, InstanceContext] = {}
         self.records = 0
@@ -172,12 +203,24 @@ class WorkerRecorder:
         if len(pending) >= self.bulk_size:
             self.flush()
 
-    def flush(self) -> None:
-        """The pending records, as JSON, to the store (one bulk file or POST)."""
+    def flush(self, last: bool = False) -> None:
+        """The pending records to the writer process, or as JSON to the store (one bulk
+        file or POST)."""
         pending, self.pending = self.pending, []
-        if pending:
-            self.records += len(pending)
-            self.store.put(lineage_texts(pending, self.serialiser))
+        if not pending:
+            return
+        self.records += len(pending)
+        if self.writer is None and self.use_writer and not last:
+            now = monotonic()
+            fast = len(pending) >= self.writer_rate * (now - self.batch_began)
+            if fast and (self.forced_writer or _core_free()):
+                self.writer = start_writer(self.config.path or ".")
+                self.use_writer = self.writer is not None
+            self.batch_began = now
+        if self.writer is not None and self.writer.fd >= 0:
+            self.writer.put_pending(pending, self.formats)
+        else:  # no writer, or one abandoned by Ctrl-C mid-batch (pipestore.py): written here
+            self.store.put(lineage_texts(pending, self.formats, self.serialiser))
 
     # -- the hook ----------------------------------------------------------------------------
     def deliver(self, deliver: Callable[[int, str, Any], None]) -> Callable[[int, str, Any], None]:
@@ -189,7 +232,7 @@ class WorkerRecorder:
     def wrap(self, iid: int, pe: Any, writers: dict[str, Any]) -> dict[str, Any]:
         pe_id = self.plan.pe_of(iid)
         component = component_of(self.config.components, pe, pe_id)
-        context = InstanceContext(self, pe, pe_id, component)
+        context = InstanceContext(self, iid, pe, pe_id, component)
         context.rules = rules = rules_for(pe, pe_id, component, context)
         context.stateful = not isinstance(rules, (ForceStateless, SingleInvocationFlow))
         sel = self.config.sel_rules
@@ -198,6 +241,8 @@ class WorkerRecorder:
             context.sel_rules = selection.get("rules", selection)
         context.seal()
         self.contexts[iid] = context
+        assert context.format is not None
+        self.formats[iid] = context.format
         return {out: RecordingWriter(context, out, writer, self) for out, writer in writers.items()}
 
     def handler(self, iid: int, handler: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
@@ -244,9 +289,17 @@ class WorkerRecorder:
         return carried[0] if type(carried) is tuple and len(carried) == 2 else carried
 
     def close(self) -> None:
-        self.flush()
-        self.store.close()
-        self.tally.add(self.serialiser.failed)  # the driver says the run's total (tally.py)
+        try:
+            self.flush(last=True)
+        finally:
+            writer, self.writer = self.writer, None
+            try:
+                if writer is not None:
+                    writer.close()  # its files are complete when it returns
+            finally:
+                self.store.close()
+        failed = self.serialiser.failed + (writer.failed if writer is not None else 0)
+        self.tally.add(failed)  # the driver says the run's total (tally.py)
 
     # -- records -----------------------------------------------------------------------------
     def constant_fields(self, pe: Any, pe_id: str, name: str, cluster: str) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from typing import Any
 
 from dispel4py.utils import total_size
 
+from .lineage_json import Serialiser
+
 __all__ = ["SCALARS", "Ids", "Serialiser", "now", "workflow_run_record", "size_of", "selected"]
 
 SCALARS = frozenset((int, float, bool, type(None), str, bytes))
@@ -57,20 +59,6 @@ def size_of(data: Any) -> int:
         return total_size(data)
     except Exception:  # an object whose size cannot be walked: its shallow size
         return sys.getsizeof(data, 0)
-
-
-class Serialiser:
-    """Records to JSON text; what JSON cannot write becomes its ``repr`` (counted)."""
-
-    def __init__(self) -> None:
-        self.failed = 0
-
-    def dumps(self, record: dict[str, Any]) -> str:
-        try:
-            return _dumps(record)
-        except (TypeError, ValueError, OverflowError):
-            self.failed += 1
-            return json.dumps(record, default=repr, ensure_ascii=False, separators=(",", ":"))
 
 
 def _source_of(pe: Any) -> dict[str, str]:

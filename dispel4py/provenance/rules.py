@@ -18,7 +18,7 @@ from typing import Any
 from dispel4py.core import GenericPE
 from dispel4py.errors import UsageError
 
-from .compat import ProvenanceType
+from .provtypes import ProvenanceType
 
 __all__ = ["component_of", "rules_for", "resolve_types"]
 

@@ -8,13 +8,14 @@ from typing import Any
 
 from dispel4py.errors import UsageError
 
+from . import asked
 from .config import FLAGS, ProvenanceConfig, check, config_from_sources
 from .recorder import LineageRecording
 
 __all__ = ["recording_for", "INLINE_DEFAULT_PATH"]
 
 INLINE_DEFAULT_PATH = "./"  # the original's ProvenanceType.PROV_PATH
-_FIELDS = set(FLAGS.values()) | {"timeout_s"}
+_FIELDS = set(FLAGS.values()) | {"timeout_s", "writer_process"}
 
 
 def recording_for(spec: Any, graph: Any, mapping: str) -> LineageRecording | None:
@@ -24,9 +25,9 @@ def recording_for(spec: Any, graph: Any, mapping: str) -> LineageRecording | Non
     ``True`` (on, the workflow's config if any, files in ``./``), a JSON file's path, a dict
     of the original's keys (``"s-prov:save-mode"``, ...) and/or ``path``, ``bulk_size``,
     ``run_id``, ``user``, ``url``, ``token``, or a :class:`ProvenanceConfig`."""
-    inline = getattr(graph, "provenance_config", None)
-    if (spec is None and inline is None) or spec is False:
+    if not asked(spec, graph):
         return None
+    inline = getattr(graph, "provenance_config", None)
     if isinstance(spec, ProvenanceConfig):
         config = check(spec)
     elif isinstance(spec, str):

@@ -22,12 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import socket
 import threading
 import urllib.error
 import urllib.parse
-import uuid
 from typing import Any
+
+from .bulkwriter import bulk_name, write_bulk_file
 
 __all__ = ["FileStore", "BackgroundFileStore", "ServiceStore", "make_store", "UNSENT_DIR"]
 
@@ -63,13 +63,7 @@ class FileStore:
         self.write_batch(records)
 
     def write_batch(self, batch: list[str]) -> None:
-        name = f"bulk_{socket.gethostname()}-{os.getpid()}-{uuid.uuid1()}"
-        hidden = os.path.join(self.path, f".{name}.part")
-        with open(hidden, "w", encoding="utf-8") as handle:
-            handle.write("[")
-            handle.write(",".join(batch))
-            handle.write("]")
-        os.replace(hidden, os.path.join(self.path, name))
+        write_bulk_file(self.path, bulk_name(os.getpid()), batch)
         self.files += 1
 
     def close(self) -> None:

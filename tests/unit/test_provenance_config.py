@@ -16,7 +16,7 @@ from dispel4py.engine.tuning import Tuning
 from dispel4py.engine.writers import LocalWriter
 from dispel4py.errors import UsageError
 from dispel4py.mappings.base import ResultCollector
-from dispel4py.provenance import ProvenanceConfig, configure_prov_run, recording_for
+from dispel4py.provenance import ProvenanceConfig, asked, configure_prov_run, recording_for
 from dispel4py.provenance.config import config_from_sources
 from dispel4py.workflow_graph import WorkflowGraph
 
@@ -46,6 +46,20 @@ def test_off_unless_asked(tmp_path) -> None:
     assert recording_for(False, g, "simple") is None  # False wins over the workflow's config
     on = recording_for({"path": str(tmp_path)}, g, "multi")
     assert on is not None and on.run_id == "r" and on.mapping == "multi" and on.config.path == str(tmp_path)
+
+
+def test_asked_is_the_one_test_of_on_and_off() -> None:
+    """``dispel4py.provenance.asked``: what the API, the CLI and ``recording_for`` decide by."""
+    g = graph()
+    assert not asked(None, g) and asked(True, g) and asked({"path": "x"}, g) and not asked(False, g)
+    configure_prov_run(g)
+    assert asked(None, g) and not asked(False, g)
+
+
+def test_the_writer_process_can_be_turned_off(tmp_path) -> None:
+    on = recording_for({"path": str(tmp_path), "writer_process": False}, graph(), "simple")
+    assert on is not None and on.config.writer_process is False
+    assert recording_for({"path": str(tmp_path)}, graph(), "simple").config.writer_process is True
 
 
 def test_off_keeps_the_engines_own_writers() -> None:

@@ -19,13 +19,13 @@ import pytest
 
 from dispel4py.provenance import records
 from dispel4py.provenance.lineage_json import (
+    InstanceFormat,
+    Serialiser,
     derivation_dict,
     lineage_texts,
     plain,
-    record_template,
     stamp,
 )
-from dispel4py.provenance.records import Serialiser
 from dispel4py.provenance.store import BackgroundFileStore
 from dispel4py.provenance.tally import Tally
 
@@ -34,24 +34,17 @@ pytestmark = pytest.mark.timeout(30)
 _ODD = ['"', "\\", "%", "%s", "é", "\n", "☃", "-", "x"]
 
 
-class Ctx:
-    """What the formatter reads of an ``InstanceContext``."""
-
-    def __init__(self, pe_id: str, name: str, prefix: str, const: dict[str, Any]) -> None:
-        self.write_id_prefix = f"{pe_id}_write_"
-        self.const = const
-        self.const_json = Serialiser().dumps(const)[1:-1]
-        self.plain_ids = plain(prefix) and plain(f"{name}-")
-        self.template = record_template(pe_id, self.const_json, self.plain_ids)
-        self.port_json: dict[Any, str] = {}
+def Ctx(pe_id: str, name: str, prefix: str, const: dict[str, Any], ports: Any = ()) -> InstanceFormat:
+    """The format of an instance, as ``InstanceContext.seal`` makes it."""
+    return InstanceFormat(pe_id, Serialiser().dumps(const)[1:-1], plain(prefix) and plain(f"{name}-"), ports)
 
 
 def _word(rng: random.Random) -> str:
     return "".join(rng.choice(_ODD) if rng.random() < 0.3 else rng.choice("abcXYZ019_") for _ in range(6))
 
 
-def _expected(record: tuple[Any, ...]) -> dict[str, Any]:
-    ctx, itid, index, start, end, derivations, sid, port, size, content, fmt, location = record
+def _expected(record: tuple[Any, ...], ctx: InstanceFormat) -> dict[str, Any]:
+    _, itid, index, start, end, derivations, sid, port, size, content, fmt, location = record
     return {
         "iterationId": itid,
         "_id": ctx.write_id_prefix + sid,
@@ -85,7 +78,8 @@ def test_records_are_the_generic_encoders_whatever_the_strings() -> None:
         name = "PE" if plain_case else _word(rng)
         prefix = "host-1-abc-" if plain_case else _word(rng) + "-"
         pe_id = _word(rng)
-        ctx = Ctx(pe_id, name, prefix, {"name": name, "runId": _word(rng), "stateful": rng.random() < 0.5})
+        const = {"name": name, "runId": _word(rng), "stateful": rng.random() < 0.5}
+        ctx = Ctx(pe_id, name, prefix, const, [_word(rng) for _ in range(rng.randrange(3))])
         pending = []
         for i in range(rng.randrange(1, 6)):
             derivations = [
@@ -101,9 +95,11 @@ def test_records_are_the_generic_encoders_whatever_the_strings() -> None:
             sid = f"{prefix}{i}"
             port = _word(rng)
             itid = f"{name}-{prefix}{i}"
-            pending.append((ctx, itid, i, start, end, derivations, sid, port, i, content, fmt, fmt))
-        texts = lineage_texts(pending, serialiser)
-        assert [json.loads(t) for t in texts] == [_expected(r) for r in pending], f"case {case}"
+            if ctx.port_json and rng.random() < 0.5:
+                port = rng.choice(list(ctx.port_json))  # a port of the PE: its JSON made once
+            pending.append((case, itid, i, start, end, derivations, sid, port, i, content, fmt, fmt))
+        texts = lineage_texts(pending, {case: ctx}, serialiser)
+        assert [json.loads(t) for t in texts] == [_expected(r, ctx) for r in pending], f"case {case}"
     assert serialiser.failed == 0
 
 
@@ -117,8 +113,8 @@ def test_stamp_is_the_originals_format() -> None:
 def test_a_port_the_template_cannot_write_goes_through_the_generic_encoder() -> None:
     serialiser = Serialiser()
     ctx = Ctx("P0", "P", "h-1-", {"name": "P"})
-    record = (ctx, "P-h-1-1", 1, time.time_ns(), time.time_ns(), [], "h-1-2", 3, 28, None, None, None)
-    (text,) = lineage_texts([record], serialiser)
+    record = ("k", "P-h-1-1", 1, time.time_ns(), time.time_ns(), [], "h-1-2", 3, 28, None, None, None)
+    (text,) = lineage_texts([record], {"k": ctx}, serialiser)
     assert json.loads(text)["streams"][0]["port"] == 3
 
 
