@@ -437,7 +437,7 @@ def test_under_mpiexec_a_slow_consumer_holds_every_rank_back(tmp_path) -> None:
     handed over and the hand-off's ``buffer``."""
     from _helpers import mpiexec, run
 
-    from dispel4py.mappings.mpi.mapping import _RESULT_SENDS
+    from dispel4py.mappings.mpi.transport import RESULT_SENDS as _RESULT_SENDS
 
     count, batch, buffer, ranks = 3000, 8, 32, 3
     script = tmp_path / "stream_mpi_slow.py"
