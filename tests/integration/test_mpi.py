@@ -57,7 +57,9 @@ def _simple_reference(example: str) -> dict:
     return _multisets(_outputs(reference.stdout))
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 3, 5])
+# 3 ranks: the conformance suite's mpi entry runs every example there (the same placement
+# and transport; this file adds the command line, said once by rank 0, on 1, 2 and 5 ranks)
+@pytest.mark.parametrize("ranks", [1, 2, 5])
 @pytest.mark.parametrize("example", DETERMINISTIC)
 def test_examples_match_simple(example: str, ranks: int) -> None:
     done = _mpi(ranks, GT + example, "-i", "7")
@@ -76,7 +78,9 @@ def _check_word_counts(outputs: dict, n: int, exact: bool) -> None:
     assert len(items) == n if exact else len(items) <= 2 * n
 
 
-@pytest.mark.parametrize("ranks", [2, 3, 5])
+# 3 ranks: the conformance suite's mpi entry runs every random example there, and
+# test_issue_example_grouping_split_merge_on_three_ranks runs this very command
+@pytest.mark.parametrize("ranks", [2, 5])
 @pytest.mark.parametrize("example", RANDOM_WORDS)
 def test_group_by_is_consistent_across_ranks(example: str, ranks: int, example_seed: int) -> None:
     done = _mpi(ranks, GT + example, "-i", "20")
