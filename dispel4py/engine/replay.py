@@ -46,6 +46,8 @@ _ENGINE_MODULES = (
     "dispel4py.engine.executor",
     "dispel4py.dynamic.worker",
     "dispel4py.observe.timing",
+    "dispel4py.observe.timing_files",
+    "dispel4py.observe.timing_options",
 )
 
 

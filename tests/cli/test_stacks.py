@@ -76,6 +76,10 @@ def test_sigusr1_prints_the_stacks_and_the_run_goes_on(tmp_path, mapping: list[s
         deadline = time.monotonic() + 30
         while not mark.exists() and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
+        if not mark.exists():  # say why (seen once under load: exit code and stderr unknown)
+            go.touch()  # a PE that starts now ends at once
+            out, err = run.communicate(timeout=30)
+            pytest.fail(f"the PE never ran (exit {run.returncode}, hang guard 30 s):\n{err}\n{out}")
         pid = int(mark.read_text())
         os.kill(pid, signal.SIGUSR1)  # handled before the PE looks for "go" again
         go.touch()

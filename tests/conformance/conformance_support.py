@@ -154,8 +154,10 @@ def child_pids() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True) if not _is_helper(p)}
 
 
-def leftover_children(baseline: set[int], window_s: float = 1.0) -> list[str]:
-    """Children (not in ``baseline``) still alive after ``window_s`` seconds of reaping."""
+def leftover_children(baseline: set[int], window_s: float = 30.0) -> list[str]:
+    """Children (not in ``baseline``) still alive after ``window_s`` seconds of reaping (a
+    hang guard: it returns as soon as none is left; a loaded machine may take a while to
+    reap a killed worker)."""
     deadline = time.monotonic() + window_s
     while True:
         left = []

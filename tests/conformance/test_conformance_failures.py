@@ -131,11 +131,12 @@ def failing_source() -> WorkflowGraph:
 
 
 def failing_beside_a_slow_pe() -> WorkflowGraph:
-    """source -> explode (fails on item-3) and source -> slow (busy for 30 s)."""
+    """source -> explode (fails on item-3) and source -> slow (busy for 600 s: longer than
+    the test's timeout, so a run that waited for it would never end)."""
     graph = WorkflowGraph()
     source = named(Labels(), "source")
     graph.connect(source, "output", named(Explode("item-3"), "explode"), "input")
-    graph.connect(source, "output", named(SlowOnce(30), "slow"), "input")
+    graph.connect(source, "output", named(SlowOnce(600), "slow"), "input")
     return graph
 
 
@@ -207,13 +208,11 @@ def test_error_in_a_source(in_process_entry):
 
 
 def test_error_ends_the_run_while_another_pe_is_busy(spread_entry):
-    """The failure is raised within seconds although 'slow' sleeps 30 s on another worker."""
-    start = time.monotonic()
+    """The failure is raised although 'slow' is busy for 600 s on another worker: a run
+    that waited for it would outlive the test's timeout (no clock read here)."""
     error = run_failing(spread_entry, failing_beside_a_slow_pe)
-    elapsed = time.monotonic() - start
     assert (error.pe_id, error.phase, error.port) == ("explode1", "process", "input")
     assert "item-3" in (error.item_repr or "")
-    assert elapsed < 8, f"the failure took {elapsed:.1f} s to end the run"
 
 
 def test_write_to_an_unknown_output(in_process_entry):
@@ -223,15 +222,14 @@ def test_write_to_an_unknown_output(in_process_entry):
 
 
 def test_worker_killed_by_a_signal(parallel_entry):
-    """A worker that dies without a word (SIGKILL, OOM) ends the run with WorkerDied."""
+    """A worker that dies without a word (SIGKILL, OOM) ends the run with WorkerDied. The
+    other workers wait for an end of stream that cannot come: only noticing the death
+    ends the run (the test's timeout is the hang guard; no clock read here)."""
     baseline = child_pids()
-    start = time.monotonic()
     with pytest.raises(dispel4py.WorkerDied) as info:
         run_result_on(parallel_entry, killing_its_worker, {"source": N})
-    elapsed = time.monotonic() - start
     assert leftover_children(baseline) == [], "worker processes outlived the failed run"
     assert "killer1" in str(info.value), str(info.value)
-    assert elapsed < 8, f"the dead worker took {elapsed:.1f} s to end the run"
 
 
 def test_item_that_cannot_be_grouped(in_process_entry):

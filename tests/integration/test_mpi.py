@@ -57,7 +57,9 @@ def _simple_reference(example: str) -> dict:
     return _multisets(_outputs(reference.stdout))
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 3, 5])
+# 3 ranks: the conformance suite's mpi entry runs every example there (the same placement
+# and transport; this file adds the command line, said once by rank 0, on 1, 2 and 5 ranks)
+@pytest.mark.parametrize("ranks", [1, 2, 5])
 @pytest.mark.parametrize("example", DETERMINISTIC)
 def test_examples_match_simple(example: str, ranks: int) -> None:
     done = _mpi(ranks, GT + example, "-i", "7")
@@ -76,7 +78,9 @@ def _check_word_counts(outputs: dict, n: int, exact: bool) -> None:
     assert len(items) == n if exact else len(items) <= 2 * n
 
 
-@pytest.mark.parametrize("ranks", [2, 3, 5])
+# 3 ranks: the conformance suite's mpi entry runs every random example there, and
+# test_issue_example_grouping_split_merge_on_three_ranks runs this very command
+@pytest.mark.parametrize("ranks", [2, 5])
 @pytest.mark.parametrize("example", RANDOM_WORDS)
 def test_group_by_is_consistent_across_ranks(example: str, ranks: int, example_seed: int) -> None:
     done = _mpi(ranks, GT + example, "-i", "20")
@@ -122,19 +126,22 @@ def test_bad_input_is_reported_once() -> None:
     assert done.stderr.count("names no PE of this workflow") == 1
 
 
-def test_exception_on_a_rank_ends_every_rank_fast() -> None:
-    started = time.monotonic()
+def test_exception_on_a_rank_ends_every_rank_fast(tmp_path) -> None:
+    """Once Boom raises, Slow holds every item it starts until its rank is ended
+    (D4PY_HOLD_FILE): the run ends because of the error, with at most the item each rank
+    had started done after it, and none of its processes left (no clock read)."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {"D4PY_MARK_DIR": str(marks), "D4PY_HOLD_FILE": str(tmp_path / "raised")}
     done, leftovers = run_reaped(
-        [mpiexec(), "-n", "3", *cli("mpi", str(WORKFLOWS / "slow_and_boom.py"))], within=2.0
+        [mpiexec(), "-n", "3", *cli("mpi", str(WORKFLOWS / "slow_and_boom.py"))], within=30, env=env
     )
-    ended = time.time()
-    # every process of the run (ranks, their guards) is gone within the fail-fast bound (they
-    # may still be ending as mpiexec returns); only this run's own processes are looked at
+    # every process of the run (ranks, their guards) is gone (they may still be ending as
+    # mpiexec returns: ``within`` is a hang guard); only this run's own processes are looked at
     assert leftovers == []
     assert done.returncode != 0
-    assert time.monotonic() - started < 20
-    raised = float(re.search(r"raised at ([0-9.]+)", done.stderr).group(1))
-    assert ended - raised < 2.5, ended - raised
+    at_raise = int(re.search(r"raised at [0-9.]+ with (\d+) Slow items done", done.stderr).group(1))
+    assert len(list(marks.iterdir())) - at_raise <= 3  # the item each rank had started, at most
     assert done.stderr.count("dispel4py: error: PE Boom1") == 1  # printed once, not per rank
     assert "on input 'input' with item 42 [rank" in done.stderr
     assert "slow_and_boom.py" in done.stderr
@@ -183,9 +190,7 @@ def test_library_call_under_mpiexec(tmp_path) -> None:
 
 def test_a_failure_on_one_rank_only_ends_every_rank() -> None:
     """Other ranks must not wait forever for the rank that could not load the workflow."""
-    started = time.monotonic()
-    done = _mpi(3, str(WORKFLOWS / "fails_on_rank_1.py"), "-i", "3", timeout=30)
-    assert time.monotonic() - started < 15
+    done = _mpi(3, str(WORKFLOWS / "fails_on_rank_1.py"), "-i", "3", timeout=30)  # a hang guard
     assert done.returncode == 2
     assert done.stderr.count("dispel4py: error: on rank 1: failed to load workflow") == 1
     assert "data file missing on this node" in done.stderr
@@ -196,8 +201,7 @@ def test_a_rank_failing_before_mpi_starts_ends_every_rank(tmp_path) -> None:
     over the --stats-json check). Here rank 1 alone is given a folder that does not exist."""
     good, bad = tmp_path / "stats.json", tmp_path / "missing" / "stats.json"
     workflow = GT + "pipeline_test"
-    started = time.monotonic()
-    done = run(
+    done = run(  # timeout: a hang guard
         [
             mpiexec(),
             *("-n", "1", *cli("mpi", workflow, "--stats-json", str(good))),
@@ -206,20 +210,18 @@ def test_a_rank_failing_before_mpi_starts_ends_every_rank(tmp_path) -> None:
         ],
         timeout=30,
     )
-    assert time.monotonic() - started < 15
     assert done.returncode == 2, done.stderr
     assert f"dispel4py: error: --stats-json {bad}: the folder" in done.stderr
     assert "Traceback" not in done.stderr and "BAD TERMINATION" not in done.stdout
 
 
-def test_a_slow_stage_feeds_the_next_while_it_drains() -> None:
+def test_a_slow_stage_feeds_the_next_while_it_drains(tmp_path) -> None:
     """As on the process mappings (test_process_flow.py): credits are taken in during a
     long drain, so the next stage gets items long before the slow one is done."""
-    done = _mpi(3, str(WORKFLOWS / "latency_chain.py"))
+    done = _mpi(3, str(WORKFLOWS / "latency_chain.py"), env={"LATENCY_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     outputs = ast.literal_eval(done.stdout.split("Outputs: ", 1)[1].strip())
-    [last], [thirtieth] = outputs["Slow1"]["last"], outputs["Note2"]["thirtieth"]
-    assert thirtieth < last - 0.3, f"the 30th item came only {last - thirtieth:.2f} s before the end"
+    assert outputs["Slow1"]["flowed"] == [True], "Note had no 30th item while Slow drained"
 
 
 def test_invalid_json_is_reported_once() -> None:

@@ -45,7 +45,7 @@ def test_with_no_server_given_a_private_one_runs_and_goes(tmp_path) -> None:
     assert watched.process.returncode == 0, watched.stderr()
     assert "Outputs: {'Total3': {'total': [(2, 2)]}}" in watched.stdout()
     assert "(embedded), 2 local worker(s)" in watched.stderr()
-    assert watched.leftover_processes(within=2) == []  # the server too
+    assert watched.leftover_processes(within=30) == []  # the server too (a hang guard)
     assert watched.leftover_files() == []  # its folder is gone from TMPDIR
 
 

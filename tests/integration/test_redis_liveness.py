@@ -273,7 +273,7 @@ def test_a_paused_server_is_noticed_within_the_socket_timeout(how: str, tmp_path
         assert f"Redis at 127.0.0.1:{server.port} did not answer within 3 s" in err, err
         assert took < 30, took  # 3 s to notice, up to 2 x 3 s to try to delete the keys, and a margin
         print(f"{how}: the run ended {took:.1f} s after the pause:\n{err}")
-        assert watched.leftover_processes(within=5) == []
+        assert watched.leftover_processes(within=30) == []  # a hang guard
     finally:
         if server.process is not None:
             server.process.send_signal(signal.SIGCONT)

@@ -267,13 +267,17 @@ def _bound(mapping: str, buffer: int, batch: int, item_bytes: int, workers: int)
 
 @pytest.mark.parametrize("mapping", ["simple", *LOCAL[1:5], "timed_multi", "dyn_redis", "dyn_auto_redis"])
 def test_a_slow_consumer_holds_the_run_back(mapping: str, redis_server, tmp_path) -> None:
-    count, size, buffer, batch = 3000, 1000, 32, 8
-    counter = str(tmp_path / "count")
-    graph, source = flows.source_only(count, size=size, counter=counter)
+    size, buffer, batch = 1000, 32, 8
     options = _options(mapping, redis_server, tmp_path, num=2, batch_size=batch)
     if mapping == "simple":  # no --batch-size: a writer ships the default batch
         options, batch = {}, Tuning().batch_size
     bound = _bound(mapping, buffer, batch, size, 2)
+    # three times the bound (at least 600): a run not held back shows as more than the
+    # bound ahead; each item costs the consumer's 1 ms, so no more than that (3000 on every
+    # mapping took 3.7 s each; the process mappings' bound is ~190)
+    count = max(600, 3 * bound)
+    counter = str(tmp_path / "count")
+    graph, source = flows.source_only(count, size=size, counter=counter)
     assert bound < count / 2  # else the test could not tell
     worst = 0
     taken = 0
@@ -437,7 +441,7 @@ def test_under_mpiexec_a_slow_consumer_holds_every_rank_back(tmp_path) -> None:
     handed over and the hand-off's ``buffer``."""
     from _helpers import mpiexec, run
 
-    from dispel4py.mappings.mpi.mapping import _RESULT_SENDS
+    from dispel4py.mappings.mpi.transport import RESULT_SENDS as _RESULT_SENDS
 
     count, batch, buffer, ranks = 3000, 8, 32, 3
     script = tmp_path / "stream_mpi_slow.py"

@@ -22,7 +22,7 @@ from dispel4py.engine.plan import make_plan
 from dispel4py.engine.tuning import Tuning
 from dispel4py.errors import UsageError
 from dispel4py.examples.graph_testing import testing_PEs as t
-from dispel4py.observe import timing
+from dispel4py.observe import timing, timing_files, timing_options
 from dispel4py.workflow_graph import WorkflowGraph
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_ids")]
@@ -203,7 +203,7 @@ def test_options_errors(options, message, tmp_path):
 
 
 def test_png_figure_needs_graphviz(monkeypatch):
-    monkeypatch.setattr(timing, "graphviz", lambda: None)
+    monkeypatch.setattr(timing_options, "graphviz", lambda: None)
     with pytest.raises(UsageError, match=r"--abstract-figure-file g\.png needs Graphviz's 'dot'"):
         timing.TimingOptions.from_options({"abstract_figure_file": "g.png"})
     opts = timing.TimingOptions.from_options({"abstract_figure_file": "g.png", "no_graph_figures": True})
@@ -275,7 +275,7 @@ def run_timed(mapping: str, **options):
 
 @pytest.mark.parametrize(("mapping", "options"), [("timed_simple", {}), ("timed_multi", {"num": 3})])
 def test_files_have_the_original_names_and_columns(mapping, options, monkeypatch):
-    monkeypatch.setattr(timing, "graphviz", lambda: None)  # figures as SVG
+    monkeypatch.setattr(timing_options, "graphviz", lambda: None)  # figures as SVG
     result = run_timed(mapping, **options)
     assert result.outputs == {"TestOneInOneOut2": {"output": result.outputs["TestOneInOneOut2"]["output"]}}
     assert sorted(result.outputs["TestOneInOneOut2"]["output"]) == list(range(1, 9))
@@ -372,10 +372,10 @@ def test_iteration_files_are_what_csv_writer_writes():
     from dispel4py.engine.result import InstanceStats
 
     stats = InstanceStats('odd,"id"', 3, 0, calls=3, iteration_s=[0.1, 1e-07, 2.5])
-    (row,) = timing._instances([stats])
+    (row,) = timing_files._instances([stats])
     expected = io.StringIO()
     writer = csv.writer(expected)
     writer.writerow(COLUMNS["iterations"])
     writer.writerows([stats.pe_id, 3, f"{stats.pe_id}@3", i, x] for i, x in enumerate(stats.iteration_s, 1))
-    path = timing._write_lines(Path("it.csv"), "--x", COLUMNS["iterations"], row.iteration_lines())
+    path = timing_files._write_lines(Path("it.csv"), "--x", COLUMNS["iterations"], row.iteration_lines())
     assert path.read_bytes() == expected.getvalue().encode()

@@ -48,116 +48,18 @@ from dispel4py.engine.replay import replay_hint
 from dispel4py.engine.result import InstanceStats
 from dispel4py.engine.tuning import Tuning
 from dispel4py.errors import Dispel4PyError, GraphError, UsageError, WorkflowFailed
-from dispel4py.mappings.base import Mapping, ResultBuffer, ResultCollector, static_place
+from dispel4py.mappings.base import Mapping, ResultCollector, static_place
 from dispel4py.mappings.mpi import guard, hydra
 from dispel4py.mappings.mpi import live as mpi_live
+from dispel4py.mappings.mpi.transport import CONTROL, QUIT, MPITransport, results_reporter
 from dispel4py.observe.live import DEFAULT_EVERY_S
 from dispel4py.workflow_graph import WorkflowGraph
 
 __all__ = ["MPIMapping"]
 
 _log = logging.getLogger(__name__)
-_DATA, _CONTROL = 10, 11
-_QUIT = ("Q",)
-_RESULT_SENDS = 2  # results batches a rank may have on their way to rank 0 while streaming
-_MAX_NAP_S = 0.001  # longest sleep between polls while idle: idle ranks must not spin
 _REPORTER_GRACE_S = 2.0  # a rank that is not the reporter waits this long for it to abort the run
 _STOP_REASONS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hangup"}
-
-
-class _MPITransport:
-    """Point-to-point messages; rank 0 also takes the control messages of the run."""
-
-    def __init__(self, comm: Any, collector: ResultCollector | None) -> None:
-        from mpi4py.util import pkl5
-
-        blocksize = os.environ.get("DISPEL4PY_MPI_BLOCKSIZE")  # exercise the >2 GiB path in tests
-        if blocksize:
-            pkl5._bigmpi.blocksize = int(blocksize)
-        self.comm = pkl5.Intracomm(comm)
-        self.collector = collector
-        self.pending: list[Any] = []
-        self.result_sends: list[Any] = []  # synchronous sends of results (streaming only)
-        self.done: dict[int, list[InstanceStats]] = {}
-
-    def send(self, worker: int, message: Any, tag: int = _DATA) -> None:
-        self.pending.append(self.comm.isend(message, dest=worker, tag=tag))
-        if len(self.pending) > 64:
-            self._progress()
-
-    def send_results(self, batch: Any, bounded: bool) -> None:
-        """Results to rank 0. ``bounded`` (a streamed run): synchronous sends, at most
-        ``_RESULT_SENDS`` unmatched, so a rank 0 held up by a slow consumer holds this rank
-        up too, instead of MPI buffering every batch (docs/design.md)."""
-        if not bounded:
-            self.send(0, ("results", batch), tag=_CONTROL)
-            return
-        while len(self.result_sends) >= _RESULT_SENDS:
-            self.result_sends.pop(0).wait()
-        self.result_sends.append(self.comm.issend(("results", batch), dest=0, tag=_CONTROL))
-
-    def _progress(self) -> None:
-        self.pending = [r for r in self.pending if not r.test()[0]]
-
-    def recv(self) -> Any:
-        """The next data message (control messages are handled on the way)."""
-        while True:
-            tag, payload = self._next()
-            if tag != _CONTROL:
-                return payload
-
-    def poll(self) -> Any:
-        """The next data message if one has arrived, else None (never waits); control
-        messages are handled on the way. Lets a rank take credits during a long drain."""
-        while True:
-            got = self._arrived()
-            if got is None:
-                return None
-            tag, payload = got
-            if tag != _CONTROL:
-                return payload
-
-    def wait_for_all_done(self, size: int) -> None:
-        while len(self.done) < size:
-            self._next()
-
-    def _next(self) -> tuple[int, Any]:
-        """Wait for any message, polling with a growing nap so idle ranks do not spin."""
-        nap = 0.0
-        while True:
-            got = self._arrived()
-            if got is not None:
-                return got
-            self._progress()
-            time.sleep(nap)
-            nap = min(_MAX_NAP_S, nap * 2 or 0.00002)
-
-    def _arrived(self) -> tuple[int, Any] | None:
-        """``(tag, payload)`` of a message that has arrived (a control message is handled
-        here too), or None."""
-        status = _status()
-        message = self.comm.improbe(status=status)
-        if message is None:
-            return None
-        payload = message.recv()
-        tag = status.Get_tag()
-        if tag == _CONTROL:
-            self._control(status.Get_source(), payload)
-        return tag, payload
-
-    def _control(self, source: int, payload: Any) -> None:
-        kind = payload[0]
-        if kind == "results" and self.collector is not None:
-            for pe_id, output, items in payload[1]:
-                self.collector.extend(pe_id, output, items)
-        elif kind == "done":
-            self.done[source] = payload[1]
-
-    def finish(self) -> None:
-        """Complete every send before the rank leaves."""
-        for request in [*self.result_sends, *self.pending]:
-            request.wait()
-        self.pending, self.result_sends = [], []
 
 
 def _launcher_size() -> int | None:
@@ -167,19 +69,6 @@ def _launcher_size() -> int | None:
         if value.isdigit():
             return int(value)
     return None
-
-
-def _status() -> Any:
-    from mpi4py import MPI
-
-    return MPI.Status()
-
-
-def _reporter(transport: _MPITransport, streaming: bool) -> ResultCollector | ResultBuffer:
-    """Rank 0 keeps collected outputs where the result is built; other ranks ship them to it."""
-    if transport.collector is not None:
-        return transport.collector
-    return ResultBuffer(lambda batch: transport.send_results(batch, bounded=streaming))
 
 
 def _hosting(plan: Plan, rank: int) -> str:
@@ -325,8 +214,8 @@ class MPIMapping(Mapping):
         raise error
 
     def execute(self, plan: Plan, collector: ResultCollector) -> list[InstanceStats] | None:
-        transport = _MPITransport(self.comm, collector if self.primary else None)
-        reporter = _reporter(transport, bool(self.options.get("streaming")))
+        transport = MPITransport(self.comm, collector if self.primary else None)
+        reporter = results_reporter(transport, bool(self.options.get("streaming")))
         self._tell_guard(
             f"rank {self.rank} (pid {os.getpid()} on {socket.gethostname()}, "
             f"hosting {_hosting(plan, self.rank) or 'no PE'})"
@@ -349,19 +238,19 @@ class MPIMapping(Mapping):
             self._restore_stop_signals()
 
     def _end_of_stream(
-        self, transport: _MPITransport, stats: list[InstanceStats]
+        self, transport: MPITransport, stats: list[InstanceStats]
     ) -> list[InstanceStats] | None:
         """Rank 0 gathers every rank's stats, then lets them go."""
         if not self.primary:
-            transport.send(0, ("done", stats), tag=_CONTROL)
-            while transport.recv() != _QUIT:  # serve late credits until rank 0 ends the run
+            transport.send(0, ("done", stats), tag=CONTROL)
+            while transport.recv() != QUIT:  # serve late credits until rank 0 ends the run
                 pass
             transport.finish()
             return None
         transport.done[0] = stats
         transport.wait_for_all_done(self.size)
         for rank in range(1, self.size):
-            transport.send(rank, _QUIT)
+            transport.send(rank, QUIT)
         transport.finish()
         return [s for rank in sorted(transport.done) for s in transport.done[rank]]
 

@@ -10,7 +10,10 @@
 
 Only the first ``Work`` instance to get there fails (an ``O_EXCL`` token file), so exactly
 one fault happens whatever the placement. Once it has, ``Busy`` sleeps 10 s per item: the
-run must be cut short, not finish its work.
+run must be cut short, not finish its work. With ``FAULT_HOLD=1``, once the fault has
+happened (``fault`` exists) or the test is about to cause one from outside (``outside``
+exists), ``Work`` and ``Busy`` hold every item they start until their process is ended: the
+run can then end only because of the fault, never by finishing its work.
 
 ``FAULT_DIR`` (required, not TMPDIR: that one must stay empty) receives ``fault``, a JSON
 record written just before the fault (wall time, pid, PE, instance, item), and
@@ -33,6 +36,15 @@ ITEMS = int(os.environ.get("FAULT_ITEMS", "6"))
 SLEEP_S = float(os.environ.get("FAULT_SLEEP_S", "0"))
 DIR = Path(os.environ["FAULT_DIR"])
 TOKEN = DIR / "fault"
+OUTSIDE = DIR / "outside"
+HOLD = os.environ.get("FAULT_HOLD") == "1"
+HOLD_S = 600  # longer than any test's hang guard; the test's cleanup kills what is left
+
+
+def _hold():
+    """With FAULT_HOLD=1, once a fault happened: hold this item until the process is ended."""
+    if HOLD and (TOKEN.exists() or OUTSIDE.exists()):
+        time.sleep(HOLD_S)
 
 
 def _here():
@@ -85,6 +97,7 @@ class Work(IterativePE):
             sys.exit(4)
         if MODE == "os-exit" and _claim_fault(self, x):
             os._exit(3)
+        _hold()
         time.sleep(SLEEP_S)
         return x
 
@@ -98,6 +111,7 @@ class Busy(ConsumerPE):
         _here()
 
     def _process(self, x):
+        _hold()
         time.sleep(10 if TOKEN.exists() else 0.01)
 
 

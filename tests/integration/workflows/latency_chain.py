@@ -1,11 +1,22 @@
-"""Numbers -> Slow (20 ms per item) -> Note, one instance each: Note records when its 30th
-item came and Slow when it finished its last, so a test can check that items flow on
-during Slow's long drain (60 items in one batch, 1.2 s)."""
+"""Numbers -> Slow (20 ms per item) -> Note, one instance each: items must flow on to Note
+during Slow's long drain (60 items in one batch), not only once Slow is done.
 
+Note makes the file ``thirtieth`` in ``LATENCY_DIR`` when its 30th item comes. Slow, before
+its item 45 (15 items before its end), waits for that file: if items moved on only after
+the drain, the file could not come while Slow waits, and Slow's ``flowed`` output says so
+once the hang guard (``GUARD_S``) is over. No clock decides: the order of the two events does.
+"""
+
+import os
 import time
+from pathlib import Path
 
 from dispel4py.base import ConsumerPE, IterativePE, ProducerPE
 from dispel4py.workflow_graph import WorkflowGraph
+
+GATE = Path(os.environ["LATENCY_DIR"]) / "thirtieth"
+WAIT_BEFORE = 45
+GUARD_S = 30.0
 
 
 class Numbers(ProducerPE):
@@ -19,16 +30,20 @@ class Slow(IterativePE):
 
     def __init__(self):
         super().__init__()
-        self._add_output("last")
-        self.last = 0.0
+        self._add_output("flowed")
+        self.flowed = None
 
     def _process(self, x):
+        if x == WAIT_BEFORE:
+            deadline = time.monotonic() + GUARD_S
+            while not GATE.exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            self.flowed = GATE.exists()
         time.sleep(0.02)
-        self.last = time.time()
         return x
 
     def _postprocess(self):
-        self.write("last", self.last)
+        self.write("flowed", self.flowed)
 
 
 class Note(ConsumerPE):
@@ -36,17 +51,12 @@ class Note(ConsumerPE):
 
     def __init__(self):
         super().__init__()
-        self._add_output("thirtieth")
         self.count = 0
-        self.thirtieth = None
 
     def _process(self, x):
         self.count += 1
         if self.count == 30:
-            self.thirtieth = time.time()
-
-    def _postprocess(self):
-        self.write("thirtieth", self.thirtieth)
+            GATE.touch()
 
 
 graph = WorkflowGraph()

@@ -1,5 +1,6 @@
 """A PE forks a long-lived helper (which inherits the worker's pipe to the driver), then
-its worker dies, unless LIFE_HELPER_DIE=0. The helper's pid goes to LIFE_HELPER_PIDFILE."""
+its worker dies, unless LIFE_HELPER_DIE=0. The helper's pid goes to LIFE_HELPER_PIDFILE;
+it lives LIFE_HELPER_S seconds (default 20), or until the test ends it."""
 
 import os
 import signal
@@ -22,7 +23,7 @@ class ForkThenDie(IterativePE):
             pid = os.fork()
             if pid == 0:  # the helper: lives on with every inherited descriptor
                 try:
-                    time.sleep(20)
+                    time.sleep(float(os.environ.get("LIFE_HELPER_S", "20")))
                 finally:
                     os._exit(0)
             with open(os.environ["LIFE_HELPER_PIDFILE"], "w") as f:

@@ -6,7 +6,9 @@ the rank, outlives it), ``daemon-os-exit`` (a helper in its own session keeps th
 stdout/stderr open and outlives it) or ``hang`` (nothing fails: the run goes on until it
 is killed). ``D4P_FAIL_RANK`` says on which rank (default 1; ``all``: every rank).
 Every other instance works slowly (``D4P_ITEMS`` items, default 400, 0.05 s each), so
-the run is still going when the failure happens.
+the run is still going when the failure happens. With ``D4P_HOLD=1``, once ``failed-at``
+exists every instance of Work holds the items it starts until its rank is ended: the run
+can then only end because of the failure, never by finishing its work.
 
 ``D4P_RUN_DIR`` (required) is where the run leaves what the tests check:
 
@@ -32,6 +34,7 @@ RANK = os.environ.get("PMI_RANK", "0")
 RUN_DIR = Path(os.environ["D4P_RUN_DIR"])
 ON_FAILING_RANK = FAIL_RANK in (RANK, "all")
 HELPER = [sys.executable, "-c", "import time; time.sleep(20)"]
+HOLD = os.environ.get("D4P_HOLD") == "1"
 
 
 def _run_files() -> list[str]:
@@ -94,6 +97,8 @@ class Work(IterativePE):
             self.announced = True
             (RUN_DIR / f"working-{RANK}").touch()
         _fail("process")
+        if HOLD and (RUN_DIR / "failed-at").exists():
+            time.sleep(600)  # until the rank is ended (the test's cleanup kills what is left)
         time.sleep(0.05)
         return x
 
