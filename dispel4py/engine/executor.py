@@ -47,8 +47,8 @@ from dispel4py.engine.inbox import make_inbox_loop, single_input
 from dispel4py.engine.plan import Plan
 from dispel4py.engine.result import InstanceStats
 from dispel4py.engine.tuning import Tuning
-from dispel4py.engine.wiring import make_emitter, make_handler, make_routes
-from dispel4py.engine.writers import Outbox, make_writer
+from dispel4py.engine.wiring import install_pe_write, make_emitter, make_handler, make_routes, remove_pe_write
+from dispel4py.engine.writers import LocalWriter, Outbox, local_writers, make_writer
 
 __all__ = ["Executor", "Transport", "Reporter", "Tuning"]
 
@@ -113,10 +113,14 @@ class Executor(MessageFlow):
             if fast:
                 self.ports[iid] = single_input({e.inp for e in plan.edges if e.dst == plan.pe_of(iid)})
         self.bare = [port is not None for port in self.ports]
+        self.feeders: list[list[LocalWriter]] = [[] for _ in range(n)]  # local writers per inbox
         self._make_instances()
         self._make_outboxes()
         self.writers: dict[int, dict[str, Any]] = {iid: self._make_writers(iid) for iid in self.hosted}
         self.loops = {iid: self._make_loop(iid) for iid in self.hosted}
+        if self.recorder is None:  # a recorder's writers keep the items' ids: GenericPE.write
+            for iid in self.hosted:
+                install_pe_write(self.pes[iid], self.writers[iid])
 
     # -- setup ---------------------------------------------------------------------------
     def _make_instances(self) -> None:
@@ -184,6 +188,8 @@ class Executor(MessageFlow):
                 outboxes=self.outboxes if recorder is None else None,
             )
             writers[output] = writer
+            for local in local_writers(writer):
+                self.feeders[local.target].append(local)
         if recorder is not None:
             writers = recorder.wrap(iid, pe, writers)
         for output, writer in writers.items():
@@ -249,7 +255,7 @@ class Executor(MessageFlow):
             return
         inbox, stats = self.inboxes[iid], self.stats[iid]
         loop, current = self.loops[iid]
-        draining = self.draining
+        draining, feeders = self.draining, self.feeders[iid]
         assert inbox is not None
 
         def run_inbox() -> None:
@@ -260,6 +266,8 @@ class Executor(MessageFlow):
                 finally:  # nothing joins an inbox while it drains: its calls are what left it
                     del draining[iid]  # first: a live reader may undercount, never double
                     stats.calls += began - len(inbox)
+                for writer in feeders:  # the inbox is empty: sample the first item of the next fill
+                    writer.check = 1
                 if self.calls.failure is not None:
                     raise self.calls.failure
                 if iid not in self.held:
@@ -329,5 +337,6 @@ class Executor(MessageFlow):
         close the recorder (its last records are written)."""
         self._close_recorder()
         for pe in self.pes.values():
+            remove_pe_write(pe)
             for output in pe.outputconnections.values():
                 output.pop(WRITER, None)
