@@ -10,8 +10,9 @@ Every mapping runs this loop; a mapping only decides placement and supplies the 
 * **Batching**: items for other workers are buffered per destination instance and sent
   when the buffer is full or the worker is about to wait for input.
 * **Bounded memory without deadlock**: a sender holds at most ``credits`` unacknowledged
-  batches per destination instance, and a receiver acknowledges a batch when it takes it
-  into an inbox. A worker that waits for credit keeps receiving, so it never blocks its
+  full batches per destination instance (a smaller batch takes a share of a credit, in
+  eighths: ``flow.py``), and a receiver acknowledges a batch when it takes it into an
+  inbox. A worker that waits for credit keeps receiving, so it never blocks its
   peers for long; what it receives is either processed at once (nested on its stack) or
   *held* unacknowledged. The rule that makes this deadlock-free: every instance has a
   *level*, its PE's position in the topological order, and the stack of running
@@ -42,7 +43,7 @@ from typing import Any
 
 from dispel4py.core import WRITER
 from dispel4py.engine.calls import InstanceCalls
-from dispel4py.engine.flow import MessageFlow, Reporter, Transport
+from dispel4py.engine.flow import CREDIT_UNITS, MessageFlow, Reporter, Transport
 from dispel4py.engine.inbox import make_inbox_loop, single_input
 from dispel4py.engine.plan import Plan
 from dispel4py.engine.result import InstanceStats
@@ -89,8 +90,8 @@ class Executor(MessageFlow):
         self.level = calls.level
         self.stats = calls.stats
         self._call = calls.call
-        self.credits = [tuning.credits] * n
-        self.max_credits = tuning.credits
+        self.credits = [tuning.credits * CREDIT_UNITS] * n  # in units: flow.MessageFlow._cost
+        self.max_credits = tuning.credits * CREDIT_UNITS
         self.outboxes: dict[tuple[int, str], Outbox] = {}  # (target, port) -> batch being filled
         self.local_limits = [local_limit] * n
         self.held: dict[int, list[tuple[int, str, list[Any], int]]] = {}

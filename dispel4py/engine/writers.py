@@ -42,7 +42,7 @@ __all__ = [
 _IMMUTABLE = (int, float, str, bytes, bool, type(None), complex)
 SAMPLE_MASK = 63  # sample an item's size at fills 1, 65, 129, ...
 SAMPLE_EVERY = SAMPLE_MASK + 1  # the writers' fast paths: at most this many fills between samples
-QUICK_S = 0.002  # an outbox's items came fast: the next look at the clock may wait longer
+QUICK_S = 0.002  # an outbox looks at the clock about this often while items come fast
 RESULTS_LIMIT = 4096  # result items a worker holds before shipping them
 RESULTS_BYTES = 16 << 20
 
@@ -232,14 +232,15 @@ class Outbox:
     executor), so a slow producer's items do not sit in a part-filled batch.
 
     A put compares the batch's length with ``check`` only, as a local writer does; the
-    clock is read in :meth:`filled`. While items come slowly that is every put (``stride``
-    1); while they come fast (``stride`` items within ``QUICK_S``) the stride doubles, up
-    to ``SAMPLE_EVERY``, so a fast producer does not read the clock per item and an item
-    waits at most about ``QUICK_S`` longer than before to be looked at."""
+    clock is read in :meth:`filled`, at the next look: after ``stride`` more puts, which
+    is 1 while items come slowly (every put looks, as before) and grows with the rate at
+    which they come, up to ``SAMPLE_EVERY``, so that a look comes about every ``QUICK_S``:
+    a fast producer does not read the clock per item, and an item waits at most about
+    ``QUICK_S`` longer to be shipped. Sizes are sampled at fills 1, 65, ... as before."""
 
     __slots__ = (
         *("items", "limit", "max_items", "max_bytes", "target", "port", "send", "flush", "due"),
-        *("check", "stride", "looked"),
+        *("check", "sampled", "stride", "looked"),
     )
 
     def __init__(
@@ -257,7 +258,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.target, self.port = target, port
         self.send, self.flush, self.due = send, flush, due
-        self.check, self.stride, self.looked = 1, 1, 0.0
+        self.check, self.sampled, self.stride, self.looked = 1, 0, 1, 0.0
 
     def put(self, data: Any) -> None:
         items = self.items
@@ -266,16 +267,18 @@ class Outbox:
             self.filled(data, len(items))
 
     def filled(self, data: Any, n: int) -> None:
-        """The rare part of a put: sample, send when full, else ship every batch when an
-        item has waited too long; then the next ``check``."""
+        """The rare part of a put (``n`` items, ``data`` the newest): sample, send when
+        full, else ship every batch when an item has waited too long; the next look."""
         now = perf_counter()
-        limit = self.limit = sized_limit(data, n, self.max_items, self.max_bytes)
-        if n >= limit:
+        if n == 1 or n - self.sampled >= SAMPLE_EVERY:
+            self.limit = sized_limit(data, n, self.max_items, self.max_bytes)
+            self.sampled = n
+        if n >= self.limit:
             self.send(self.target, self.port)
         elif now > self.due[0]:
             self.flush()
-        self.stride = min(SAMPLE_EVERY, 2 * self.stride) if now - self.looked < QUICK_S else 1
-        self.looked = now
+        took, self.looked = now - self.looked, now  # the last ``stride`` puts took this long
+        self.stride = max(1, min(SAMPLE_EVERY, int(self.stride * QUICK_S / took))) if took > 0 else 1
         if self.items:  # else take() has set check to 1
             self.check = min(self.limit, len(self.items) + self.stride)
 
@@ -283,7 +286,7 @@ class Outbox:
         """The items to send now (the list itself stays, empty)."""
         items = self.items[:]
         self.items.clear()
-        self.check = 1
+        self.check, self.sampled = 1, 0
         return items
 
 
