@@ -173,14 +173,15 @@ class MessageFlow:
 
     def _cost(self, items: list[Any]) -> int:
         """Credit units a batch takes: its bytes (estimated from its first item) in
-        ``CREDIT_UNITS`` ths of ``batch_bytes``, rounded up, at least one, never more than all
-        credits (an item of 20 MB). So in-flight bytes stay within ``credits`` full batches
-        per destination instance, while up to ``CREDIT_UNITS`` times as many small batches
-        may be in flight: a producer of tiny items no longer stops and waits for each
+        ``CREDIT_UNITS`` ths of ``batch_bytes``, rounded down (an array of 4 MB and its
+        header take one credit, as before), at least one, never more than all credits (an
+        item of 20 MB). So in-flight bytes stay within about ``credits`` full batches per
+        destination instance, while up to ``CREDIT_UNITS`` times as many small batches may
+        be in flight: a producer of tiny items no longer stops and waits for each
         acknowledgement (on ``multi`` the queue's feeder thread sends a batch only when it
         gets the GIL, up to 5 ms late, so 4 batches in flight kept the producer waiting)."""
         size = approx_size(items[0]) * len(items)
-        return max(1, min(self.max_credits, -(-size * CREDIT_UNITS // self.batch_bytes)))
+        return max(1, min(self.max_credits, size * CREDIT_UNITS // self.batch_bytes))
 
     def _must_hold(self, iid: int) -> bool:
         """Whether a batch for ``iid`` must wait: processing it now would break the
