@@ -10,9 +10,12 @@ the "trivial run" figures time whole commands, start-up included. The wall time 
     python benchmarks/measure.py tiny --mapping simple --items 1000000
     python benchmarks/measure.py cpu --mapping multi --items 2000 -o num=2
     python benchmarks/measure.py tiny --mapping multi --items 1000000 -o num=2 --live
+    python benchmarks/measure.py tiny --mapping multi --items 1000000 -o num=2 --per-process
 
-``--live`` turns the live counters on (as the progress display does) and reads them twice a
-second, to measure what watching a run costs.
+``--per-process`` adds ``driver_cpu_s`` and ``child_cpu_s`` (each worker process's CPU
+seconds, largest first; fork start method). ``--live`` turns the live counters on (as
+the progress display does) and reads them twice a second, to measure what watching a run
+costs.
 
 The line is ``{"status": "ok" | "wrong" | "unavailable", ...}``; a failing run raises
 (non-zero exit, traceback on stderr). Under MPI only rank 0 prints.
