@@ -10,8 +10,9 @@ Every mapping runs this loop; a mapping only decides placement and supplies the 
 * **Batching**: items for other workers are buffered per destination instance and sent
   when the buffer is full or the worker is about to wait for input.
 * **Bounded memory without deadlock**: a sender holds at most ``credits`` unacknowledged
-  batches per destination instance, and a receiver acknowledges a batch when it takes it
-  into an inbox. A worker that waits for credit keeps receiving, so it never blocks its
+  full batches per destination instance (a smaller batch takes a share of a credit, in
+  eighths: ``flow.py``), and a receiver acknowledges a batch when it takes it into an
+  inbox. A worker that waits for credit keeps receiving, so it never blocks its
   peers for long; what it receives is either processed at once (nested on its stack) or
   *held* unacknowledged. The rule that makes this deadlock-free: every instance has a
   *level*, its PE's position in the topological order, and the stack of running
@@ -42,13 +43,13 @@ from typing import Any
 
 from dispel4py.core import WRITER
 from dispel4py.engine.calls import InstanceCalls
-from dispel4py.engine.flow import MessageFlow, Reporter, Transport
+from dispel4py.engine.flow import CREDIT_UNITS, MessageFlow, Reporter, Transport
 from dispel4py.engine.inbox import make_inbox_loop, single_input
 from dispel4py.engine.plan import Plan
 from dispel4py.engine.result import InstanceStats
 from dispel4py.engine.tuning import Tuning
-from dispel4py.engine.wiring import make_emitter, make_handler, make_routes
-from dispel4py.engine.writers import Outbox, make_writer
+from dispel4py.engine.wiring import install_pe_write, make_emitter, make_handler, make_routes, remove_pe_write
+from dispel4py.engine.writers import LocalWriter, Outbox, local_writers, make_writer
 
 __all__ = ["Executor", "Transport", "Reporter", "Tuning"]
 
@@ -89,8 +90,8 @@ class Executor(MessageFlow):
         self.level = calls.level
         self.stats = calls.stats
         self._call = calls.call
-        self.credits = [tuning.credits] * n
-        self.max_credits = tuning.credits
+        self.credits = [tuning.credits * CREDIT_UNITS] * n  # in units: flow.MessageFlow._cost
+        self.max_credits = tuning.credits * CREDIT_UNITS
         self.outboxes: dict[tuple[int, str], Outbox] = {}  # (target, port) -> batch being filled
         self.local_limits = [local_limit] * n
         self.held: dict[int, list[tuple[int, str, list[Any], int]]] = {}
@@ -113,10 +114,14 @@ class Executor(MessageFlow):
             if fast:
                 self.ports[iid] = single_input({e.inp for e in plan.edges if e.dst == plan.pe_of(iid)})
         self.bare = [port is not None for port in self.ports]
+        self.feeders: list[list[LocalWriter]] = [[] for _ in range(n)]  # local writers per inbox
         self._make_instances()
         self._make_outboxes()
         self.writers: dict[int, dict[str, Any]] = {iid: self._make_writers(iid) for iid in self.hosted}
         self.loops = {iid: self._make_loop(iid) for iid in self.hosted}
+        if self.recorder is None:  # a recorder's writers keep the items' ids: GenericPE.write
+            for iid in self.hosted:
+                install_pe_write(self.pes[iid], self.writers[iid])
 
     # -- setup ---------------------------------------------------------------------------
     def _make_instances(self) -> None:
@@ -184,6 +189,8 @@ class Executor(MessageFlow):
                 outboxes=self.outboxes if recorder is None else None,
             )
             writers[output] = writer
+            for local in local_writers(writer):
+                self.feeders[local.target].append(local)
         if recorder is not None:
             writers = recorder.wrap(iid, pe, writers)
         for output, writer in writers.items():
@@ -249,7 +256,7 @@ class Executor(MessageFlow):
             return
         inbox, stats = self.inboxes[iid], self.stats[iid]
         loop, current = self.loops[iid]
-        draining = self.draining
+        draining, feeders = self.draining, self.feeders[iid]
         assert inbox is not None
 
         def run_inbox() -> None:
@@ -260,6 +267,8 @@ class Executor(MessageFlow):
                 finally:  # nothing joins an inbox while it drains: its calls are what left it
                     del draining[iid]  # first: a live reader may undercount, never double
                     stats.calls += began - len(inbox)
+                for writer in feeders:  # the inbox is empty: sample the first item of the next fill
+                    writer.check = 1
                 if self.calls.failure is not None:
                     raise self.calls.failure
                 if iid not in self.held:
@@ -329,5 +338,6 @@ class Executor(MessageFlow):
         close the recorder (its last records are written)."""
         self._close_recorder()
         for pe in self.pes.values():
+            remove_pe_write(pe)
             for output in pe.outputconnections.values():
                 output.pop(WRITER, None)

@@ -22,7 +22,9 @@ from dispel4py.engine.wiring import unpicklable_message
 from dispel4py.engine.writers import SAMPLE_MASK, Outbox, approx_size, sized_limit
 from dispel4py.errors import TransportError
 
-__all__ = ["MessageFlow", "Transport", "Reporter"]
+__all__ = ["MessageFlow", "Transport", "Reporter", "CREDIT_UNITS"]
+
+CREDIT_UNITS = 8  # a credit (``--credits``) is this many units; a batch takes its bytes' share
 
 _log = logging.getLogger("dispel4py.engine")
 
@@ -107,7 +109,8 @@ class MessageFlow:
         self.credits[target] -= cost
         if self.debug:
             _log.debug(
-                "worker %d: batch of %d item%s to %s (instance %d) input '%s' on worker %d, %d credit%s left",
+                "worker %d: batch of %d item%s to %s (instance %d) input '%s' on worker %d, "
+                "%d credit unit%s left",
                 self.worker,
                 len(items),
                 "" if len(items) == 1 else "s",
@@ -169,11 +172,16 @@ class MessageFlow:
         self.transport.send(src, ("C", iid, cost))
 
     def _cost(self, items: list[Any]) -> int:
-        """Credits a batch takes: 1, or more for a batch above ``batch_bytes`` (an item of
-        20 MB), so in-flight memory is bounded by bytes too; never more than all credits."""
-        if len(items) > 1:
-            return 1  # several items fit the byte budget (the batch was cut by it)
-        return max(1, min(self.max_credits, approx_size(items[0]) // self.batch_bytes))
+        """Credit units a batch takes: its bytes (estimated from its first item) in
+        ``CREDIT_UNITS`` ths of ``batch_bytes``, rounded down (an array of 4 MB and its
+        header take one credit, as before), at least one, never more than all credits (an
+        item of 20 MB). So in-flight bytes stay within about ``credits`` full batches per
+        destination instance, while up to ``CREDIT_UNITS`` times as many small batches may
+        be in flight: a producer of tiny items no longer stops and waits for each
+        acknowledgement (on ``multi`` the queue's feeder thread sends a batch only when it
+        gets the GIL, up to 5 ms late, so 4 batches in flight kept the producer waiting)."""
+        size = approx_size(items[0]) * len(items)
+        return max(1, min(self.max_credits, size * CREDIT_UNITS // self.batch_bytes))
 
     def _must_hold(self, iid: int) -> bool:
         """Whether a batch for ``iid`` must wait: processing it now would break the

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dispel4py.base import ConsumerPE, IterativePE
-from dispel4py.engine.writers import SAMPLE_MASK, BareLocalWriter, sized_limit
+from dispel4py.engine.writers import BareLocalWriter
 
 __all__ = ["make_inbox_loop", "single_input"]
 
@@ -109,7 +109,7 @@ def _iterative_to_local_loop(
     PEs on one worker saves a call per item. The writer's state stays on the writer, which
     the PE's own ``self.write`` calls share."""
     popleft, out = inbox.popleft, writer.inbox
-    append, drain, target = out.append, writer.drain, writer.target
+    append, filled = out.append, writer.filled
 
     def loop() -> None:
         item: Any = None
@@ -120,11 +120,8 @@ def _iterative_to_local_loop(
                 if result is not None:
                     writer.count += 1
                     append(result)
-                    n = len(out)
-                    if n & SAMPLE_MASK == 1:
-                        writer.limit = sized_limit(result, n, writer.max_items, writer.max_bytes)
-                    if n >= writer.limit:
-                        drain(target)
+                    if len(out) >= writer.check:
+                        filled(result, len(out))
         except BaseException:
             current[1] = item
             raise

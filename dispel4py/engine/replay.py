@@ -153,7 +153,20 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _pickle_pe(pe: Any) -> tuple[bytes | None, str, dict[str, str]]:
-    """The PE as one pickle; else its class and the attributes that pickle, one by one."""
+    """The PE as one pickle; else its class and the attributes that pickle, one by one.
+    Without the engine's ``write`` (``wiring.install_pe_write``: a writer's method, which the
+    replay could not call), which is put back after."""
+    write = vars(pe).get("write")
+    if write is None or type(getattr(write, "__self__", None)).__module__ not in _ENGINE_MODULES:
+        return _pickle_pe_as_is(pe)
+    del pe.write
+    try:
+        return _pickle_pe_as_is(pe)
+    finally:
+        pe.write = write
+
+
+def _pickle_pe_as_is(pe: Any) -> tuple[bytes | None, str, dict[str, str]]:
     try:
         return _dumps(pe), "", {}
     except Exception as whole:

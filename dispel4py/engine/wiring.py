@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dispel4py.base import ConsumerPE, IterativePE
+from dispel4py.core import GenericPE
 from dispel4py.engine.failure import short_repr
 from dispel4py.engine.plan import Plan
 from dispel4py.engine.routing import (
@@ -23,7 +24,14 @@ from dispel4py.engine.routing import (
     Route,
 )
 
-__all__ = ["make_routes", "make_handler", "make_emitter", "unpicklable_message"]
+__all__ = [
+    "make_routes",
+    "make_handler",
+    "make_emitter",
+    "install_pe_write",
+    "remove_pe_write",
+    "unpicklable_message",
+]
 
 
 def make_routes(plan: Plan, worker: int, iid: int, output: str) -> list[Route]:
@@ -109,6 +117,40 @@ def make_emitter(pe_id: str, writers: dict[str, Any]) -> Callable[[Any], None]:
             writer.write(value)
 
     return emit
+
+
+def install_pe_write(pe: Any, writers: dict[str, Any]) -> bool:
+    """Let ``pe.write(name, data)`` reach the writer of the PE's main output in one call.
+
+    ``GenericPE.write`` looks the writer up and calls it: two Python calls per item, about
+    as much as the writer's work (benchmarks/profile_tiny.py). Here the PE object gets an
+    attribute ``write``, the writer's own ``pe_write``, which checks the name and writes; a
+    write to another output (or an unknown one, which raises naming the PE) goes through
+    ``GenericPE._write`` as before. Only on a PE that keeps ``GenericPE.write`` and has no
+    ``write`` of its own, and only for writers that have ``pe_write`` (the fast paths).
+    The main output is ``OUTPUT_NAME``, else the only output. Removed by
+    :func:`remove_pe_write` when the run ends."""
+    if type(pe).write is not GenericPE.write or "write" in vars(pe):
+        return False
+    output = getattr(pe, "OUTPUT_NAME", None)
+    if output not in writers:
+        if len(writers) != 1:
+            return False
+        output = next(iter(writers))
+    writer = writers[output]
+    pe_write = getattr(writer, "pe_write", None)
+    if pe_write is None:
+        return False
+    writer.output, writer.other = output, pe._write
+    pe.write = pe_write
+    return True
+
+
+def remove_pe_write(pe: Any) -> None:
+    """Undo :func:`install_pe_write` (the PE object may be the user's, run again later)."""
+    write = vars(pe).get("write")
+    if write is not None and getattr(write, "__name__", "") == "pe_write":
+        del pe.write
 
 
 def unpicklable_message(plan: Plan, target: int, port: str, items: list[Any], exc: Exception) -> str:

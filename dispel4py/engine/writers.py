@@ -29,15 +29,20 @@ __all__ = [
     "BareLocalWriter",
     "Outbox",
     "SpreadWriter",
+    "BufferSpreadWriter",
     "make_writer",
+    "local_writers",
     "approx_size",
     "sized_limit",
     "SAMPLE_MASK",
+    "SAMPLE_EVERY",
     "RESULTS_LIMIT",
 ]
 
 _IMMUTABLE = (int, float, str, bytes, bool, type(None), complex)
 SAMPLE_MASK = 63  # sample an item's size at fills 1, 65, 129, ...
+SAMPLE_EVERY = SAMPLE_MASK + 1  # the writers' fast paths: at most this many fills between samples
+QUICK_S = 0.002  # an outbox looks at the clock about this often while items come fast
 RESULTS_LIMIT = 4096  # result items a worker holds before shipping them
 RESULTS_BYTES = 16 << 20
 
@@ -46,6 +51,8 @@ def approx_size(item: Any, depth: int = 2) -> int:
     """A cheap estimate of the bytes ``item`` holds: exact for str/bytes/arrays, a sample
     of the first elements of containers, a small constant for scalars and other objects."""
     kind = type(item)
+    if kind is int or kind is float:  # first: no failed attribute lookup for the commonest items
+        return 32
     if kind is str or kind is bytes or kind is bytearray:
         return len(item) + 48
     nbytes = getattr(item, "nbytes", None)  # numpy arrays, memoryviews
@@ -136,9 +143,17 @@ class Writer:
 class LocalWriter:
     """Fast path: one destination instance on this worker, no results. Its inbox holds
     ``(port, item)`` pairs, or the items alone when the instance has one connected input
-    (``bare``: no pair to build per item, see ``engine/inbox.py``)."""
+    (``bare``: no pair to build per item, see ``engine/inbox.py``).
 
-    __slots__ = ("inbox", "port", "limit", "max_items", "max_bytes", "drain", "target", "count")
+    A write compares the inbox's length with one number, ``check``: the next fill at which
+    to sample an item's size (every ``SAMPLE_EVERY`` fills) or the limit, whichever comes
+    first; :meth:`filled` does the rest. The executor sets ``check`` back to 1 when it has
+    drained the inbox, so the first item of the next fill is sampled."""
+
+    __slots__ = (
+        *("inbox", "port", "limit", "max_items", "max_bytes", "drain", "target", "count"),
+        *("check", "output", "other"),
+    )
 
     def __init__(
         self,
@@ -156,16 +171,32 @@ class LocalWriter:
         self.drain = drain
         self.target = target
         self.count = 0
+        self.check = 1
+        self.output: str | None = None  # set with the PE's other writes by install_pe_write
+        self.other: Callable[..., None] = _no_other
 
     def write(self, data: Any) -> None:
         self.count += 1
         inbox = self.inbox
         inbox.append((self.port, data))
-        n = len(inbox)
-        if n & SAMPLE_MASK == 1:
-            self.limit = sized_limit(data, n, self.max_items, self.max_bytes)
-        if n >= self.limit:
+        if len(inbox) >= self.check:
+            self.filled(data, len(inbox))
+
+    def filled(self, data: Any, n: int) -> None:
+        """The rare part of a write: the inbox holds ``n`` items, ``data`` the newest:
+        sample its size, drain the inbox if it is full, set the next ``check``."""
+        limit = self.limit = sized_limit(data, n, self.max_items, self.max_bytes)
+        if n >= limit:
             self.drain(self.target)
+        n = len(self.inbox)  # 0 after a drain: the next fill's first item is sampled
+        self.check = min(limit, n + SAMPLE_EVERY) if n else 1
+
+    def pe_write(self, name: str, data: Any, **kwargs: Any) -> None:
+        """``pe.write(name, data)`` in one call (see ``wiring.install_pe_write``)."""
+        if name != self.output:
+            self.other(name, data, **kwargs)
+            return
+        self.write(data)
 
 
 class BareLocalWriter(LocalWriter):
@@ -177,11 +208,19 @@ class BareLocalWriter(LocalWriter):
         self.count += 1
         inbox = self.inbox
         inbox.append(data)
-        n = len(inbox)
-        if n & SAMPLE_MASK == 1:
-            self.limit = sized_limit(data, n, self.max_items, self.max_bytes)
-        if n >= self.limit:
-            self.drain(self.target)
+        if len(inbox) >= self.check:
+            self.filled(data, len(inbox))
+
+    def pe_write(self, name: str, data: Any, **kwargs: Any) -> None:
+        """:meth:`write` behind the output's name, written out (no second call per item)."""
+        if name != self.output:
+            self.other(name, data, **kwargs)
+            return
+        self.count += 1
+        inbox = self.inbox
+        inbox.append(data)
+        if len(inbox) >= self.check:
+            self.filled(data, len(inbox))
 
 
 class Outbox:
@@ -190,9 +229,19 @@ class Outbox:
     ``items`` is the same list for the whole run (writers hold it); ``send`` ships it when
     it holds ``limit`` items (``batch_size``, fewer for large items), and ``flush`` ships
     every batch when an item has waited ``flush_interval`` (``due[0]``, kept by the
-    executor), so a slow producer's items do not sit in a part-filled batch."""
+    executor), so a slow producer's items do not sit in a part-filled batch.
 
-    __slots__ = ("items", "limit", "max_items", "max_bytes", "target", "port", "send", "flush", "due")
+    A put compares the batch's length with ``check`` only, as a local writer does; the
+    clock is read in :meth:`filled`, at the next look: after ``stride`` more puts, which
+    is 1 while items come slowly (every put looks, as before) and grows with the rate at
+    which they come, up to ``SAMPLE_EVERY``, so that a look comes about every ``QUICK_S``:
+    a fast producer does not read the clock per item, and an item waits at most about
+    ``QUICK_S`` longer to be shipped. Sizes are sampled at fills 1, 65, ... as before."""
+
+    __slots__ = (
+        *("items", "limit", "max_items", "max_bytes", "target", "port", "send", "flush", "due"),
+        *("check", "sampled", "stride", "looked"),
+    )
 
     def __init__(
         self,
@@ -209,22 +258,35 @@ class Outbox:
         self.max_bytes = max_bytes
         self.target, self.port = target, port
         self.send, self.flush, self.due = send, flush, due
+        self.check, self.sampled, self.stride, self.looked = 1, 0, 1, 0.0
 
     def put(self, data: Any) -> None:
         items = self.items
         items.append(data)
-        n = len(items)
-        if n & SAMPLE_MASK == 1:
+        if len(items) >= self.check:
+            self.filled(data, len(items))
+
+    def filled(self, data: Any, n: int) -> None:
+        """The rare part of a put (``n`` items, ``data`` the newest): sample, send when
+        full, else ship every batch when an item has waited too long; the next look."""
+        now = perf_counter()
+        if n == 1 or n - self.sampled >= SAMPLE_EVERY:
             self.limit = sized_limit(data, n, self.max_items, self.max_bytes)
+            self.sampled = n
         if n >= self.limit:
             self.send(self.target, self.port)
-        elif perf_counter() > self.due[0]:
+        elif now > self.due[0]:
             self.flush()
+        took, self.looked = now - self.looked, now  # the last ``stride`` puts took this long
+        self.stride = max(1, min(SAMPLE_EVERY, int(self.stride * QUICK_S / took))) if took > 0 else 1
+        if self.items:  # else take() has set check to 1
+            self.check = min(self.limit, len(self.items) + self.stride)
 
     def take(self) -> list[Any]:
         """The items to send now (the list itself stays, empty)."""
         items = self.items[:]
         self.items.clear()
+        self.check, self.sampled = 1, 0
         return items
 
 
@@ -234,17 +296,68 @@ class SpreadWriter:
     (an :class:`Outbox` or a local writer), in the order :class:`RoundRobinRoute` would
     choose them (from the same start)."""
 
-    __slots__ = ("routes", "turn", "count")
+    __slots__ = ("routes", "turn", "count", "dests", "output", "other")
 
-    def __init__(self, route: Route, puts: list[Callable[[Any], None]]) -> None:
+    def __init__(self, route: Route, puts: list[Any], dests: list[Any] | None = None) -> None:
         start = getattr(route, "_next", 0)
         self.routes = [route]
         self.turn = itertools.cycle(puts[start:] + puts[:start]).__next__  # the next destination's put
         self.count = 0
+        self.dests = dests or []  # the local writers and outboxes behind the puts
+        self.output: str | None = None  # as LocalWriter's
+        self.other: Callable[..., None] = _no_other
 
     def write(self, data: Any) -> None:
         self.count += 1
         self.turn()(data)
+
+    def pe_write(self, name: str, data: Any, **kwargs: Any) -> None:
+        if name != self.output:
+            self.other(name, data, **kwargs)
+            return
+        self.count += 1
+        self.turn()(data)
+
+
+class BufferSpreadWriter(SpreadWriter):
+    """:class:`SpreadWriter` whose destinations are all buffers of items alone (bare local
+    inboxes, :class:`Outbox` es): the destination's ``put`` written out in the writer, so a
+    write is one call, not three (``write``, the turn, the put)."""
+
+    __slots__ = ()
+
+    def __init__(self, route: Route, dests: list[Any]) -> None:
+        # per destination: its buffer's append, the buffer, the destination (check, filled)
+        buffers = [d.items if isinstance(d, Outbox) else d.inbox for d in dests]
+        super().__init__(route, [(b.append, b, d) for b, d in zip(buffers, dests, strict=True)], dests)
+
+    def write(self, data: Any) -> None:
+        self.count += 1
+        append, buffer, dest = self.turn()
+        append(data)
+        if len(buffer) >= dest.check:
+            dest.filled(data, len(buffer))
+
+    def pe_write(self, name: str, data: Any, **kwargs: Any) -> None:
+        if name != self.output:
+            self.other(name, data, **kwargs)
+            return
+        self.count += 1
+        append, buffer, dest = self.turn()
+        append(data)
+        if len(buffer) >= dest.check:
+            dest.filled(data, len(buffer))
+
+
+def _no_other(name: str, data: Any, **kwargs: Any) -> None:
+    raise AssertionError("dispel4py internal error: pe_write of a writer that install_pe_write did not name")
+
+
+def local_writers(writer: Any) -> list[LocalWriter]:
+    """The local writers behind ``writer`` (whose ``check`` the executor resets)."""
+    if isinstance(writer, LocalWriter):
+        return [writer]
+    return [d for d in getattr(writer, "dests", ()) if isinstance(d, LocalWriter)]
 
 
 def make_writer(
@@ -289,4 +402,6 @@ def make_writer(
     if len(puts) == 1 and isinstance(puts[0], LocalWriter):
         return puts[0]
     # a local writer's own count goes unread there: the SpreadWriter counts the output's items
-    return SpreadWriter(route, [p.write if isinstance(p, LocalWriter) else p.put for p in puts])
+    if all(type(p) is BareLocalWriter or type(p) is Outbox for p in puts):
+        return BufferSpreadWriter(route, puts)
+    return SpreadWriter(route, [p.write if isinstance(p, LocalWriter) else p.put for p in puts], puts)
