@@ -55,7 +55,8 @@ from dispel4py.dynamic.layout import SHARED
 from dispel4py.dynamic.signing import Idents, Seen, Signer
 from dispel4py.engine.plan import Plan
 from dispel4py.mappings.processes.channels import Channels, live_sender
-from dispel4py.mappings.redis.commit import REPORTS_HIGH, Committing, Reporter
+from dispel4py.mappings.redis.commit import REPORTS_HIGH, Reporter
+from dispel4py.mappings.redis.giving_back import GivingBack
 from dispel4py.mappings.redis.heartbeat import Heartbeat
 from dispel4py.mappings.redis.keys import (
     GROUP,
@@ -85,7 +86,7 @@ _SPILL_BYTES = 64 << 20  # a shared task holding more output than this stages it
 SPILL_ENV = "DISPEL4PY_SPILL_BYTES"  # internal: a smaller spill limit, for tests
 
 
-class RedisQueues(Committing, Channels):
+class RedisQueues(GivingBack, Channels):
     """Made by the driver; each worker process (or ``dispel4py worker``) opens its own."""
 
     def __init__(
@@ -330,29 +331,6 @@ class RedisQueues(Committing, Channels):
     def open(self, worker: int) -> Any:
         raise NotImplementedError("the dynamic engine takes tasks from the queues; see serve()")
 
-    def requeue(
-        self, consumer: str | None, streams: Sequence[int] | None = None
-    ) -> tuple[list[int], list[int]]:
-        """Give back the tasks of a dead ``consumer`` (``None``: every task idle longer than
-        the claim time, for this worker); ``(requeued keys, dead-lettered keys)``."""
-        keys = list(self.shared if streams is None else streams)
-        if not keys:
-            return [], []
-        mode, who = ("consumer", consumer) if consumer is not None else ("idle", self.consumer)
-        moved, dead = self.client.evalsha(
-            self.requeue_sha,
-            1 + len(keys),
-            self.names.dead,
-            *(self.names.stream(k) for k in keys),
-            GROUP,
-            mode,
-            who,
-            self.claim_idle_ms,
-            self.max_deliveries,
-            *(self.fields[k] for k in keys),
-        )
-        return [int(k) for k in moved], [int(k) for k in dead]
-
     # -- a worker's side ---------------------------------------------------------------------
     def serve(self, plan: Plan, worker: int, link: Any, where: str, tuning: Any) -> None:
         """A local worker process: run the dynamic engine until the driver says quit."""
@@ -395,30 +373,6 @@ class RedisQueues(Committing, Channels):
             self.heart.stop()
         if self.client is not None:
             self.client.close()
-
-    @redis_failures_are_transport_errors
-    def retry_or_give_up(self, key: int, task: Any, error: Any) -> None:
-        """``--on-error dead-letter``: a shared task raised (its outputs are dropped with its
-        frame). Split it into one task per item, or retry it, or give it up."""
-        frame = self.frames.pop()
-        assert frame.key == key, (frame.key, key)
-        if frame.stage:  # what it spilled is dropped too
-            self.client.delete(frame.stage)
-            frame.stage = ""
-        port, items = task
-        pe_id = self.pe_ids[key]
-        self.payloads.release_puts(frame.puts)  # its outputs are dropped
-        if port is not None and len(items) > 1:  # only the bad item should be retried
-            # one task per item, each marked so that it is never merged with others again
-            frame.puts = [self._seal(key, (port, [item], 1)) for item in items]
-            done = self._merged(frame, ("task", (self.worker, pe_id, {pe_id: len(items)}, 0, 0.0)))
-            self._commit(frame, [self._seal_report(done, frame.idents)])
-            return
-        _, dead = self.requeue(self.consumer, [key])
-        if dead:
-            self.payloads.release(frame.blocks)  # settled: in the dead-letter stream
-            text = f"{self.labels[key]} with item {error.item_repr}: {error.error}"
-            self.send_now(("dropped", (self.worker, [key], text)))
 
     def running_now(self, key: int) -> None:
         """Nothing to do: the frames say what runs (the driver learns it from the queues)."""
