@@ -5,7 +5,9 @@ out of step, a lost server reported as redis-py reports it, and the fallback wit
 
 from __future__ import annotations
 
+import socket
 import sys
+import types
 
 import pytest
 import redis
@@ -65,6 +67,36 @@ def test_an_error_reply_is_raised_after_the_whole_batch(redis_server: RedisServe
     assert client.xlen("t") == 2  # both others ran, as in a pipeline
     assert wire.batch().xadd("t", {"a": b"3"}).execute()[0]  # and the connection is in step
     client.close()
+
+
+def test_a_false_reply_is_a_reply(redis_server: RedisServer) -> None:
+    """A script's ``false`` is a RESP3 boolean (``False``), not "no reply yet": read at once."""
+    client = _client(redis_server.url)
+    wire = open_wire(client)
+    assert wire.call([("EVAL", "return false", 0), ("PING",)]) in ([False, b"PONG"], [None, b"PONG"])
+    client.close()
+
+
+class _SocketPool:
+    """A pool whose one connection is a socket of a local pair (the server's end is the test's)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.connection = types.SimpleNamespace(connect=lambda: None, _sock=sock)
+
+    def get_connection(self):
+        return self.connection
+
+
+def test_a_resp3_false_is_read_as_a_reply_at_once() -> None:
+    """``#f`` (RESP3's false, which a script's ``false`` becomes on Redis 7) must not be taken
+    for hiredis's "no whole reply yet", which would wait for bytes that never come."""
+    ours, theirs = socket.socketpair()
+    ours.settimeout(5)
+    theirs.sendall(b"#f\r\n+PONG\r\n")
+    wire = Wire(types.SimpleNamespace(connection_pool=_SocketPool(ours)))
+    assert wire.call([("EVAL", "return false", 0), ("PING",)]) == [False, b"PONG"]
+    ours.close()
+    theirs.close()
 
 
 def test_a_server_gone_is_a_connection_error_then_a_reconnect() -> None:

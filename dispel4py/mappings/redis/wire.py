@@ -25,6 +25,7 @@ from typing import Any
 __all__ = ["Batch", "Wire", "open_wire"]
 
 _READ_BYTES = 1 << 18
+_MORE = object()  # the reader's "no whole reply yet" (``False`` is a RESP3 reply)
 
 
 class Batch:
@@ -99,7 +100,7 @@ class Wire:
             self.conn = self.pool.get_connection()  # held by this wire until the client closes
         self.conn.connect()  # a no-op when connected; reconnects after a failure
         self.sock = self.conn._sock
-        self.reader = self._hiredis.Reader(replyError=self._redis.ResponseError)
+        self.reader = self._hiredis.Reader(replyError=self._redis.ResponseError, notEnoughData=_MORE)
 
     def call(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` at once and read one reply each; the first error reply is raised
@@ -126,7 +127,7 @@ class Wire:
         reader, recv = self.reader, self.sock.recv
         while len(replies) < wanted:
             reply = reader.gets()
-            if reply is False:
+            if reply is _MORE:
                 data = recv(_READ_BYTES)
                 if not data:
                     raise ConnectionResetError("connection closed by the server")
