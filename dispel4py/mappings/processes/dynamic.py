@@ -45,12 +45,7 @@ class DynMultiMapping(ProcessMapping):
         )
         cls.add_tuning_arguments(parser)
         cls.add_shm_argument(parser)
-        parser.add_argument(
-            "--start-method",
-            choices=("fork", "spawn", "forkserver"),
-            default=None,
-            help="how worker processes start (default: the platform's)",
-        )
+        cls.add_start_method_argument(parser)
         parser.add_argument(
             "-ct",
             "--consumer-timeout",

@@ -86,11 +86,15 @@ class ProcessMapping(Mapping):
         cls.add_layout_arguments(parser)
         cls.add_tuning_arguments(parser)
         cls.add_shm_argument(parser)
+        cls.add_start_method_argument(parser)
+
+    @staticmethod
+    def add_start_method_argument(parser: argparse.ArgumentParser | Any, whose: str = "worker") -> None:
         parser.add_argument(
             "--start-method",
             choices=("fork", "spawn", "forkserver"),
             default=None,
-            help="how worker processes start (default: the platform's)",
+            help=f"how {whose} processes start (default: the platform's)",
         )
 
     @staticmethod

@@ -122,12 +122,7 @@ class DynRedisMapping(DynMultiMapping):
         )
         cls.add_tuning_arguments(parser)
         cls.add_shm_argument(parser)
-        parser.add_argument(
-            "--start-method",
-            choices=("fork", "spawn", "forkserver"),
-            default=None,
-            help="how local worker processes start (default: the platform's)",
-        )
+        cls.add_start_method_argument(parser, "local worker")
         parser.add_argument(
             "-ct",
             "--consumer-timeout",
