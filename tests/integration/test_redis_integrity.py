@@ -211,7 +211,8 @@ def test_a_workers_counter_set_back_refuses_the_joining_worker(redis_server: Red
         env=gate,
     )
     with redis_server.client() as c:
-        watched.wait_until(lambda: key.exists() and c.exists("d4py:ids:info"), "the run to start")
+        # the plan is written after the worker counter: set back once it is there
+        watched.wait_until(lambda: key.exists() and c.hexists("d4py:ids:info", "plan"), "the run to start")
         c.set("d4py:ids:workers", 0)  # the next worker would be given id 0: the driver's own
     joiner = subprocess.run(
         cli(
@@ -227,6 +228,29 @@ def test_a_workers_counter_set_back_refuses_the_joining_worker(redis_server: Red
     watched.watch_until_exit(within=90)
     assert watched.process.returncode == 0, watched.stderr()
     assert total_line(60) in watched.stdout()
+
+
+def test_the_worker_counter_is_set_before_a_joiner_can_see_the_plan(
+    redis_server: RedisServer, tmp_path
+) -> None:
+    """A worker joins once it can read the run's plan, and registers by incrementing the
+    worker counter: the driver must have set the counter (to its local workers) before it
+    writes the plan, or an early joiner gets a local worker's id and is refused as if someone
+    had set the counter back. The server's own log of commands (MONITOR) shows the order."""
+    key = tmp_path / "run.key"
+    run = [*cli("dyn_redis", "dispel4py.examples.graph_testing.pipeline_test", "-i", "3", "-n", "1")]
+    run += ["--redis-url", redis_server.url, "--key-file", str(key), "--run", "order"]
+    with redis_server.client() as c, c.monitor() as monitor:
+        done = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        commands: list[str] = []
+        for event in monitor.listen():
+            commands.append(event["command"])
+            if event["command"].startswith("HSET d4py:order:info plan"):
+                break
+        _, err = done.communicate(timeout=60)
+    assert done.returncode == 0, err
+    counter = [i for i, text in enumerate(commands) if text.startswith("SET d4py:order:workers ")]
+    assert counter and counter[0] < len(commands) - 1, commands[-10:]
 
 
 # -- defect 1: a task over the spill limit -------------------------------------------------------

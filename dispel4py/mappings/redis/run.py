@@ -99,6 +99,9 @@ class RedisRun:
             )
         self.created = True
         pipe = client.pipeline(transaction=False)
+        # the worker counter before the plan: a worker that joins needs the plan, and the
+        # counter's start (the local workers' ids) must be there when it registers
+        pipe.set(names.workers, self.local)
         if plan_blob is not None:
             pipe.hset(names.info, "plan", signer.mac(names.info.encode() + b"plan", plan_blob) + plan_blob)
         for stream in [*self.streams, names.dead]:
@@ -106,7 +109,6 @@ class RedisRun:
         pipe.xadd(names.reports, {"s": b""})  # the stream exists (and gets its TTL) from now on
         pipe.sadd(names.used, "-")  # the set too (no identity looks like this)
         pipe.hset(names.sent, "-", 0)  # and the reports each worker's commits wrote (audit.py)
-        pipe.set(names.workers, self.local)
         for key in self.keys:
             pipe.expire(key, self.ttl_s)
         pipe.set(names.driver, self.token, px=DRIVER_TTL_MS)
