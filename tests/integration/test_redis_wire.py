@@ -93,7 +93,7 @@ def test_a_resp3_false_is_read_as_a_reply_at_once() -> None:
     ours, theirs = socket.socketpair()
     ours.settimeout(5)
     theirs.sendall(b"#f\r\n+PONG\r\n")
-    wire = Wire(types.SimpleNamespace(connection_pool=_SocketPool(ours)))
+    wire = Wire(_SocketPool(ours))
     assert wire.call([("EVAL", "return false", 0), ("PING",)]) == [False, b"PONG"]
     ours.close()
     theirs.close()

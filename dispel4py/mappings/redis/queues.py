@@ -118,6 +118,7 @@ class RedisQueues(GivingBack, Channels):
 
     def _runtime(self) -> None:
         self.client: Any = None
+        self.lean = False  # the driver's, without local workers: a client without redis-py
         self.wire: Any = None  # the hot path's own connection (wire.py), opened on first use
         self.link: Any = None
         self.frames: list[_Frame] = []
@@ -156,6 +157,7 @@ class RedisQueues(GivingBack, Channels):
             "idents",
             "ran",
             "unlisted",
+            "lean",
         ):
             state.pop(name, None)
         return state
@@ -168,7 +170,7 @@ class RedisQueues(GivingBack, Channels):
     def open_client(self, name: str, *, load_scripts: bool = True) -> None:
         """Connect; ``load_scripts``: also load the scripts (once per run is enough: the
         driver does it, local workers call them by their SHA-1 at once)."""
-        self.client = connect(self.target, socket_timeout=SOCKET_TIMEOUT_S, name=name)
+        self.client = connect(self.target, socket_timeout=SOCKET_TIMEOUT_S, name=name, lean=self.lean)
         self.wire = None
         self.idents = Idents()
         texts = (TAKE, COMMIT, REQUEUE, GIVE_BACK, COUNTS)

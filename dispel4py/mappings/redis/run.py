@@ -184,7 +184,9 @@ class ReportReader:
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         self.stopping = False
-        self.client = connect(queues.target, socket_timeout=SOCKET_TIMEOUT_S, name="dispel4py-reports")
+        self.client = connect(
+            queues.target, socket_timeout=SOCKET_TIMEOUT_S, name="dispel4py-reports", lean=queues.lean
+        )
         self.thread = threading.Thread(target=self._loop, name="dispel4py-reports", daemon=True)
 
     def start(self) -> ReportReader:

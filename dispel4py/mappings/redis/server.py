@@ -88,8 +88,21 @@ def target_from_url(url: str) -> RedisTarget:
     return RedisTarget(url, f"{parts.hostname or 'localhost'}:{port}")
 
 
-def connect(target: RedisTarget, *, socket_timeout: float | None, name: str) -> Any:
-    """A client with a 2 s connect timeout and no retries (a lost server is an error)."""
+def connect(target: RedisTarget, *, socket_timeout: float | None, name: str, lean: bool = False) -> Any:
+    """A client with a 2 s connect timeout and no retries (a lost server is an error);
+    ``lean``: one that does not import redis-py unless it must (``lean_client.py``)."""
+    if lean:
+        from dispel4py.mappings.redis.lean_client import lean_client_for
+
+        client = lean_client_for(
+            target.url,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=socket_timeout,
+            name=name,
+            fallback=functools.partial(connect, target, socket_timeout=socket_timeout, name=name),
+        )
+        if client is not None:
+            return client
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -122,9 +135,9 @@ def _client_options() -> dict[str, Any]:
     return extra
 
 
-def check_server(target: RedisTarget) -> str:
+def check_server(target: RedisTarget, *, lean: bool = False) -> str:
     """Ping the server within 2 s; its ``run_id`` (changes when it restarts), or a clear error."""
-    client = connect(target, socket_timeout=CONNECT_TIMEOUT_S, name="dispel4py-check")
+    client = connect(target, socket_timeout=CONNECT_TIMEOUT_S, name="dispel4py-check", lean=lean)
     try:
         try:
             info = client.info("server")

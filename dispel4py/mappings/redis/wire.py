@@ -13,8 +13,9 @@ else (rare paths, the driver's own commands) still goes through the redis-py cli
 
 Failures keep redis-py's types, so the callers' error handling (``keys.lost_error``) is the
 same: a timeout is ``redis.TimeoutError``, a lost connection ``redis.ConnectionError``, an
-error reply ``redis.ResponseError`` (raised after every reply of the batch was read, as a
-pipeline does). Without ``hiredis`` :func:`open_wire` gives the redis-py pipeline instead:
+error reply redis-py's class for it (``ResponseError`` or a subclass, with the whole text;
+raised after every reply of the batch was read, as a pipeline does). redis-py is imported
+only to raise them: the driver's ``lean_client.py`` speaks through a :class:`Wire` too. Without ``hiredis`` :func:`open_wire` gives the redis-py pipeline instead:
 slower, the same behaviour.
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Batch", "Wire", "open_wire"]
+__all__ = ["Batch", "Wire", "error_reply", "open_wire", "redis_module"]
 
 _READ_BYTES = 1 << 18
 _MORE = object()  # the reader's "no whole reply yet" (``False`` is a RESP3 reply)
@@ -71,12 +72,11 @@ class Wire:
     """One connection of ``client``'s pool, kept for this process's hot path (not
     thread-safe: the worker's main thread only; other threads use the client)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, pool: Any) -> None:
         import hiredis
-        import redis
 
-        self._hiredis, self._redis = hiredis, redis
-        self.pool = client.connection_pool
+        self._hiredis = hiredis
+        self.pool = pool  # redis-py's connection pool, or lean_client's
         self.conn: Any = None
         self.sock: Any = None
         self.reader: Any = None
@@ -100,7 +100,14 @@ class Wire:
             self.conn = self.pool.get_connection()  # held by this wire until the client closes
         self.conn.connect()  # a no-op when connected; reconnects after a failure
         self.sock = self.conn._sock
-        self.reader = self._hiredis.Reader(replyError=self._redis.ResponseError, notEnoughData=_MORE)
+        self.reader = self._hiredis.Reader(notEnoughData=_MORE)
+        hello = getattr(self.conn, "take_handshake", None)  # lean_client's: AUTH, SETNAME, SELECT
+        if hello is not None and (commands := hello()):
+            try:
+                self.call(commands)
+            except Exception:
+                self._broken()  # the next call connects and says it again
+                raise
 
     def call(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` at once and read one reply each; the first error reply is raised
@@ -113,14 +120,17 @@ class Wire:
             replies = self._replies(len(commands))
         except TimeoutError as exc:
             self._broken()
-            raise self._redis.TimeoutError(f"Timeout reading from {self._where()}") from exc
+            raise redis_module().TimeoutError(f"Timeout reading from {self._where()}") from exc
         except OSError as exc:
             self._broken()
-            raise self._redis.ConnectionError(f"Error while talking to {self._where()}: {exc}") from exc
+            raise redis_module().ConnectionError(f"Error while talking to {self._where()}: {exc}") from exc
         for reply in replies:
-            if isinstance(reply, self._redis.ResponseError):
-                raise reply
+            if isinstance(reply, self._hiredis.ReplyError):
+                raise error_reply(str(reply))
         return replies
+
+    def close(self) -> None:
+        self._broken()
 
     def _replies(self, wanted: int) -> list[Any]:
         replies: list[Any] = []
@@ -146,6 +156,26 @@ class Wire:
         conn = self.conn
         host, port = getattr(conn, "host", None), getattr(conn, "port", None)
         return f"{host}:{port}" if host else str(getattr(conn, "path", "redis"))
+
+
+def redis_module() -> Any:
+    """redis-py, for its exception classes (imported on a failure, if not before)."""
+    import redis
+
+    return redis
+
+
+def error_reply(text: str) -> Exception:
+    """An error reply as the exception redis-py raises for it (``NoScriptError``,
+    ``AuthenticationError``, … else ``ResponseError``)."""
+    redis = redis_module()
+    try:
+        from redis._parsers.base import BaseParser
+
+        kind = type(BaseParser.parse_error(text))
+    except (ImportError, AttributeError):  # another redis-py layout: the generic class
+        kind = redis.ResponseError
+    return kind(text)  # the whole text, code included (``keys.lost_error`` looks for it)
 
 
 def _shaped(reply: Any) -> list[Any]:
@@ -184,4 +214,4 @@ def open_wire(client: Any) -> Wire | _PipelineWire:
         import hiredis  # noqa: F401
     except ImportError:
         return _PipelineWire(client)
-    return Wire(client)
+    return Wire(client.connection_pool)
