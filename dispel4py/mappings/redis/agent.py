@@ -231,7 +231,7 @@ class Agent:
             if self.options.pattern and not fnmatch.fnmatchcase(run_id, self.options.pattern):
                 continue
             self.state.joined.add(ident)
-            self._start(run_id)
+            self._start(run_id, (meta, blob))
 
     def _join_one(self, wake_r: int) -> bool:
         """Without ``--serve``: the run to join (``--run``, or the only one signed with the
@@ -246,7 +246,9 @@ class Agent:
                     f"several runs are in progress: {', '.join(sorted(runs))}; choose one with --run"
                 )
             if runs:
-                self._start(next(iter(runs)))
+                run_id, (meta, blob) = next(iter(runs.items()))
+                assert blob is not None  # runs without a plan were left out above
+                self._start(run_id, (meta, blob))
                 return True
             if time.monotonic() >= deadline:
                 which = (
@@ -258,15 +260,16 @@ class Agent:
                     os.read(wake_r, 64)
         return False
 
-    def _start(self, run_id: str) -> None:
+    def _start(self, run_id: str, found: tuple[dict[str, Any], bytes]) -> None:
+        """Fork processes for ``run_id``, giving them its metadata and plan (checked here)."""
         live = len(self.state.children)
         count = min(self.options.processes, max(1, self.options.processes - live))
         _log.info("agent %s: %d process(es) join run %s", self.record.agent_id, count, run_id)
         for _ in range(count):
-            self._fork(run_id)
+            self._fork(run_id, found)
         self._publish()
 
-    def _fork(self, run_id: str) -> None:
+    def _fork(self, run_id: str, found: tuple[dict[str, Any], bytes]) -> None:
         status_r, status_w = os.pipe()
         sys.stderr.flush()
         pid = os.fork()
@@ -277,7 +280,7 @@ class Agent:
                 for other in self.state.children.values():  # the agent's, not this process's
                     os.close(other.pidfd)
                     os.close(other.status)
-                code = _child(self.options, self.offer, run_id, status_w)
+                code = _child(self.options, self.offer, run_id, status_w, found)
             finally:
                 os._exit(code)
         os.close(status_w)
@@ -348,7 +351,9 @@ class Agent:
             os.close(fd)
 
 
-def _child(options: AgentOptions, offer: WorkerOffer, run_id: str, status_w: int) -> int:
+def _child(
+    options: AgentOptions, offer: WorkerOffer, run_id: str, status_w: int, found: tuple[dict[str, Any], bytes]
+) -> int:
     """A worker process of the agent: join ``run_id`` and serve it (``join.join_run``)."""
     signal.set_wakeup_fd(-1)
     for signum in options.signals:
@@ -362,7 +367,7 @@ def _child(options: AgentOptions, offer: WorkerOffer, run_id: str, status_w: int
     try:
         with stop_on_signals(options.signals):
             joining = {**options.join, "run": run_id, "wait": 0.0, "server_checked": True}
-            return join_run(joining, offer, on_park)
+            return join_run(joining, offer, on_park, found)
     except Terminated as exc:
         _log.info("a process of the agent left before joining run %s (%s)", run_id, exc)
         return 0

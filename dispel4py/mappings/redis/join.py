@@ -55,19 +55,26 @@ def join_run(
     options: Mapping[str, Any],
     offer: WorkerOffer | None = None,
     on_park: Callable[[bool], None] | None = None,
+    found: tuple[dict[str, Any], bytes] | None = None,
 ) -> int:
     """Join the run that ``options`` name (the ``dispel4py worker`` options by their long
     names) and serve it until it ends; the exit code. ``offer``: this worker's agent and
     tags (a process of a host agent, ``redis/agent.py``), told to the driver in ``hello``;
-    ``on_park``: called with True/False when the driver parks or wakes this worker."""
+    ``on_park``: called with True/False when the driver parks or wakes this worker;
+    ``found``: the run's signed metadata and plan, as the host agent read and checked them
+    (its processes do not read them again)."""
     target, signer = server_and_key(options)
-    if not options.get("server_checked"):  # a host agent checked it once for its processes
-        check_server(target)
-    client = connect(target, socket_timeout=10, name="dispel4py-worker-join")
-    try:
-        run_id, meta, blob = _find_run(client, signer, options.get("run"), float(options.get("wait", 30.0)))
-    finally:
-        client.close()
+    if found is not None:
+        run_id, (meta, blob) = options["run"], found
+    else:
+        if not options.get("server_checked"):  # a host agent checked it once for its processes
+            check_server(target)
+        client = connect(target, socket_timeout=10, name="dispel4py-worker-join")
+        try:
+            wait_s = float(options.get("wait", 30.0))
+            run_id, meta, blob = _find_run(client, signer, options.get("run"), wait_s)
+        finally:
+            client.close()
     if options.get("workflow"):
         load_workflow(options["workflow"], options.get("attr"))  # makes its module importable under its name
     return _serve(
@@ -191,7 +198,7 @@ def _serve(
     )
     queues.offers = offer.tags  # type: ignore[attr-defined] # read by RedisWorker
     queues.payloads = joined_payloads(meta, plan)  # this host's shared memory, if the driver's
-    queues.open_client("dispel4py-worker")
+    queues.open_client("dispel4py-worker", load_scripts=False)  # the driver loaded them
     _check_driver(queues, run_id)
     worker = _register(queues, plan, meta, offer)
     if worker == -2:
