@@ -10,11 +10,13 @@ so two connections between the same pair of PEs in opposite directions are both 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dispel4py.core import GenericPE
-from dispel4py.drawing import FORMATS, Cluster, Drawing, Edge, Node, dot_id, render, run_dot, to_dot
 from dispel4py.errors import GraphError, did_you_mean
+
+if TYPE_CHECKING:  # the drawing package is imported when a graph is drawn, not with every run
+    from dispel4py.drawing import Drawing
 
 __all__ = ["WorkflowNode", "WorkflowGraph", "abstract_drawing", "draw", "drawDot", "write_image"]
 
@@ -202,6 +204,8 @@ def _resolve_input(obj: Any, port: str) -> tuple[Any, str]:
 # -- drawing: the graph's own picture, and the original's names for it -----------------
 def abstract_drawing(graph: WorkflowGraph) -> Drawing:
     """PEs with their declared ports; a composite (not yet flattened) is a cluster."""
+    from dispel4py.drawing import Drawing
+
     drawing = Drawing()
     keys: dict[int, str] = {}
     counter = iter(range(1 << 62))
@@ -213,6 +217,8 @@ def abstract_drawing(graph: WorkflowGraph) -> Drawing:
 def _add_members(
     graph: WorkflowGraph, drawing: Drawing, keys: dict[int, str], counter: Iterator[int], parent: str | None
 ) -> None:
+    from dispel4py.drawing import Cluster, Node, dot_id
+
     for node in graph.nodes:
         obj, index = node.obj, next(counter)
         if isinstance(obj, WorkflowGraph):
@@ -228,6 +234,8 @@ def _add_members(
 
 
 def _add_connections(graph: WorkflowGraph, drawing: Drawing, keys: dict[int, str]) -> None:
+    from dispel4py.drawing import Edge
+
     for node in graph.nodes:
         if isinstance(node.obj, WorkflowGraph):
             _add_connections(node.obj, drawing, keys)
@@ -250,12 +258,16 @@ def draw(graph: WorkflowGraph) -> str:
 
     Composites are drawn as clusters holding their PEs; edges go to the inner PEs' ports.
     """
+    from dispel4py.drawing import to_dot
+
     return to_dot(abstract_drawing(graph))
 
 
 def drawDot(graph: WorkflowGraph, img_type: str = "png") -> bytes:
     """The graph as an image: ``png`` (and Graphviz's other types) through Graphviz ``dot``;
     ``svg`` without Graphviz too, ``dot`` and ``mmd`` as text."""
+    from dispel4py.drawing import FORMATS, render, run_dot, to_dot
+
     drawing = abstract_drawing(graph)
     if img_type in FORMATS.values():
         return render(drawing, img_type)
