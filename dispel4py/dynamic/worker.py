@@ -41,6 +41,7 @@ from dispel4py.engine.wiring import make_emitter, make_handler, make_routes, unp
 from dispel4py.engine.writers import SAMPLE_MASK, make_writer, sized_limit
 from dispel4py.errors import TransportError
 
+from .fusion import Fusing
 from .layout import SHARED
 from .tasks import WorkerQueues
 
@@ -53,7 +54,7 @@ _MAX_NAP_S = 0.005
 _DEFERRED = ("post", "end", "Q")
 
 
-class DynamicWorker:
+class DynamicWorker(Fusing):
     target_task_s = TARGET_TASK_S  # seconds of work per task, once a PE's cost is known
 
     def __init__(
@@ -92,6 +93,7 @@ class DynamicWorker:
         self._flush_by = perf_counter() + self.flush_interval
         self._no_inboxes: list[Any] = [None] * len(placement.pe_of)
         self.running = -1  # the key whose task runs (innermost)
+        self.held: set[int] = set()  # shared keys this worker ran a queued task of (fusion.py)
         self.debug = _log.isEnabledFor(logging.DEBUG)  # -vv: a line per task
         self.helping = 0  # depth of _make_room: structural commands wait until it is 0
         # provenance (engine/recording.py): None in a normal run, which then pays nothing
@@ -102,6 +104,7 @@ class DynamicWorker:
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> None:
         """Serve tasks and commands until the coordinator says quit."""
+        self.start_fusing(self.shared_keys, allowed=self.recorder is None)
         pinned = list(reversed(self.pinned_keys))  # upstream first, as the static engine does
         for iid in pinned:  # every object first: copies are made before any preprocess
             self._ensure(iid, preprocess=False)
@@ -254,6 +257,7 @@ class DynamicWorker:
         pe_id = self.plan.pe_of(key)
         if port is not None:
             self._measure(pe_id, busy, count)
+            self.held.add(key)  # its report names this worker a holder: it may fuse (fusion.py)
         self.flush_all(above=self.level[key])  # all it wrote, and no more: waits keep climbing
         if self.debug:
             _log.debug(
@@ -335,6 +339,8 @@ class DynamicWorker:
         if not items:
             return
         self.outbufs[key] = []
+        if self.fuses(target, len(items)) and self.run_fused(target, port, items):
+            return  # a cheap shared task, run here and now (fusion.py)
         self._make_room(target, floor)
         try:
             self.queues.put(target, (port, items))

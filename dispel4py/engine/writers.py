@@ -39,7 +39,7 @@ __all__ = [
     "RESULTS_LIMIT",
 ]
 
-_IMMUTABLE = (int, float, str, bytes, bool, type(None), complex)
+IMMUTABLE_TYPES = (int, float, str, bytes, bool, type(None), complex)  # shared, never copied
 SAMPLE_MASK = 63  # sample an item's size at fills 1, 65, 129, ...
 SAMPLE_EVERY = SAMPLE_MASK + 1  # the writers' fast paths: at most this many fills between samples
 QUICK_S = 0.002  # an outbox looks at the clock about this often while items come fast
@@ -74,7 +74,7 @@ def sized_limit(item: Any, filled: int, limit: int, byte_limit: int) -> int:
 
 
 def _copy(data: Any) -> Any:
-    if type(data) in _IMMUTABLE:
+    if type(data) in IMMUTABLE_TYPES:
         return data
     try:
         return copy.deepcopy(data)

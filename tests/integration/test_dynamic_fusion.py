@@ -1,0 +1,52 @@
+"""Cheap shared tasks run where they are made (``dynamic/fusion.py``), on ``dyn_multi`` and
+``dyn_redis``: fewer queued tasks, the same results; each fused task gets its own copies of
+its items (a PE mutating its input changes nothing for the other destinations); copies that
+only ran fused tasks still postprocess (their totals are all there); no fusion with
+``--on-error dead-letter``."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+from _helpers import WORKFLOWS
+
+pytestmark = pytest.mark.timeout(120)
+
+CHAIN = str(WORKFLOWS / "fused_chain.py")
+N = 80
+TASK_LINE = re.compile(r"task of (\w+?)\d+ \(instance")
+
+
+def _outputs(stdout: str) -> dict:
+    line = next(x for x in stdout.splitlines() if x.startswith("Outputs: "))
+    return {name.rstrip("0123456789"): value for name, value in ast.literal_eval(line[9:]).items()}
+
+
+def _check(result) -> dict[str, int]:
+    """The run's results are exact; the queued tasks per PE (from the -vv lines)."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = _outputs(result.stdout)
+    totals = outputs["Tally"]["total"]
+    assert sum(count for count, _ in totals) == N
+    assert sum(total for _, total in totals) == 2 * sum(range(N))
+    assert sorted(outputs["Length"]["output"]) == [1] * N  # Double's mutation is its copy's
+    tasks: dict[str, int] = {}
+    for pe in TASK_LINE.findall(result.stderr):
+        tasks[pe] = tasks.get(pe, 0) + 1
+    return tasks
+
+
+@pytest.mark.parametrize("mapping", ["dyn_multi", "dyn_redis"])
+def test_cheap_shared_tasks_run_where_they_are_made(run_cli, mapping) -> None:
+    result = run_cli(mapping, CHAIN, "-n", "2", "-vv", timeout=100)
+    tasks = _check(result)
+    assert tasks["Waits"] >= N // 8, tasks  # the slow stage's tasks are queued (10 ms per item)
+    assert tasks.get("Double", 0) < tasks["Waits"] // 2, tasks  # most of Double's ran fused
+
+
+def test_no_fusion_with_dead_letter(run_cli) -> None:
+    result = run_cli("dyn_redis", CHAIN, "-n", "2", "-vv", "--on-error", "dead-letter", timeout=100)
+    tasks = _check(result)
+    assert tasks.get("Double", 0) >= tasks["Waits"] // 2, tasks  # about one per task of Waits
