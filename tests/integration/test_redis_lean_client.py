@@ -94,7 +94,7 @@ def _stream_ids_free(value):
 def test_every_command_of_the_table_answers_as_redis_py(redis_server: RedisServer) -> None:
     lean, reference = _pair(redis_server.url)
     calls = {"lean:": _calls("lean:"), "ref:": _calls("ref:")}
-    later = {"xack", "xdel", "xrange", "info", "time"}  # below
+    later = {"xack", "xdel", "xrange", "info", "time", "scan"}  # below
     assert {name for name, _, _ in calls["lean:"]} == set(COMMANDS) - later
     for (name, args, kwargs), (_, ref_args, ref_kwargs) in zip(calls["lean:"], calls["ref:"]):
         mine = getattr(lean, name)(*args, **kwargs)
@@ -113,6 +113,8 @@ def test_every_command_of_the_table_answers_as_redis_py(redis_server: RedisServe
     assert abs(lean.time()[0] - reference.time()[0]) <= 1 and isinstance(lean.time()[1], int)
     keys = sorted(reference.scan_iter(match="lean:*", count=2))
     assert sorted(lean.scan_iter(match="lean:*", count=2)) == keys and len(keys) > 2
+    cursor, found = lean.scan(0, match="lean:*", count=1000)
+    assert (cursor, sorted(found)) == (0, keys) and reference.scan(0, match="lean:*", count=1000)[0] == 0
     lean.close()
     reference.close()
 
@@ -134,7 +136,12 @@ def test_a_pipeline_answers_as_redis_py_and_takes_any_method(redis_server: Redis
     assert pipe.execute() == [True, {b"x": b"1"}]
     assert lean.hgetall("a:h") == {b"x": b"1"}  # so does a call
     assert lean.set("a:k", b"z", keepttl=True) is True  # an option the table does not build
-    assert isinstance(lean.pipeline(), redis.client.Pipeline)  # a transaction: redis-py's
+    for client in (lean, reference):  # a transaction: MULTI ... EXEC
+        assert client.pipeline().set("t:k", b"1").incr("t:n").execute() == [True, 1]
+        client.delete("t:n")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        lean.pipeline().hset("t:h", "f", b"1").incr("t:h").execute()
+    assert lean.hget("t:h", "f") == b"1"  # ran: a transaction is not rolled back
     lean.close()
     reference.close()
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dispel4py.mappings.redis.lean_commands import COMMANDS, Unsupported
-from dispel4py.mappings.redis.wire import Wire, redis_module
+from dispel4py.mappings.redis.wire import Wire, error_reply, redis_module
 
 __all__ = ["LeanClient", "lean_client_for"]
 
@@ -192,18 +192,13 @@ class LeanClient:
         return command
 
     def scan_iter(self, match: Any = None, count: Any = None) -> Any:
-        cursor: Any = 0
-        while True:
-            options = [*(["MATCH", match] if match else []), *(["COUNT", count] if count else [])]
-            cursor, keys = self.execute_command("SCAN", cursor, *options)
+        cursor = None
+        while cursor != 0:
+            cursor, keys = self.scan(cursor or 0, match=match, count=count)
             yield from keys
-            if int(cursor) == 0:
-                return
 
     def pipeline(self, transaction: bool = True) -> Any:
-        if transaction:
-            return self.redis_py().pipeline(transaction=True)
-        return LeanPipeline(self)
+        return LeanPipeline(self, transaction)
 
     def redis_py(self) -> Any:
         """The redis-py client for what the table does not cover (imported now)."""
@@ -218,11 +213,12 @@ class LeanClient:
 
 
 class LeanPipeline:
-    """``pipeline(transaction=False)``: calls queued, sent in one round trip; with a method
-    or option the table lacks, the whole batch goes through a redis-py pipeline instead."""
+    """Calls queued, sent in one round trip (``transaction``: between ``MULTI`` and ``EXEC``,
+    so they run at once); with a method or option the table lacks, the whole batch goes
+    through a redis-py pipeline instead."""
 
-    def __init__(self, client: LeanClient) -> None:
-        self.client = client
+    def __init__(self, client: LeanClient, transaction: bool = False) -> None:
+        self.client, self.transaction = client, transaction
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
     def __len__(self) -> int:
@@ -251,9 +247,16 @@ class LeanPipeline:
         try:
             built = [(tuple(COMMANDS[n][0](*args, **kwargs)), COMMANDS[n][1]) for n, args, kwargs in calls]
         except (KeyError, Unsupported, TypeError):
-            pipe = self.client.redis_py().pipeline(transaction=False)
+            pipe = self.client.redis_py().pipeline(transaction=self.transaction)
             for name, args, kwargs in calls:
                 getattr(pipe, name)(*args, **kwargs)
             return list(pipe.execute())
-        replies = self.client.call([command for command, _ in built])
+        commands = [command for command, _ in built]
+        if self.transaction:
+            replies = self.client.call([("MULTI",), *commands, ("EXEC",)])[-1]
+            for reply in replies:  # errors of a transaction's commands come inside EXEC's reply
+                if isinstance(reply, Exception):
+                    raise error_reply(str(reply))
+        else:
+            replies = self.client.call(commands)
         return [shape(reply) for (_, shape), reply in zip(built, replies)]

@@ -119,6 +119,10 @@ def _xgroup_create(name: Any, groupname: Any, id: Any = "$", mkstream: bool = Fa
     return ["XGROUP", "CREATE", name, groupname, id, *(["MKSTREAM"] if mkstream else [])]
 
 
+def _scan(cursor: Any = 0, match: Any = None, count: Any = None) -> list[Any]:
+    return ["SCAN", cursor, *(["MATCH", match] if match else []), *(["COUNT", count] if count else [])]
+
+
 def _expire(name: Any, time: Any) -> list[Any]:
     if not isinstance(time, int):
         raise Unsupported("a timedelta")
@@ -160,6 +164,7 @@ COMMANDS: dict[str, tuple[Callable[..., list[Any]], Callable[[Any], Any]]] = {
     "xrange": (_xrange, shape_stream_list),
     "xgroup_create": (_xgroup_create, _ok),
     "info": (_fixed("INFO"), _info),
+    "scan": (_scan, lambda reply: (int(reply[0]), reply[1])),
     "ping": (lambda: ["PING"], lambda reply: reply == b"PONG"),
     "time": (lambda: ["TIME"], lambda reply: (int(reply[0]), int(reply[1]))),
     "client_setname": (_fixed("CLIENT", "SETNAME"), _ok),

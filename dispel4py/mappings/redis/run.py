@@ -62,6 +62,15 @@ STREAM_INBOX = 16  # reports the driver holds, read but not relayed
 _ALIVE_EVERY_S = 1.0  # the driver's liveness key is renewed this often (it lasts DRIVER_TTL_MS)
 
 
+# the run's info key, made with its TTL in one step (a driver killed in between would leave
+# a key that never expires), only if no run of this id is in progress
+_CREATE_INFO = """
+if redis.call('HSETNX', KEYS[1], 'meta', ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
 class RedisRun:
     """The keys of one run, from creation to deletion (``with RedisRun(...) as run``)."""
 
@@ -92,13 +101,13 @@ class RedisRun:
         queues, names = self.queues, self.queues.names
         client, signer = queues.client, queues.signer.for_run(b"")  # the run's nonce is in meta
         mac, data = signer.dumps(names.info.encode(), meta)
-        if not client.hsetnx(names.info, "meta", mac + data):
+        if not client.eval(_CREATE_INFO, 1, names.info, mac + data, self.ttl_s):
             raise UsageError(
                 f"run '{names.run_id}' is already in progress on Redis at {queues.target.where} (or its "
                 f"driver was killed: its keys expire within {self.ttl_s} s); choose another --run id"
             )
         self.created = True
-        pipe = client.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=True)  # every key is made with its TTL, at once
         # the worker counter before the plan: a worker that joins needs the plan, and the
         # counter's start (the local workers' ids) must be there when it registers
         pipe.set(names.workers, self.local)
@@ -143,14 +152,15 @@ class RedisRun:
         client, names = self.queues.client, self.queues.names
         try:
             try:
-                client.delete(names.info)  # first: a worker joining now finds the run over
+                cursor, found = self._delete_known()
             except Exception as exc:  # a connection the server closed (it restarted?): one more try
                 if "Timeout" in type(exc).__name__:  # not a paused server: that would wait again
                     raise
                 client.connection_pool.disconnect()
-                client.delete(names.info)
-            client.delete(*self.keys)
-            found = list(client.scan_iter(match=names.prefix + "*", count=1000))
+                cursor, found = self._delete_known()
+            while cursor:  # the rest of the keyspace (a step at a time: a big server is not blocked)
+                cursor, more = client.scan(cursor, match=names.prefix + "*", count=1000)
+                found += more
             if found:
                 client.delete(*found)
         except Exception as exc:
@@ -161,6 +171,18 @@ class RedisRun:
                 self.ttl_s,
                 exc,
             )
+
+    def _delete_known(self) -> tuple[int, list[Any]]:
+        """One round trip: ``info`` first (a worker joining now finds the run over), the keys
+        the run knows, and the first step of a scan for any other key of the run."""
+        names = self.queues.names
+        pipe = self.queues.client.pipeline(transaction=False)
+        pipe.delete(names.info)
+        if self.keys:
+            pipe.delete(*self.keys)
+        pipe.scan(0, match=names.prefix + "*", count=1000)
+        *_, (cursor, found) = pipe.execute()
+        return int(cursor), list(found)
 
 
 class ReportReader:

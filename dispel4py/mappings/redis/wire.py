@@ -15,8 +15,9 @@ Failures keep redis-py's types, so the callers' error handling (``keys.lost_erro
 same: a timeout is ``redis.TimeoutError``, a lost connection ``redis.ConnectionError``, an
 error reply redis-py's class for it (``ResponseError`` or a subclass, with the whole text;
 raised after every reply of the batch was read, as a pipeline does). redis-py is imported
-only to raise them: the driver's ``lean_client.py`` speaks through a :class:`Wire` too. Without ``hiredis`` :func:`open_wire` gives the redis-py pipeline instead:
-slower, the same behaviour.
+only to raise them: the driver's ``lean_client.py`` speaks through a :class:`Wire` too.
+Without ``hiredis`` :func:`open_wire` gives the redis-py pipeline instead: slower, the same
+behaviour.
 """
 
 from __future__ import annotations
