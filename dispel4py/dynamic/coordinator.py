@@ -20,6 +20,10 @@ It runs in the driver and never runs PE code. Its invariants:
   never holds one again: a task it committed after it was taken for gone, before it saw
   its quit command, is counted, but its copy will never ``postprocess``: waiting for it
   would keep the run from ever ending.
+* **Quiet ends.** A PE whose ``postprocess`` is the base class's (it writes nothing) and
+  that nothing records (no provenance) is asked to ``postprocess`` (its "Processed N
+  iterations" lines) but not waited for: it cannot create tasks then, so the PEs after
+  it may end in the same round, one round trip instead of one per PE.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import dataclasses
 import logging
 from typing import Any
 
+from dispel4py.core import GenericPE
 from dispel4py.engine.plan import Plan
 from dispel4py.engine.result import InstanceStats
 
@@ -40,8 +45,9 @@ _log = logging.getLogger("dispel4py.engine")
 
 
 class Coordinator:
-    def __init__(self, plan: Plan, queues: CoordinatorQueues) -> None:
+    def __init__(self, plan: Plan, queues: CoordinatorQueues, *, recording: bool = False) -> None:
         self.plan, self.queues = plan, queues
+        self.quiet = set() if recording else {pe for pe in plan.order if _ends_quietly(plan.pes[pe])}
         self.in_flight = dict.fromkeys(plan.order, 0)
         self.upstream = {pe: {e.src for e in plan.edges if e.dst == pe} for pe in plan.order}
         self.holders: dict[str, set[int]] = {pe: set() for pe in plan.order}
@@ -76,10 +82,11 @@ class Coordinator:
         elif kind == "posted":
             _, pe_id, created = body
             self._count(created)
-            waiting = self.posting[pe_id]
-            waiting.discard(worker)
-            if not waiting:
-                self._ended(pe_id)
+            waiting = self.posting.get(pe_id)
+            if waiting is not None:  # None: a quiet end, not waited for
+                waiting.discard(worker)
+                if not waiting:
+                    self._ended(pe_id)
         else:
             return False
         self._advance()
@@ -131,6 +138,8 @@ class Coordinator:
             self.posting[pe_id] = set(workers)
             for worker in workers:
                 self.queues.command(worker, ("post", pe_id))
+            if pe_id in self.quiet:
+                self._ended(pe_id)
         if len(self.ended) == len(self.plan.order) and not self.finished:
             self.finished = True
             for worker in range(self.plan.num_workers):
@@ -142,6 +151,17 @@ class Coordinator:
 
     def cost_per_item(self) -> dict[str, float]:
         return {pe: self.busy_s[pe] / n for pe, n in self.items.items() if n}
+
+
+def _ends_quietly(pe: Any) -> bool:
+    """Whether ``pe``'s ``postprocess`` is the base class's no-op (it can write nothing)."""
+    kind = type(pe)
+    return (
+        getattr(kind, "postprocess", None) is GenericPE.postprocess
+        and getattr(kind, "_postprocess", None) is GenericPE._postprocess
+        and "postprocess" not in vars(pe)
+        and "_postprocess" not in vars(pe)
+    )
 
 
 def merge_copies(stats: list[InstanceStats]) -> list[InstanceStats]:

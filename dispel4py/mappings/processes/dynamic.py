@@ -88,7 +88,7 @@ class DynMultiMapping(ProcessMapping):
         tuning = self.live_tuning(Tuning.from_options(self.options))
         ctx = multiprocess.get_context(self.options.get("start_method"))
         queues = LocalQueues(ctx, plan)
-        coordinator = Coordinator(plan, queues)
+        coordinator = Coordinator(plan, queues, recording=tuning.recorder is not None)
         scaler = self._scaler(plan, queues, coordinator)
         on_report = coordinator.on_report
         board = self.board

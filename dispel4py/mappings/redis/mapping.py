@@ -266,7 +266,7 @@ class DynRedisMapping(DynMultiMapping):
                 )
             reader = ReportReader(queues, bounded=tuning.streaming).start()
             stack.callback(reader.close)
-            coordinator = Coordinator(plan, queues)
+            coordinator = Coordinator(plan, queues, recording=tuning.recorder is not None)
             pool = stack.enter_context(RedisPool(ctx, plan, queues, tuning, local=local))
             on_report = self._with_status(run, coordinator, pool, key, self._on_report(coordinator))
             scaler = self._fleet_scaler(plan, queues, coordinator, pool)
