@@ -125,3 +125,33 @@ def test_without_hiredis_the_pipeline_is_used(redis_server: RedisServer, monkeyp
     client.xadd("v", {"a": b"1"})
     assert wire.xread({"v": "0"}, 1, 10)[0][1][0][1] == {b"a": b"1"}
     client.close()
+
+
+def test_abort_ends_a_blocked_read_at_once(redis_server: RedisServer) -> None:
+    """``abort()`` from another thread: a read blocked for 20 s ends now, as
+    ``ConnectionAbortedError`` (the reports reader's stop, without a round trip)."""
+    import threading
+    import time
+
+    client = _client(redis_server.url)
+    client.xadd("w", {"a": b"1"})
+    wire = open_wire(client)
+    assert isinstance(wire, Wire)
+    assert wire.xread({"w": "0"}, 1, 10)  # connected
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            wire.xread({"w": "$"}, 1, 20_000)
+        except BaseException as exc:
+            failed.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(0.2)  # let it block (if it has not yet, abort() still makes its call fail)
+    start = time.monotonic()
+    wire.abort()
+    reader.join(timeout=10)
+    assert not reader.is_alive() and time.monotonic() - start < 10  # not the 20 s block
+    assert len(failed) == 1 and isinstance(failed[0], ConnectionAbortedError), failed
+    client.close()

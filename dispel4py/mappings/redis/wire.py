@@ -22,6 +22,8 @@ behaviour.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from typing import Any
 
 __all__ = ["Batch", "Wire", "error_reply", "open_wire", "redis_module"]
@@ -81,6 +83,7 @@ class Wire:
         self.conn: Any = None
         self.sock: Any = None
         self.reader: Any = None
+        self.aborted = False
 
     def batch(self) -> Batch:
         return Batch(self)
@@ -119,11 +122,12 @@ class Wire:
         try:
             self.sock.sendall(b"".join([pack(command) for command in commands]))
             replies = self._replies(len(commands))
-        except TimeoutError as exc:
-            self._broken()
-            raise redis_module().TimeoutError(f"Timeout reading from {self._where()}") from exc
         except OSError as exc:
             self._broken()
+            if self.aborted:  # abort(): its caller expects it
+                raise ConnectionAbortedError("the connection was closed under this call") from exc
+            if isinstance(exc, TimeoutError):
+                raise redis_module().TimeoutError(f"Timeout reading from {self._where()}") from exc
             raise redis_module().ConnectionError(f"Error while talking to {self._where()}: {exc}") from exc
         for reply in replies:
             if isinstance(reply, self._hiredis.ReplyError):
@@ -132,6 +136,15 @@ class Wire:
 
     def close(self) -> None:
         self._broken()
+
+    def abort(self) -> None:
+        """From another thread: end a call blocked on this connection at once (it raises
+        ``ConnectionAbortedError``, without a round trip or importing redis-py)."""
+        self.aborted = True
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _replies(self, wanted: int) -> list[Any]:
         replies: list[Any] = []
