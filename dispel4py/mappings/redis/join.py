@@ -198,6 +198,7 @@ def _serve(
     )
     queues.offers = offer.tags  # type: ignore[attr-defined] # read by RedisWorker
     queues.payloads = joined_payloads(meta, plan)  # this host's shared memory, if the driver's
+    queues.lean = True  # its own client (lean_client.py): a quarter of the CPU of joining
     queues.open_client("dispel4py-worker", load_scripts=False)  # the driver loaded them
     _check_driver(queues, run_id)
     worker = _register(queues, plan, meta, offer)

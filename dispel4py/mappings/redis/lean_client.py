@@ -1,11 +1,15 @@
-"""A Redis client that does not import redis-py, for a driver that runs no local worker.
+"""A Redis client that does not import redis-py, for a driver that runs no local worker and
+for the workers that join a run from elsewhere.
 
 ``import redis`` costs a quarter of a second (measured: 0.25 s of a 0.35 s start on the
 2-core machine; redis-py imports its ``asyncio`` client, its cluster client and
 ``importlib.metadata`` whatever one uses). A driver with local workers pays it once for
 all of them (they fork from it), but a driver with ``-n 0`` (a run handed to a standing
 fleet, whose agents imported it long ago) paid it on every run, before its first task
-existed. :class:`LeanClient` speaks RESP with ``hiredis`` on its own sockets instead:
+existed. A joined worker (an agent's process) has it imported already, but each of its
+calls through redis-py's client machinery cost several times the round trip (a quarter of
+the CPU of joining a run: 9 processes joining at once on a small host wait for each other).
+:class:`LeanClient` speaks RESP with ``hiredis`` on its own sockets instead:
 
 * the commands of :mod:`lean_commands`, with redis-py's names, arguments and reply shapes;
   any other method or option goes to a redis-py client made on first use (so nothing is
