@@ -30,6 +30,8 @@ from typing import Any
 
 from dispel4py.engine.writers import IMMUTABLE_TYPES
 
+from .tasks import WorkerQueues
+
 __all__ = ["Fusing", "MAX_FUSED_DEPTH"]
 
 MAX_FUSED_DEPTH = 16  # nested calls on a worker's stack beyond which tasks are queued
@@ -44,6 +46,8 @@ class Fusing:
     plan: Any
     level: Any
     handlers: dict[int, Any]
+    queues: WorkerQueues
+    running: int
     fusable: frozenset[int] = frozenset()
     held: set[int]  # keys this worker ran a queued (so reported) task of
 
@@ -69,7 +73,13 @@ class Fusing:
         self._ensure(target)
         stats = self.calls.stats[target]
         busy_before = stats.busy_s
-        self.calls.run_items(target, self.handlers[target], port, items)
+        outer, self.running = self.running, target
+        self.queues.running_now(target)  # a worker that dies now names the fused PE
+        try:
+            self.calls.run_items(target, self.handlers[target], port, items)
+        finally:
+            self.running = outer
+            self.queues.running_now(outer)
         self._measure(self.plan.pe_of(target), stats.busy_s - busy_before, len(items))
         self.flush_all(above=self.level[target])
         return True

@@ -139,7 +139,9 @@ class _Beating:
     def run(self) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides; it stops us
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        client = connect(self.beat.target, socket_timeout=max(2.0, self.every_s), name="dispel4py-heartbeat")
+        client = connect(
+            self.beat.target, socket_timeout=max(2.0, self.every_s), name="dispel4py-heartbeat", lean=True
+        )
         try:
             while self._worker_there():
                 try:

@@ -68,8 +68,8 @@ def join_run(
         run_id, (meta, blob) = options["run"], found
     else:
         if not options.get("server_checked"):  # a host agent checked it once for its processes
-            check_server(target)
-        client = connect(target, socket_timeout=10, name="dispel4py-worker-join")
+            check_server(target, lean=True)
+        client = connect(target, socket_timeout=10, name="dispel4py-worker-join", lean=True)
         try:
             wait_s = float(options.get("wait", 30.0))
             run_id, meta, blob = _find_run(client, signer, options.get("run"), wait_s)

@@ -204,7 +204,7 @@ class DynRedisMapping(DynMultiMapping):
                 embedded = EmbeddedRedis()
                 target = stack.enter_context(embedded)
                 leftovers = embedded.leftovers()
-            check_server(target, lean=self.local_workers() == 0)
+            check_server(target, lean=True)
             return self._run_on(
                 plan, collector, stack, tuning, target, run_id, key, claim_ms, deliveries, leftovers
             )
@@ -247,7 +247,7 @@ class DynRedisMapping(DynMultiMapping):
             leftovers=leftovers,
         )
         queues.payloads = Payloads(codec, arena_keys(plan, local))
-        queues.lean = local == 0  # no worker forks from here: no redis-py (lean_client.py)
+        queues.lean = True  # the driver and its workers without redis-py's client (lean_client.py)
         try:
             queues.open_client("dispel4py-driver")
             stack.callback(queues.client.close)

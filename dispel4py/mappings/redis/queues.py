@@ -89,6 +89,8 @@ SPILL_ENV = "DISPEL4PY_SPILL_BYTES"  # internal: a smaller spill limit, for test
 class RedisQueues(GivingBack, Channels):
     """Made by the driver; each worker process (or ``dispel4py worker``) opens its own."""
 
+    lean = False  # True: clients without redis-py's (lean_client.py; the mappings set it)
+
     def __init__(
         self,
         plan: Plan,
@@ -118,7 +120,6 @@ class RedisQueues(GivingBack, Channels):
 
     def _runtime(self) -> None:
         self.client: Any = None
-        self.lean = False  # the driver's, without local workers: a client without redis-py
         self.wire: Any = None  # the hot path's own connection (wire.py), opened on first use
         self.link: Any = None
         self.frames: list[_Frame] = []
@@ -157,7 +158,6 @@ class RedisQueues(GivingBack, Channels):
             "idents",
             "ran",
             "unlisted",
-            "lean",
         ):
             state.pop(name, None)
         return state
