@@ -207,9 +207,7 @@ def test_no_server_is_redis_pys_connection_error_within_the_connect_timeout() ->
         check_server(target, lean=True)
 
 
-def test_a_driver_never_imports_redis_py(
-    redis_server: RedisServer, tmp_path, run_cli
-) -> None:
+def test_a_driver_never_imports_redis_py(redis_server: RedisServer, tmp_path, run_cli) -> None:
     """``-n 0`` with a joined ``dispel4py worker``: the driver's results, and no ``redis`` in
     its ``sys.modules`` at its end; the same with a local worker (forked from it)."""
     key = tmp_path / "run.key"

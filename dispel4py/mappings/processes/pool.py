@@ -49,6 +49,7 @@ from dispel4py.mappings.processes.lifetime import (
 )
 from dispel4py.mappings.processes.link import FdHandle, LinkReader, make_link
 from dispel4py.mappings.processes.shm import ShmCodec
+from dispel4py.mappings.processes.waiting import Waiter
 from dispel4py.mappings.processes.worker_process import (
     emit_log,
     log_levels,
@@ -230,8 +231,7 @@ class _Pool:
         death is reported, unless the worker had finished. Messages of other kinds go to
         ``on_report(worker, kind, body)``; ``tick()`` runs about every ``every`` seconds.
         """
-        from multiprocess.connection import wait
-
+        wait = Waiter().wait
         self.on_report = on_report
         listening = {w.link: i for i, w in enumerate(self.workers)}
         watching = {w.ended: i for i, w in enumerate(self.workers)}

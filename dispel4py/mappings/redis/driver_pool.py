@@ -26,6 +26,7 @@ from dispel4py.mappings.processes.pool import (
     _Pool,
     _wait_all,
 )
+from dispel4py.mappings.processes.waiting import Waiter
 from dispel4py.mappings.redis.audit import Auditor
 from dispel4py.mappings.redis.fleet import WorkerOffer
 from dispel4py.mappings.redis.heartbeat import heartbeats_of
@@ -99,8 +100,7 @@ class RedisPool(_Pool):
     ) -> list[InstanceStats]:
         """Relay reports until the coordinator has ended every PE and every worker that is
         still there has sent its stats; the first error is raised."""
-        from multiprocess.connection import wait
-
+        wait = Waiter().wait
         self.coordinator, self.reader = coordinator, reader
         self.audit = audit = Auditor(self, reader, coordinator)
         self.on_report = lambda worker, kind, body: self._on_report(worker, kind, body, on_report, run)
