@@ -12,7 +12,8 @@ It runs in the driver and never runs PE code. Its invariants:
 * **End of stream.** A PE ends when every upstream PE has ended and ``in_flight`` is 0: the
   workers holding a copy or an instance of it are asked to ``postprocess``; their writes
   are counted from their ``posted`` reports before the PE counts as ended, so its
-  downstream PEs cannot end too early. PEs end in topological order. An empty run ends
+  downstream PEs cannot end too early. The workers are told to send their stats ("end") once
+  every PE has ended or is ending. PEs end in topological order. An empty run ends
   at once; nothing waits on a clock, so a PE that takes an hour per item is never cut off.
 * **Who holds what.** Pinned instances are known from the plan; a worker holds a copy of a
   shared PE once it has reported a task of it (every task is reported before the PE can
@@ -58,6 +59,7 @@ class Coordinator:
         self.gone: set[int] = set()  # workers taken for gone: they hold nothing any more
         self.ended: set[str] = set()
         self.finished = False
+        self.end_sent = False  # the workers were told to send their stats ("end")
         self.items = dict.fromkeys(plan.order, 0)
         self.busy_s = dict.fromkeys(plan.order, 0.0)
 
@@ -140,10 +142,15 @@ class Coordinator:
                 self.queues.command(worker, ("post", pe_id))
             if pe_id in self.quiet:
                 self._ended(pe_id)
-        if len(self.ended) == len(self.plan.order) and not self.finished:
-            self.finished = True
+        if not self.end_sent and all(pe in self.ended or pe in self.posting for pe in self.plan.order):
+            # every PE ended or ending: one still ending has no PE downstream (that one could
+            # not have begun to end), so no task can arise any more; each worker sends its
+            # stats after its last postprocess, without waiting for a round trip here
+            self.end_sent = True
             for worker in range(self.plan.num_workers):
                 self.queues.command(worker, ("end",))
+        if len(self.ended) == len(self.plan.order):
+            self.finished = True
 
     def _ended(self, pe_id: str) -> None:
         self.posting.pop(pe_id, None)

@@ -1,6 +1,7 @@
 """Quiet ends (``dynamic/coordinator.py``): a PE whose ``postprocess`` is the base class's is
 asked to run it but not waited for, so the PEs after it end in the same round; one that
-writes in ``postprocess`` is waited for, and with provenance every PE is."""
+writes in ``postprocess`` is waited for, and with provenance every PE is. Once every PE has
+ended or is ending, the workers are told to send their stats at once."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def test_pes_that_write_nothing_at_the_end_are_not_waited_for() -> None:
     assert posted == [numbers, waits, double, length, tally]  # all asked in one round
     assert coordinator.ended == {numbers, waits, double, length}  # Tally writes its total: waited for
     assert not coordinator.finished
+    # Tally is a sink: no task can arise, so the workers send their stats after its postprocess
+    last_post = max(i for i, (_, m) in enumerate(queues.sent) if m[0] == "post")
+    assert {w for w, m in queues.sent[last_post:] if m == ("end",)} == {0, 1}
     coordinator.on_report(1, "posted", (1, waits, {}))  # a quiet PE's late answer changes nothing
     coordinator.on_report(0, "posted", (0, tally, {}))
     assert coordinator.finished and (0, ("end",)) in queues.sent

@@ -131,7 +131,7 @@ class RedisPool(_Pool):
                     self._relay(listening[ready], ready.read(), collector)
                     if ready.at_eof:
                         del listening[ready]
-            if coordinator.finished:
+            if coordinator.end_sent:
                 self._send_end()
             if time.monotonic() >= next_tick:
                 run.keep_alive()
