@@ -28,14 +28,22 @@ class Waiter:
     def __init__(self) -> None:
         self._poll = select.poll()
         self._registered: set[int] = set()
+        self._fd_of: dict[Any, int] = {}  # an object's descriptor does not change while it is waited on
 
     def wait(self, objects: Iterable[Any], timeout: float | None) -> list[Any]:
-        wanted = {_fd(obj): obj for obj in objects}
+        fd_of = self._fd_of
+        wanted = {}
+        for obj in objects:
+            fd = fd_of.get(obj)
+            if fd is None:
+                fd = fd_of[obj] = _fd(obj)
+            wanted[fd] = obj
         if wanted.keys() != self._registered:
             for fd in self._registered - wanted.keys():
                 self._poll.unregister(fd)
             for fd in wanted.keys() - self._registered:
                 self._poll.register(fd, select.POLLIN)
             self._registered = set(wanted)
+            self._fd_of = {obj: fd for fd, obj in wanted.items()}  # forget objects no longer waited on
         ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
         return [wanted[fd] for fd, _ in self._poll.poll(ms) if fd in wanted]
