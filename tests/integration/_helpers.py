@@ -265,7 +265,9 @@ class WatchedRun:
         return {
             path.removesuffix(" (deleted)")
             for path in paths
-            if path.startswith(watched) or os.path.dirname(path) == "/tmp"  # hydra_hwloc_xmlfile_*
+            if path.startswith(watched)
+            # hydra_hwloc_xmlfile_*; not a folder such as a checkout in /tmp, which an import scans
+            or (os.path.dirname(path) == "/tmp" and not os.path.isdir(path))
         }
 
     def wait_until(self, condition: Callable[[], Any], what: str, within: float = 20.0) -> Any:
