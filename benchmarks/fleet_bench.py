@@ -18,6 +18,7 @@ medians of ``--repeat`` runs of whole commands (``slow_stage_graph``, 200 x 20 m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -27,7 +28,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from redis_bench import ROOT, Server, _dispel4py, command_s
 
@@ -94,6 +97,27 @@ def fleet_run(args: list[str], client, run_id: str, workers: int, timeout: float
     return wall, delays[0] if delays else float("nan")
 
 
+@contextlib.contextmanager
+def standing_fleet(count: int, processes: int) -> Iterator[tuple[Server, Path, Any]]:
+    """A redis-server, a run key and ``count`` agents standing (registered): (server, key
+    file, a redis-py client of the server); all stopped and closed afterwards."""
+    server = Server()
+    key = Path(tempfile.mkdtemp(prefix="d4py-bench-key-")) / "run.key"
+    key.write_text(os.urandom(32).hex())
+    key.chmod(0o600)
+    import redis
+
+    client = redis.Redis.from_url(server.url)
+    agents = Agents(server.url, key, count, processes)
+    try:
+        wait_agents(client, key.read_text().strip().encode(), count)
+        yield server, key, client
+    finally:
+        agents.close()
+        client.close()
+        server.close()
+
+
 def worker_seconds(stats: dict, wall: float, fallback: int) -> float:
     timeline = stats.get("workers_timeline") or [[0.0, fallback]]
     points = [*timeline, [wall, timeline[-1][1]]]
@@ -111,18 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None)
     opts = parser.parse_args(argv)
     total, r, t = opts.agents * opts.processes, opts.repeat, opts.timeout
-    server = Server()
-    folder = Path(tempfile.mkdtemp(prefix="d4py-bench-key-"))
-    key = folder / "run.key"
-    key.write_text(os.urandom(32).hex())
-    key.chmod(0o600)
-    import redis
-
-    client = redis.Redis.from_url(server.url)
-    agents = Agents(server.url, key, opts.agents, opts.processes)
     samples: dict[str, list[float]] = {}
-    try:
-        wait_agents(client, key.read_text().strip().encode(), opts.agents)
+    with standing_fleet(opts.agents, opts.processes) as (server, key, client):
+        folder = key.parent
         samples["simple"] = [command_s(["simple", *SLOW], {}, t) for _ in range(r)]
         samples["dyn_multi"] = [command_s(["dyn_multi", *SLOW, "-n", str(total)], {}, t) for _ in range(r)]
         net = ["--redis-url", server.url, "--key-file", str(key), "-n", "0"]
@@ -135,10 +150,6 @@ def main(argv: list[str] | None = None) -> int:
             wall, _ = fleet_run(auto, client, f"auto{i}", total, t)
             samples["auto"].append(wall)
             samples["auto_worker_s"].append(worker_seconds(json.loads(stats.read_text()), wall, total))
-    finally:
-        agents.close()
-        client.close()
-        server.close()
     med = {name: statistics.median(values) for name, values in samples.items()}
     print(f"slow stage 200 x 20 ms, {opts.agents} agents x {opts.processes} processes, median of {r}")
     print(f"simple {med['simple']:.2f} s, dyn_multi -n {total} {med['dyn_multi']:.2f} s, ", end="")

@@ -21,13 +21,12 @@ import argparse
 import os
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-from fleet_bench import SLOW, Agents, wait_agents
-from redis_bench import ROOT, Server, _dispel4py
+from fleet_bench import SLOW, standing_fleet
+from redis_bench import ROOT, _dispel4py
 
 
 def _phases(client, run_id: str, workers: int, stop: threading.Event, marks: dict[str, float]) -> None:
@@ -73,25 +72,11 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=3)
     parser.add_argument("--processes", type=int, default=3)
     opts = parser.parse_args()
-    server = Server()
-    folder = Path(tempfile.mkdtemp(prefix="d4py-bench-key-"))
-    key = folder / "run.key"
-    key.write_text(os.urandom(32).hex())
-    key.chmod(0o600)
-    import redis
-
-    client = redis.Redis.from_url(server.url)
-    agents = Agents(server.url, key, opts.agents, opts.processes)
     rows = []
-    try:
-        wait_agents(client, key.read_text().strip().encode(), opts.agents)
+    with standing_fleet(opts.agents, opts.processes) as (server, key, client):
         for i in range(opts.runs):
             rows.append(one_run(server.url, key, client, f"phases{i}", opts.agents * opts.processes))
             print(_line(f"run {i}:", rows[-1]))
-    finally:
-        agents.close()
-        client.close()
-        server.close()
     medians = tuple(statistics.median(column) for column in zip(*rows))
     print(_line("median:", medians) + f", total {statistics.median(sum(row) for row in rows):.3f} s")
 
