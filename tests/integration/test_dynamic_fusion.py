@@ -38,12 +38,18 @@ def _check(result) -> dict[str, int]:
     return tasks
 
 
-@pytest.mark.parametrize("mapping", ["dyn_multi", "dyn_redis"])
-def test_cheap_shared_tasks_run_where_they_are_made(run_cli, mapping) -> None:
-    result = run_cli(mapping, CHAIN, "-n", "2", "-vv", timeout=100)
+def test_fused_runs_give_exact_results_on_dyn_multi(run_cli) -> None:
+    """Exact results only: whether a task fuses follows its measured (wall) cost, 0.5 ms at
+    most here, which a loaded machine can inflate; the decision is tested in unit/test_fusion.py."""
+    _check(run_cli("dyn_multi", CHAIN, "-n", "2", "-vv", timeout=100))
+
+
+def test_cheap_shared_tasks_run_where_they_are_made_on_redis(run_cli) -> None:
+    result = run_cli("dyn_redis", CHAIN, "-n", "2", "-vv", timeout=100)
     tasks = _check(result)
     assert tasks["Waits"] >= N // 8, tasks  # the slow stage's tasks are queued (10 ms per item)
-    assert tasks.get("Double", 0) < tasks["Waits"] // 2, tasks  # most of Double's ran fused
+    # a task of Double costs ~0.1 ms against the 2 ms under which Redis fuses: most fused
+    assert tasks.get("Double", 0) < tasks["Waits"] // 2, tasks
 
 
 def test_no_fusion_with_dead_letter(run_cli) -> None:
