@@ -48,6 +48,7 @@ from dispel4py.mappings.redis.keys import (
     lost_error,
 )
 from dispel4py.mappings.redis.queues import RedisQueues
+from dispel4py.mappings.redis.scripts import CREATE_INFO
 from dispel4py.mappings.redis.server import connect
 from dispel4py.mappings.redis.wire import Wire, open_wire
 
@@ -60,15 +61,6 @@ _TRIM_EVERY = 256  # reports read before the driver trims them from the server
 # leaves them on the server, where workers see them (REPORTS_HIGH, _redis_queues.py) and wait
 STREAM_INBOX = 16  # reports the driver holds, read but not relayed
 _ALIVE_EVERY_S = 1.0  # the driver's liveness key is renewed this often (it lasts DRIVER_TTL_MS)
-
-
-# the run's info key, made with its TTL in one step (a driver killed in between would leave
-# a key that never expires), only if no run of this id is in progress
-_CREATE_INFO = """
-if redis.call('HSETNX', KEYS[1], 'meta', ARGV[1]) == 0 then return 0 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
 
 
 class RedisRun:
@@ -101,7 +93,7 @@ class RedisRun:
         queues, names = self.queues, self.queues.names
         client, signer = queues.client, queues.signer.for_run(b"")  # the run's nonce is in meta
         mac, data = signer.dumps(names.info.encode(), meta)
-        if not client.eval(_CREATE_INFO, 1, names.info, mac + data, self.ttl_s):
+        if not client.eval(CREATE_INFO, 1, names.info, mac + data, self.ttl_s):
             raise UsageError(
                 f"run '{names.run_id}' is already in progress on Redis at {queues.target.where} (or its "
                 f"driver was killed: its keys expire within {self.ttl_s} s); choose another --run id"

@@ -34,7 +34,7 @@ identity and the data), ``d`` (signed pickle) and, once redelivered, ``a`` (atte
 
 from __future__ import annotations
 
-__all__ = ["TAKE", "COMMIT", "REQUEUE", "REGISTER", "GIVE_BACK", "COUNTS"]
+__all__ = ["TAKE", "COMMIT", "REQUEUE", "REGISTER", "GIVE_BACK", "COUNTS", "CREATE_INFO"]
 
 # the counts of KEYS[first..]: per stream, tasks queued (XLEN - pending), tasks running (pending)
 _COUNT = """
@@ -245,3 +245,11 @@ put_back(KEYS[1], g, id)
 return 1
 """
 )
+
+# the run's info key, made with its TTL in one step (a driver killed in between would leave
+# a key that never expires), only if no run of this id is in progress
+CREATE_INFO = """
+if redis.call('HSETNX', KEYS[1], 'meta', ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
