@@ -47,9 +47,11 @@ def test_fused_runs_give_exact_results_on_dyn_multi(run_cli) -> None:
 def test_cheap_shared_tasks_run_where_they_are_made_on_redis(run_cli) -> None:
     result = run_cli("dyn_redis", CHAIN, "-n", "2", "-vv", timeout=100)
     tasks = _check(result)
-    assert tasks["Waits"] >= N // 8, tasks  # the slow stage's tasks are queued (10 ms per item)
+    # the slow stage's tasks are queued (10 ms per item; taken up to 16 at a time, TAKE)
+    assert tasks["Waits"] >= N // 16, tasks
     # a task of Double costs ~0.1 ms against the 2 ms under which Redis fuses: most fused
-    assert tasks.get("Double", 0) < tasks["Waits"] // 2, tasks
+    # (without fusion, below, there are more tasks of Double than of Waits: 25 against 14)
+    assert tasks.get("Double", 0) < tasks["Waits"], tasks
 
 
 def test_no_fusion_with_dead_letter(run_cli) -> None:

@@ -126,6 +126,7 @@ class RedisQueues(GivingBack, Channels):
         self.pending: list[tuple[int, bytes, bytes, bytes]] = []
         self.commits: list[tuple[int, tuple[Any, ...]]] = []
         self.merge: dict[int, int] = {}  # tasks of a key taken at once (tiny tasks), default 1
+        self.share = 1  # workers taking from the shared queues (a merged take's fair share)
         self.outbox: list[tuple[str, bytes, bytes, bytes]] = []  # the driver's commands not sent yet
         self.acks: list[tuple[str, bytes]] = []  # commands taken, acknowledged with the next round trip
         self.pending_bytes = 0

@@ -4,10 +4,10 @@ Lua scripts rather than ``MULTI … EXEC`` because two steps must *decide* on th
 
 * ``TAKE`` reads the first of several streams, in priority order, that has a task
   (``XREADGROUP`` per stream until one answers; ``COUNT 1``, or a few for a PE whose tasks
-  are measured to be tiny, which the worker runs as one), so a worker never takes a task it
-  will not run now. When no stream has one, the worker waits in a blocking ``XREADGROUP``
-  (``>``, ``COUNT 1``), which Redis serves to one waiting consumer per new entry: an idle
-  pool does not wake all at once for every task.
+  are measured to be short, which the worker runs as one, up to its fair share of the
+  queue), so a worker never takes a task it will not run now. When no stream has one, the
+  worker waits in a blocking ``XREADGROUP`` (``>``, ``COUNT 1``), which Redis serves to
+  one waiting consumer per new entry: an idle pool does not wake all at once for every task.
 * ``COMMIT`` is ``task_done``: the task's outputs (``XADD``, and those it spilled to its
   staging stream moved to their queues), its reports, and the ``XACK``/``XDEL`` of the
   task(s), all or nothing — and only if this worker still owns them (``XPENDING`` for its
@@ -54,18 +54,26 @@ end
 COUNTS = _COUNT + "return counts(ARGV[1], 1)"
 
 # KEYS: stream 1..n, then every instance stream (counted, if ARGV[4] is '1')
-# ARGV: group, consumer, n, count?, control flag 1..n ('1' for a control stream), how many tasks 1..n
+# ARGV: group, consumer, n, count?, control flag 1..n ('1' for a control stream), how many tasks
+# 1..n, the workers sharing the queues (several tasks are taken only up to a fair share of the
+# queue, so that the last tasks of a stage spread over the workers instead of going to a few)
 TAKE = (
     _COUNT
     + """
 local g, c, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local share = tonumber(ARGV[5 + 2 * n])
 local function counted()
   if ARGV[4] == '1' then return counts(g, n + 1) end
   return {}
 end
 for i = 1, n do
   local s = KEYS[i]
-  local r = redis.call('XREADGROUP', 'GROUP', g, c, 'COUNT', ARGV[4 + n + i], 'STREAMS', s, '>')
+  local want = tonumber(ARGV[4 + n + i])
+  if want > 1 and share > 1 then
+    local queued = redis.call('XLEN', s) - redis.call('XPENDING', s, g)[1]
+    want = math.max(1, math.min(want, math.floor(queued / share)))
+  end
+  local r = redis.call('XREADGROUP', 'GROUP', g, c, 'COUNT', want, 'STREAMS', s, '>')
   if r then
     local es = r[1][2]
     if ARGV[4 + i] == '1' then

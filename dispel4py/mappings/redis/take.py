@@ -67,6 +67,7 @@ class Taking:
     is_shared: frozenset[int]
     frames: list[_Frame]
     merge: dict[int, int]
+    share: int  # the workers taking from the shared queues
     acks: list[tuple[str, bytes]]
     claim_idle_ms: int
     counted_at: float  # when the queues' counts were read
@@ -134,7 +135,7 @@ class Taking:
         pipe = self._pipeline()
         counts = [self.merge.get(k, 1) for k in keys]
         recount = time.monotonic() - self.counted_at > COUNT_EVERY_S
-        args = (GROUP, self.consumer, len(keys), b"1" if recount else b"0", *fields, *counts)
+        args = (GROUP, self.consumer, len(keys), b"1" if recount else b"0", *fields, *counts, self.share)
         every = self.names.instance_streams if recount else ()  # read only to count (most takes do not)
         pipe.evalsha(self.take_sha, len(keys) + len(every), *streams, *every, *args)
         found, body, counted = self._execute(pipe)[-1]
