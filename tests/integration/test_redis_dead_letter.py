@@ -22,7 +22,7 @@ from redis_support import RedisServer, redis_server_fixture  # noqa: F401 - the 
 
 WORKFLOW = str(WORKFLOWS / "redis_dead_letter.py")
 MAPPINGS = ("dyn_redis", "dyn_auto_redis", "hybrid_redis", "redis")
-CASES = int(os.environ.get("D4PY_DL_CASES", "6"))
+CASES = int(os.environ.get("D4PY_DL_CASES", "4"))  # a new seed every run: more over time
 CASE_TIMEOUT_S = 240  # generous: the machine may be loaded; a case takes seconds
 
 pytestmark = pytest.mark.timeout(CASES * (CASE_TIMEOUT_S + 30))
