@@ -321,6 +321,8 @@ class _Pool:
 
 def _wait_all(fds: list[int], timeout: float) -> list[int]:
     """Wait until every fd is readable, for at most ``timeout`` s; the ones that are not."""
+    if not fds:  # a Redis driver without local workers: nothing to import or wait for
+        return []
     from multiprocess.connection import wait
 
     deadline = time.monotonic() + timeout
