@@ -18,7 +18,7 @@ GROUP = "g"
 
 def _take(client, stream: str, want: int, share: int) -> int:
     """How many entries one TAKE hands out (one stream, counts not read)."""
-    found, entries, _ = client.eval(TAKE, 1, stream, GROUP, "c", 1, "0", "", want, share)
+    found, entries, _ = client.eval(TAKE, 1, stream, GROUP, "c", 1, "0", "", want, share)  # one stream
     assert found == (1 if entries else 0)
     return len(entries)
 

@@ -55,20 +55,20 @@ COUNTS = _COUNT + "return counts(ARGV[1], 1)"
 
 # KEYS: stream 1..n, then every instance stream (counted, if ARGV[4] is '1')
 # ARGV: group, consumer, n, count?, control flag 1..n ('1' for a control stream), how many tasks
-# 1..n, the workers sharing the queues (several tasks are taken only up to a fair share of the
-# queue, so that the last tasks of a stage spread over the workers instead of going to a few)
+# 1..n, the workers sharing each stream 1..n (several tasks are taken only up to a fair share
+# of a shared queue, so that the last tasks of a stage spread over the workers instead of going
+# to a few; a pinned instance's stream has one reader)
 TAKE = (
     _COUNT
     + """
 local g, c, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local share = tonumber(ARGV[5 + 2 * n])
 local function counted()
   if ARGV[4] == '1' then return counts(g, n + 1) end
   return {}
 end
 for i = 1, n do
   local s = KEYS[i]
-  local want = tonumber(ARGV[4 + n + i])
+  local want, share = tonumber(ARGV[4 + n + i]), tonumber(ARGV[4 + 2 * n + i])
   if want > 1 and share > 1 then
     local queued = redis.call('XLEN', s) - redis.call('XPENDING', s, g)[1]
     want = math.max(1, math.min(want, math.floor(queued / share)))

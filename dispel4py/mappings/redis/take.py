@@ -134,8 +134,9 @@ class Taking:
     ) -> tuple[bool, tuple[int, Any] | None]:
         pipe = self._pipeline()
         counts = [self.merge.get(k, 1) for k in keys]
+        shares = [self.share if k in self.is_shared else 1 for k in keys]
         recount = time.monotonic() - self.counted_at > COUNT_EVERY_S
-        args = (GROUP, self.consumer, len(keys), b"1" if recount else b"0", *fields, *counts, self.share)
+        args = (GROUP, self.consumer, len(keys), b"1" if recount else b"0", *fields, *counts, *shares)
         every = self.names.instance_streams if recount else ()  # read only to count (most takes do not)
         pipe.evalsha(self.take_sha, len(keys) + len(every), *streams, *every, *args)
         found, body, counted = self._execute(pipe)[-1]
