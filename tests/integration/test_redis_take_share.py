@@ -4,6 +4,7 @@ of going, a handful at a time, to the first few that ask. Run on a real redis-se
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -51,8 +52,8 @@ def test_a_merged_take_is_held_to_a_fair_share(
 def test_workers_taking_in_turn_each_get_a_share_and_nothing_is_lost(redis_server: RedisServer) -> None:
     """Random queues and fleets: every entry is handed out once, no take exceeds what was
     asked, and the tail is spread (a take never gets more than its share of what is queued)."""
-    seed = random.randrange(1_000_000)
-    print(f"seed {seed}")
+    seed = int(os.environ.get("D4PY_TAKE_SEED", random.randrange(1_000_000)))
+    print(f"seed {seed} (D4PY_TAKE_SEED={seed} reproduces it)")
     rng = random.Random(seed)
     with redis_server.client() as c:
         for _ in range(20):
