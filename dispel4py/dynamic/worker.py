@@ -353,7 +353,7 @@ class DynamicWorker(Fusing):
         tasks above ``floor`` (the level of what wrote; at least the top of the stack), so
         that nested help climbs and ends."""
         nap = 0.0001
-        if self.queues.backlog(target) >= self.backlog_limit:
+        if self.queues.backlog(target) >= self.room(target):
             # about to help or wait: what the writer holds for other PEs goes out first,
             # or a cheap PE fed by the same writer would wait on a slow one
             self.flush_all(above=floor)
@@ -363,8 +363,12 @@ class DynamicWorker(Fusing):
         finally:
             self.helping -= 1
 
+    def room(self, target: int) -> int:
+        """The tasks queued for ``target`` from which a writer helps or waits."""
+        return self.backlog_limit
+
     def _help_until_room(self, target: int, floor: int, nap: float) -> None:
-        while self.queues.backlog(target) >= self.backlog_limit:
+        while self.queues.backlog(target) >= self.room(target):
             pinned = [k for k in self.pinned_keys if self.level[k] > floor]
             shared = self._by_need(k for k in self.shared_keys if self.level[k] > floor)
             keys = [self.control, *pinned, *shared]

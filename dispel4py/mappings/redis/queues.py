@@ -126,6 +126,7 @@ class RedisQueues(GivingBack, Channels):
         self.pending: list[tuple[int, bytes, bytes, bytes]] = []
         self.commits: list[tuple[int, tuple[Any, ...]]] = []
         self.merge: dict[int, int] = {}  # tasks of a key taken at once (tiny tasks), default 1
+        self.put_bytes: dict[int, int] = {}  # the size of the last task put for a key
         self.share = 1  # workers taking from the shared queues (a merged take's fair share)
         self.outbox: list[tuple[str, bytes, bytes, bytes]] = []  # the driver's commands not sent yet
         self.acks: list[tuple[str, bytes]] = []  # commands taken, acknowledged with the next round trip
@@ -145,6 +146,7 @@ class RedisQueues(GivingBack, Channels):
         state = dict(self.__dict__)
         for name in (
             "merge",
+            "put_bytes",
             "outbox",
             "acks",
             "client",
@@ -196,6 +198,7 @@ class RedisQueues(GivingBack, Channels):
     @redis_failures_are_transport_errors
     def put(self, key: int, task: Any) -> None:
         sealed = self._seal(key, task)
+        self.put_bytes[key] = len(sealed[3])
         top = self.frames[-1] if self.frames else None
         if top is not None and top.shared:
             top.puts.append(sealed)

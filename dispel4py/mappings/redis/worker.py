@@ -124,12 +124,32 @@ class RedisWorker(DynamicWorker):
         created.update(self.created)
         self.created = created
 
+    def room(self, target: int) -> int:
+        """A queue whose tasks are taken several at a time holds as many times more, so that
+        every worker can still take a whole merge while a producer is away helping; only
+        while its tasks are small enough that the bytes it may hold stay within the usual
+        bound (``credits x workers`` tasks of ``batch_bytes``)."""
+        queues: Any = self.queues
+        merge = queues.merge.get(target, 1)
+        if merge > 1 and queues.put_bytes.get(target, 0) * merge <= self.tuning.batch_bytes:
+            return self.backlog_limit * merge
+        return self.backlog_limit
+
+    def _merged(self, pe_id: str) -> int:
+        """The queued tasks the task just measured was made of (several when merged; one
+        when it was fused, ``run_fused``, where the frame is its writer's)."""
+        frames = self.queues.frames  # type: ignore[attr-defined]
+        if frames and frames[-1].key == self.running and self.plan.pe_of(self.running) == pe_id:
+            return len(frames[-1].entries)
+        return 1
+
     def _measure(self, pe_id: str, busy: float, count: int) -> None:
         super()._measure(pe_id, busy, count)
         cost = self.cost.get(pe_id)
         if cost is None or count <= 0:
             return
         # tasks far smaller than the engine's target (their producer flushed early): a few at once
-        merge = max(1, min(MAX_MERGE, int(self.merge_s / max(cost * count, 1e-7))))
+        per_task = count / self._merged(pe_id)
+        merge = max(1, min(MAX_MERGE, round(self.merge_s / max(cost * per_task, 1e-7))))
         for iid in self.plan.instances[pe_id]:
             self.queues.merge[iid] = merge  # type: ignore[attr-defined]
