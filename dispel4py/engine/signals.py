@@ -128,11 +128,17 @@ def stacks_on_sigusr1(who: str = "driver") -> None:
     2``): the processes of a run share one stderr. ``faulthandler`` writes the dump at once,
     even while Python code is stuck in C (an MPI call), into a pipe that a thread of ours
     copies to stderr with the label (:class:`_Relay`); a process with no thread to spare
-    dumps unlabelled. Call :func:`flush_stack_dumps` before the process exits."""
+    dumps unlabelled. Call :func:`flush_stack_dumps` before the process exits.
+
+    A process that crashes in C code (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL: an extension
+    module's bug, a stack overflow) prints its Python stacks on stderr first, straight to it
+    (the process is dying: no thread would copy a pipe), so a crash says where it happened."""
     import faulthandler
     import sys
 
     global _stacks_on_sigusr1, _relay
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # stderr without a file
+        faulthandler.enable(file=sys.stderr, all_threads=True)
     if not hasattr(signal, "SIGUSR1"):
         return
     if _relay is not None and _relay.pid != os.getpid():  # a forked worker: the driver's pipe

@@ -91,3 +91,41 @@ def test_sigusr1_prints_the_stacks_and_the_run_goes_on(tmp_path, mapping: list[s
     dump = [x for x in err.splitlines() if "most recent call first" in x or x.lstrip("[").count('File "')]
     label = re.compile(rf"^\[{who}, pid {pid}\] ")
     assert dump and all(label.match(x) for x in dump), err
+
+
+CRASHES = """
+import ctypes
+from dispel4py.base import ProducerPE
+from dispel4py.workflow_graph import WorkflowGraph
+
+
+class CrashesInC(ProducerPE):
+    def _process(self, inputs):
+        ctypes.string_at(0)  # a read at address 0: SIGSEGV, as an extension module's bug would
+
+
+graph = WorkflowGraph()
+graph.add(CrashesInC())
+"""
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [["simple"], ["multi", "-n", "2"], ["dyn_multi", "-n", "2"]],
+    ids=["simple", "multi", "dyn_multi"],
+)
+def test_a_crash_in_c_code_prints_where_it_happened(tmp_path, mapping: list[str]) -> None:
+    """A process killed by SIGSEGV in C code prints its Python stacks first (``faulthandler``):
+    the PE's frame is named, and the run fails."""
+    workflow = tmp_path / "crashes.py"
+    workflow.write_text(textwrap.dedent(CRASHES))
+    run = subprocess.run(
+        [sys.executable, "-m", "dispel4py", mapping[0], str(workflow), *mapping[1:]],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert run.returncode != 0
+    assert "Fatal Python error: Segmentation fault" in run.stderr, run.stderr
+    assert re.search(r'File ".*crashes\.py", line \d+ in _process', run.stderr), run.stderr
