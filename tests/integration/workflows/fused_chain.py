@@ -1,6 +1,7 @@
-"""``D4PY_FUSED_ITEMS`` numbers -> a stage waiting 10 ms per item -> a cheap ``2 * x`` -> a
-cheap shared tally (each copy counts and sums what it saw, and writes ``(count, sum)`` in
-postprocess) and a PE that appends to its input list (it must get its own copy)."""
+"""``D4PY_FUSED_ITEMS`` numbers -> a stage waiting ``D4PY_FUSED_WAIT_S`` (10 ms) per item ->
+a cheap ``2 * x`` -> a cheap shared tally (each copy counts and sums what it saw, and writes
+``(count, sum)`` in postprocess) and a PE that appends to its input list (it must get its
+own copy)."""
 
 import os
 import time
@@ -9,6 +10,7 @@ from dispel4py.base import ConsumerPE, IterativePE, ProducerPE
 from dispel4py.workflow_graph import WorkflowGraph
 
 ITEMS = int(os.environ.get("D4PY_FUSED_ITEMS", "80"))
+WAIT_S = float(os.environ.get("D4PY_FUSED_WAIT_S", "0.01"))
 
 
 class Numbers(ProducerPE):
@@ -19,7 +21,7 @@ class Numbers(ProducerPE):
 
 class Waits(IterativePE):
     def _process(self, x):
-        time.sleep(0.01)
+        time.sleep(WAIT_S)
         return x
 
 
