@@ -135,7 +135,7 @@ class RedisWorker(DynamicWorker):
             return self.backlog_limit * merge
         return self.backlog_limit
 
-    def _merged(self, pe_id: str) -> int:
+    def _tasks_merged(self, pe_id: str) -> int:
         """The queued tasks the task just measured was made of (several when merged; one
         when it was fused, ``run_fused``, where the frame is its writer's)."""
         frames = self.queues.frames  # type: ignore[attr-defined]
@@ -149,7 +149,7 @@ class RedisWorker(DynamicWorker):
         if cost is None or count <= 0:
             return
         # tasks far smaller than the engine's target (their producer flushed early): a few at once
-        per_task = count / self._merged(pe_id)
+        per_task = count / self._tasks_merged(pe_id)
         merge = max(1, min(MAX_MERGE, round(self.merge_s / max(cost * per_task, 1e-7))))
         for iid in self.plan.instances[pe_id]:
             self.queues.merge[iid] = merge  # type: ignore[attr-defined]
