@@ -50,8 +50,9 @@ class RedisWorker(DynamicWorker):
     target_task_s = 0.04
     fuse_s = 0.002  # a task cheaper than its round trip runs where it is made (dynamic/fusion.py)
     # tasks of one PE shorter than this are taken several at a time (one round trip, one
-    # commit, one report), up to a fair share of the queue (TAKE): 1051 x 50 ms on -n 4/8 used
-    # 1.5-2.1 process-seconds at 0.2 s against 2.0-2.3 at 0.04 s, at the same wall time
+    # commit, one report), up to a fair share of the queue (TAKE), with room() to hold them:
+    # 1051 x 50 ms on -n 2/4/8 used 1.25-1.52 process-seconds (dyn_multi 1.15-1.45) against
+    # 2.6-3.2 when each task was taken alone, at the same wall time
     merge_s = 0.2
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -148,7 +149,7 @@ class RedisWorker(DynamicWorker):
         cost = self.cost.get(pe_id)
         if cost is None or count <= 0:
             return
-        # tasks far smaller than the engine's target (their producer flushed early): a few at once
+        # tasks shorter than merge_s (a producer flushed early; one item of a slow PE): a few at once
         per_task = count / self._tasks_merged(pe_id)
         merge = max(1, min(MAX_MERGE, round(self.merge_s / max(cost * per_task, 1e-7))))
         for iid in self.plan.instances[pe_id]:
